@@ -1,0 +1,50 @@
+# Two commands a newcomer needs: `make serve` (the service, locally, on moto) and `make test`.
+# Each creates .venv with Python 3.12 (the Lambda runtime's version) and installs the lock.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt | sha256sum | cut -c1-12)
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+
+.PHONY: venv serve test lint typecheck template-lint unit bench build clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt
+	@python312="$$(scripts/python312)" && \
+	  { [ -x $(BIN)/python ] && $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' \
+	    || { rm -rf $(VENV) && "$$python312" -m venv $(VENV); }; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+serve: venv
+	$(BIN)/python -m local.serve
+
+test: lint typecheck template-lint unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+template-lint: venv
+	$(BIN)/sam validate --lint --template template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+# pytest exits 5 when it collects no test: that is not a failure of the code under test.
+unit: venv
+	$(BIN)/pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
+
+# `sam build` without Docker: the real Python 3.12 must come first on PATH.
+build: venv
+	PATH="$$(dirname "$$(scripts/python312)"):$$PATH" $(BIN)/sam build --template template.yaml
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

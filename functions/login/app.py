@@ -1,0 +1,77 @@
+"""Login: trades a username and password for a short-lived RS256 access token.
+
+POST /api/v1/auth/token   JSON or OAuth2 form body -> {"access_token", "token_type", "expires_in"}
+GET  /.well-known/jwks.json                         -> the public keys that verify those tokens
+
+Unknown user, wrong password, disabled user or tenant all get one identical 401 after the same
+argon2 work. Repeated failures lock the username (known or not) with a 429 for a cool-down.
+This function must not import numpy or scikit-learn: its cold start stays small.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from model_runtime import store
+from model_runtime.credentials import parse_credentials
+from model_runtime.errors import InvalidCredentials, TooManyRequests
+from model_runtime.http import install_error_handlers, json_response, media_type, raw_body
+from model_runtime.passwords import verify_password
+from model_runtime.tokens import issue_token, jwks_document
+
+MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
+
+app = APIGatewayRestResolver()
+logger = Logger()
+metrics = Metrics()
+install_error_handlers(app, logger, metrics)
+
+
+@app.post("/api/v1/auth/token")
+def issue_access_token() -> Response[str]:
+    event = app.current_event.raw_event
+    credentials = parse_credentials(raw_body(event, MAX_LOGIN_BODY_BYTES), media_type(event))
+    username = credentials.username
+    now = int(time.time())
+
+    if wait := store.lockout_remaining(username, now):
+        metrics.add_metric(name="LoginLockedOut", unit=MetricUnit.Count, value=1)
+        raise TooManyRequests(wait)
+
+    user = store.get_user(username)
+    password_ok = verify_password(user.password_hash if user else None, credentials.password)
+    tenant = store.get_tenant(user.tenant_id) if user and password_ok else None
+    if not (user and user.active and tenant and tenant.active):
+        # Every failure counts, including a right password on a disabled account: otherwise the
+        # lockout would tell an attacker which guess was right.
+        store.record_login_failure(username, now)
+        metrics.add_metric(name="LoginFailure", unit=MetricUnit.Count, value=1)
+        logger.info("login refused", extra={"username": username})
+        raise InvalidCredentials()
+
+    store.clear_login_failures(username)
+    token = issue_token(user.username, user.tenant_id, now)
+    metrics.add_metric(name="LoginSuccess", unit=MetricUnit.Count, value=1)
+    logger.info("token issued", extra={"username": username, "tenant_id": user.tenant_id})
+    return json_response(
+        200,
+        {"access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in},
+    )
+
+
+@app.get("/.well-known/jwks.json")
+def jwks() -> Response[str]:
+    metrics.add_metric(name="JwksServed", unit=MetricUnit.Count, value=1)
+    return json_response(200, jwks_document())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

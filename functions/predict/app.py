@@ -1,0 +1,78 @@
+"""Predict: the caller's own model answers the caller's rows, and nothing else is reachable.
+
+POST /api/v1/predict   Authorization: Bearer <token>, {"instances": [[...], ...]}
+GET  /api/v1/model     the caller's model card
+
+The order of the steps is the security design (see DESIGN.md): the cheap, identity-free checks
+come first, the model is chosen by the verified token alone, and the payload must fit that model
+before the model is fetched, let alone run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from model_runtime import store
+from model_runtime.errors import UnsupportedMediaType
+from model_runtime.http import header, install_error_handlers, json_response, media_type, raw_body
+from model_runtime.models import model_cache
+from model_runtime.payload import validate_instances
+from model_runtime.settings import get_settings
+from model_runtime.store import Tenant
+from model_runtime.tokens import bearer_token, verify_token
+
+app = APIGatewayRestResolver()
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+install_error_handlers(app, logger, metrics)
+
+
+def caller_tenant(event: dict[str, Any]) -> Tenant:
+    """Steps 2 and 3: verify the bearer token, then map its tenant claim, and only that."""
+    claims = verify_token(bearer_token(header(event, "Authorization")))
+    tenant = store.resolve_tenant(claims)
+    logger.append_keys(tenant_id=tenant.tenant_id)
+    return tenant
+
+
+@app.post("/api/v1/predict")
+def predict() -> Response[str]:
+    event = app.current_event.raw_event
+    body = raw_body(event, get_settings().max_body_bytes)  # 1. size cap, before any parsing
+    tenant = caller_tenant(event)  # 2-3. token, then tenant
+    if media_type(event) != "application/json":
+        raise UnsupportedMediaType("Send the instances as application/json.")
+    rows = validate_instances(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
+    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + load
+    predictions = model.predict(rows).tolist()  # 6.
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(predictions))
+    return json_response(200, {"predictions": predictions, "model_version": tenant.model_version})
+
+
+@app.get("/api/v1/model")
+def model_card() -> Response[str]:
+    tenant = caller_tenant(app.current_event.raw_event)
+    return json_response(
+        200,
+        {
+            "n_features": tenant.n_features,
+            "max_batch": tenant.max_batch,
+            "classes": list(tenant.classes),
+            "version": tenant.model_version,
+            "sklearn_version": tenant.sklearn_version,
+        },
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,1 @@
+"""Operator tooling: onboard tenants and users, publish model versions, rotate keys."""

@@ -1,0 +1,99 @@
+"""Domain exceptions. Each carries what the client may see; `http.problem` renders it.
+
+Messages are fixed strings chosen for the client: never exception text, never input, never a
+resource name. What the operator needs goes to the structured log where the error is raised.
+"""
+
+from __future__ import annotations
+
+
+class ProblemError(Exception):
+    status = 500
+    title = "Internal Server Error"
+    type_slug = "internal-error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class BadRequest(ProblemError):
+    status = 400
+    title = "Bad Request"
+    type_slug = "bad-request"
+
+
+class Unauthorized(ProblemError):
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="inference"'})
+
+
+class InvalidCredentials(ProblemError):
+    """Unknown user, wrong password, disabled user or tenant: one answer for all of them."""
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "invalid-credentials"
+
+    def __init__(self) -> None:
+        super().__init__("The username or password is incorrect.")
+
+
+class Forbidden(ProblemError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+    def __init__(self) -> None:
+        super().__init__("This identity has no active model.")
+
+
+class NotFound(ProblemError):
+    status = 404
+    title = "Not Found"
+    type_slug = "not-found"
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+    title = "Payload Too Large"
+    type_slug = "payload-too-large"
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+    title = "Unsupported Media Type"
+    type_slug = "unsupported-media-type"
+
+
+class TooManyRequests(ProblemError):
+    status = 429
+    title = "Too Many Requests"
+    type_slug = "too-many-requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many failed attempts. Try again later.",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )
+
+
+class ServiceUnavailable(ProblemError):
+    status = 503
+    title = "Service Unavailable"
+    type_slug = "service-unavailable"
+
+    def __init__(self, detail: str = "The service is temporarily unavailable.") -> None:
+        super().__init__(detail, headers={"Retry-After": "1"})
+
+
+class ModelUnavailable(ServiceUnavailable):
+    """The tenant's model could not be served (missing, tampered, wrong sklearn version)."""
+
+    def __init__(self) -> None:
+        super().__init__("The model is temporarily unavailable.")

@@ -1,0 +1,101 @@
+"""Prediction requests: strict JSON, then the exact shape the tenant's model takes.
+
+Everything here runs before a model is fetched or loaded, and its cost grows with the body only,
+which the size cap bounds. The happy path checks types with set operations that run in C; only a
+rejected request pays for the slower scan that says where the problem is. Error messages name
+positions and counts, never the values sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from itertools import chain
+from typing import Any, NoReturn
+
+import numpy as np
+import numpy.typing as npt
+
+from model_runtime.errors import BadRequest
+
+_NUMBER_TYPES = frozenset({int, float})  # exact types: bool is a subclass of int and is refused
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("duplicate key")
+    return document
+
+
+def parse_json(body: bytes) -> Any:
+    """RFC 8259 JSON without the extensions Python accepts: no NaN or Infinity, no duplicate keys.
+
+    Deep nesting, numbers past Python's digit limit and bad UTF-8 are all just "not valid JSON".
+    """
+    try:
+        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError):
+        raise BadRequest("The request body is not valid JSON.") from None
+
+
+def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDArray[np.float64]:
+    """The rows of a `{"instances": [[...], ...]}` body as a float64 array of shape (rows, n_features).
+
+    Raises `BadRequest` for anything else: 1..max_batch rows, each exactly n_features finite
+    numbers (int or float, not bool), no other keys.
+    """
+    # A valid body has exactly one '[' per row plus one, and no string that could hold a '['.
+    # Counting is a memchr-speed scan, so an oversized batch is refused without being parsed.
+    if body.count(b"[") > max_batch + 1:
+        raise BadRequest(f"'instances' must hold at most {max_batch} rows of {n_features} numbers.")
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    if "instances" not in document:
+        raise BadRequest("'instances' is required.")
+    if len(document) != 1:
+        raise BadRequest("'instances' is the only field allowed.")
+    instances = document["instances"]
+    if not isinstance(instances, list):
+        raise BadRequest("'instances' must be a list of rows.")
+    if not 1 <= len(instances) <= max_batch:
+        raise BadRequest(f"'instances' must hold 1 to {max_batch} rows; it holds {len(instances)}.")
+
+    if set(map(type, instances)) != {list}:
+        _reject_first(i for i, row in enumerate(instances) if type(row) is not list)
+    if set(map(len, instances)) != {n_features}:
+        for i, row in enumerate(instances):
+            if len(row) != n_features:
+                raise BadRequest(f"instances[{i}] has {len(row)} values; this model takes {n_features}.")
+    if not set(map(type, chain.from_iterable(instances))) <= _NUMBER_TYPES:
+        _reject_first(
+            (i, j)
+            for i, row in enumerate(instances)
+            for j, value in enumerate(row)
+            if type(value) not in _NUMBER_TYPES
+        )
+    try:
+        rows = np.array(instances, dtype=np.float64)
+    except OverflowError:  # an integer too large for a float64
+        _reject_first(
+            (i, j)
+            for i, row in enumerate(instances)
+            for j, value in enumerate(row)
+            if type(value) is int and abs(value) > 1 << 1023
+        )
+    if not np.isfinite(rows).all():
+        _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
+    return rows
+
+
+def _reject_first(positions: Iterable[int | tuple[int, ...]]) -> NoReturn:
+    position = next(iter(positions))
+    if isinstance(position, int):
+        raise BadRequest(f"instances[{position}] must be a list of numbers.")
+    i, j = position
+    raise BadRequest(f"instances[{i}][{j}] must be a finite number.")

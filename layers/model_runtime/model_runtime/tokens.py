@@ -1,0 +1,151 @@
+"""Access tokens: RS256 JWTs signed by AWS KMS, verified with PyJWT against the operator's keys.
+
+The private key never leaves KMS: `issue_token` sends the JWS signing input to `kms:Sign`.
+Verification trusts only the public keys of the key ring (`store.get_keyring`), fetched with
+`kms:GetPublicKey` once per key and cached. A token's `kid` selects among those keys and nothing
+else; `jku`, `x5u`, `jwk` and `x5c` headers are never read, and any `crit` header is refused
+because this service implements no JWS extension.
+
+`kid` is a digest of the key's public DER bytes: stable, opaque, and free of AWS identifiers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Final
+
+import jwt
+
+from model_runtime import aws, store
+from model_runtime.errors import Unauthorized
+from model_runtime.settings import get_settings
+
+ALGORITHM = "RS256"
+KMS_SIGNING_ALGORITHM: Final = "RSASSA_PKCS1_V1_5_SHA_256"
+MAX_TOKEN_CHARS = 4096
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "tid", "jti")
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    subject: str
+    tenant_id: str
+    issued_at: int
+    expires_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    access_token: str
+    expires_in: int
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@lru_cache(maxsize=16)
+def _public_key_der(key_id: str) -> bytes:
+    """A KMS key's public half (DER SubjectPublicKeyInfo). Key material of a key id never changes."""
+    return aws.kms().get_public_key(KeyId=key_id)["PublicKey"]
+
+
+@lru_cache(maxsize=16)
+def key_kid(key_id: str) -> str:
+    return _b64url(hashlib.sha256(_public_key_der(key_id)).digest()[:16])
+
+
+def issue_token(subject: str, tenant_id: str, now: int | None = None) -> IssuedToken:
+    settings = get_settings()
+    issued_at = int(time.time()) if now is None else now
+    key_id = store.keyrings.get("").active_key_id
+    header = {"alg": ALGORITHM, "typ": "JWT", "kid": key_kid(key_id)}
+    claims = {
+        "iss": settings.token_issuer,
+        "aud": settings.token_audience,
+        "sub": subject,
+        "tid": tenant_id,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": issued_at + settings.token_ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    signature = aws.kms().sign(
+        KeyId=key_id,
+        Message=signing_input.encode("ascii"),
+        MessageType="RAW",
+        SigningAlgorithm=KMS_SIGNING_ALGORITHM,
+    )["Signature"]
+    return IssuedToken(f"{signing_input}.{_b64url(signature)}", settings.token_ttl_seconds)
+
+
+@lru_cache(maxsize=16)
+def _load_public_key(key_id: str) -> Any:
+    # Imported here, not at the top: login's token path never needs it (cold start).
+    from cryptography.hazmat.primitives.serialization import load_der_public_key  # noqa: PLC0415
+
+    return load_der_public_key(_public_key_der(key_id))
+
+
+def verifying_keys() -> dict[str, Any]:
+    """kid -> public key, for every key of the (cached) key ring."""
+    ring = store.keyrings.get("")
+    return {key_kid(key_id): _load_public_key(key_id) for key_id in ring.verify_key_ids}
+
+
+def jwks_document() -> dict[str, list[dict[str, Any]]]:
+    """The key ring's public keys as an RFC 7517 JWK Set."""
+    keys = []
+    for kid, public_key in verifying_keys().items():
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public_key, as_dict=True)
+        keys.append({**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM})
+    return {"keys": keys}
+
+
+def bearer_token(authorization: str) -> str:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized()
+    return token.strip()
+
+
+def verify_token(token: str) -> Claims:
+    """Verified claims of `token`, or `Unauthorized` for any fault at all."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise Unauthorized()
+    try:
+        header = jwt.get_unverified_header(token)
+    except Exception:  # malformed base64, JSON, nesting: all just "not a token"
+        raise Unauthorized() from None
+    if header.get("alg") != ALGORITHM or "crit" in header:
+        raise Unauthorized()
+    kid = header.get("kid")
+    key = verifying_keys().get(kid) if isinstance(kid, str) else None
+    if key is None:
+        raise Unauthorized()
+    settings = get_settings()
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=settings.token_audience,
+            issuer=settings.token_issuer,
+            leeway=settings.token_leeway_seconds,
+            options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+        )
+    except Exception:
+        raise Unauthorized() from None
+    subject, tenant_id = claims["sub"], claims["tid"]
+    if not (isinstance(subject, str) and subject and isinstance(tenant_id, str) and tenant_id):
+        raise Unauthorized()
+    return Claims(subject, tenant_id, int(claims["iat"]), int(claims["exp"]))

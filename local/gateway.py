@@ -1,0 +1,439 @@
+"""Serve a SAM template's API routes locally, in-process, without Docker.
+
+`sam local start-api` runs every function in a Docker container. Where there is no Docker engine,
+this module still serves the template's routes through SAM CLI's *own* local API Gateway
+(`samcli.local.apigw.local_apigw_service.LocalApigwService`): routes are discovered by SAM's own
+providers, and the request -> Lambda event -> response translation is SAM's. Only the function
+runner is ours: `InProcessRunner` imports the handler and calls it in this process, in place of
+SAM's Docker-backed `LocalLambdaRunner`. So routing, event shape (API Gateway REST, payload v1)
+and gateway answers (403 "Missing Authentication Token", 502 "Internal server error", ...) are
+the same as `sam local start-api`.
+
+Not emulated: per-function environment variables (the caller sets `os.environ`), layers on
+`sys.path` (see `layer_dirs_from_template`), memory limits, and stopping a handler at its
+timeout (an overrunning handler runs to completion; its result is then discarded, so the client
+gets the 502 that SAM gives for a timed-out function).
+
+samcli internals relied on (they are not a public API; re-check them when aws-sam-cli changes):
+- `SamLocalStackProvider.get_stacks`, `ApiProvider(stacks, cwd=...).api` (an `Api` with `.routes`,
+  each `Route.function_name` being the function's logical id), `SamFunctionProvider`.
+- `LocalApigwService(api=, lambda_runner=, port=, host=, stderr=)`, `.create()` building the Flask
+  app in the private attribute `._app`, and `.port` being read per request (X-Forwarded-Port).
+- The runner contract used by `LocalApigwService._invoke_lambda_function`: `is_debugging()` and
+  `invoke(name, event_json_str, stdout=StreamWriter(StringIO), stderr=..., tenant_id=...)`. The
+  Lambda result must be written as *text* with `stdout.write_str` (`write_bytes` on that writer
+  is silently dropped). Raising `FunctionNotFound` gives 502, `TenantIdValidationError` gives 400.
+- `LambdaOutputParser.is_lambda_error_response`: `{"errorMessage","errorType"}` alone is a "user
+  error" (500); the Python runtime's error shape (with `requestId` and `stackTrace`) is not, and
+  fails response validation instead, which SAM answers with 502.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import threading
+import time
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from samcli.commands.local.lib.exceptions import TenantIdValidationError
+from samcli.lib.providers.api_provider import ApiProvider
+from samcli.lib.providers.provider import Function, Stack
+from samcli.lib.providers.sam_function_provider import SamFunctionProvider
+from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+from samcli.local.apigw.local_apigw_service import LocalApigwService
+from samcli.local.apigw.route import Route
+from samcli.local.lambdafn.exceptions import FunctionNotFound
+from werkzeug.serving import BaseWSGIServer, make_server
+
+__all__ = [
+    "FunctionConfig",
+    "Gateway",
+    "Handler",
+    "InProcessRunner",
+    "LambdaContext",
+    "LazyHandler",
+    "build_gateway",
+    "handlers_from_template",
+    "layer_dirs_from_template",
+]
+
+LOG = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
+
+_ACCOUNT_ID = "123456789012"
+_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """What the fake Lambda context needs to know about a function (from the template)."""
+
+    function_name: str
+    memory_mb: int = 128
+    timeout_s: float = 3.0
+    # TenancyConfig set: SAM then requires an X-Amz-Tenant-Id header (and refuses it otherwise)
+    multi_tenant: bool = False
+
+
+@dataclass
+class LambdaContext:
+    """The subset of the Python runtime's LambdaContext that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    tenant_id: str | None = None
+    deadline_ms: int = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self.deadline_ms - int(time.time() * 1000), 0)
+
+    @classmethod
+    def for_function(cls, config: FunctionConfig, tenant_id: str | None = None) -> LambdaContext:
+        name = config.function_name
+        return cls(
+            function_name=name,
+            memory_limit_in_mb=config.memory_mb,
+            invoked_function_arn=f"arn:aws:lambda:{_REGION}:{_ACCOUNT_ID}:function:{name}",
+            log_group_name=f"/aws/lambda/{name}",
+            tenant_id=tenant_id,
+            deadline_ms=int((time.time() + config.timeout_s) * 1000),
+        )
+
+
+def _write_log(stderr: Any, text: str) -> None:
+    """Write runtime log text to samcli's StreamWriter if given, else to the current sys.stderr."""
+    if stderr is not None and hasattr(stderr, "write_str"):
+        stderr.write_str(text)
+        stderr.flush()
+    else:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+def _runtime_error(request_id: str, error_type: str, message: str, stack: list[str]) -> str:
+    """The body the Python Lambda runtime (awslambdaric) returns for a failed invocation."""
+    return json.dumps(
+        {
+            "errorMessage": message,
+            "errorType": error_type,
+            "requestId": request_id,
+            "stackTrace": stack,
+        }
+    )
+
+
+class InProcessRunner:
+    """A stand-in for samcli's LocalLambdaRunner that calls Python handlers in this process.
+
+    `handlers` is keyed by function logical id (what SAM's routes carry). Invocations of one
+    function are serialized by default: a Lambda execution environment handles one request at a
+    time, and handler modules' warm caches are usually not written to be thread-safe.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        configs: Mapping[str, FunctionConfig] | None = None,
+        *,
+        enforce_timeout: bool = True,
+        serialize: bool = True,
+    ) -> None:
+        self._handlers = dict(handlers)
+        self._configs = dict(configs or {})
+        self._enforce_timeout = enforce_timeout
+        self._locks = {name: threading.Lock() for name in self._handlers} if serialize else {}
+
+    def is_debugging(self) -> bool:
+        # False makes samcli's service multi-threaded (it would be single-threaded for a debugger).
+        return False
+
+    def invoke(
+        self,
+        function_identifier: str,
+        event: str | bytes | Mapping[str, Any],
+        stdout: Any = None,
+        stderr: Any = None,
+        tenant_id: str | None = None,
+        **_: Any,
+    ) -> None:
+        """Run the handler and write its JSON result (or the runtime's error JSON) to `stdout`.
+
+        `event` arrives from samcli as a JSON string; `stdout` is a samcli StreamWriter over a
+        StringIO. Handler failures never raise from here: they are logged to `stderr` and
+        reported the way the Lambda runtime reports them, which SAM's gateway turns into a 502.
+        """
+        handler = self._handlers.get(function_identifier)
+        if handler is None:
+            raise FunctionNotFound(f"Unable to find a Function with name '{function_identifier}'")
+        config = self._configs.get(function_identifier, FunctionConfig(function_identifier))
+        # Same checks as LocalLambdaRunner.get_function (SAM answers 400 either way).
+        if config.multi_tenant and not tenant_id:
+            raise TenantIdValidationError(
+                "The invoked function is enabled with tenancy configuration. "
+                "Add a valid tenant ID in your request and try again."
+            )
+        if tenant_id and not config.multi_tenant:
+            raise TenantIdValidationError(
+                "The invoked function is not enabled with tenancy configuration. "
+                "Remove the tenant ID from your request and try again."
+            )
+
+        payload = json.loads(event) if isinstance(event, (str, bytes)) else dict(event)
+        context = LambdaContext.for_function(config, tenant_id)
+        lock = self._locks.get(function_identifier)
+        if lock is not None:
+            with lock:
+                output = self._call(handler, payload, context, config, stderr)
+        else:
+            output = self._call(handler, payload, context, config, stderr)
+        if output is not None and stdout is not None:
+            stdout.write_str(output)
+            stdout.flush()
+
+    def _call(
+        self,
+        handler: Handler,
+        event: dict[str, Any],
+        context: LambdaContext,
+        config: FunctionConfig,
+        stderr: Any,
+    ) -> str | None:
+        request_id = context.aws_request_id
+        started = time.monotonic()
+        try:
+            result = handler(event, context)
+        except Exception as exc:
+            _write_log(
+                stderr,
+                f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+            )
+            # stackTrace left empty: samcli logs this whole body, the traceback is logged above
+            return _runtime_error(request_id, type(exc).__name__, str(exc), [])
+        if self._enforce_timeout and time.monotonic() - started > config.timeout_s:
+            # Lambda would have killed the function; SAM then gets no output and answers 502.
+            _write_log(
+                stderr,
+                f"{request_id} Task timed out after {config.timeout_s:.2f} seconds\n",
+            )
+            return None
+        try:
+            return json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            _write_log(stderr, f"[ERROR] {request_id} Runtime.MarshalError: {exc}\n")
+            return _runtime_error(
+                request_id,
+                "Runtime.MarshalError",
+                f"Unable to marshal response: {exc}",
+                [],
+            )
+
+
+@dataclass
+class LazyHandler:
+    """`module:attr` imported on first call, with `root` (the template's directory) on sys.path."""
+
+    module: str
+    attr: str
+    root: str
+
+    def load(self) -> Handler:
+        if self.root not in sys.path:
+            sys.path.insert(0, self.root)
+        handler: Handler = getattr(importlib.import_module(self.module), self.attr)
+        return handler
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        return self.load()(event, context)
+
+
+def _stacks(template_path: str, parameter_overrides: Mapping[str, str] | None = None) -> list[Stack]:
+    # samtranslator's validator emits dozens of DeprecationWarnings per template load
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        stacks: list[Stack] = SamLocalStackProvider.get_stacks(
+            str(Path(template_path).resolve()),
+            parameter_overrides=dict(parameter_overrides or {}),
+        )[0]  # (stacks, remote stack paths)
+        for stack in stacks:
+            stack.resources  # noqa: B018 - runs (and caches) SAM's plugins while warnings are muted
+    return stacks
+
+
+def _functions(stacks: list[Stack]) -> list[Function]:
+    # use_raw_codeuri: keep CodeUri as written in the template (relative to the template's dir).
+    provider = SamFunctionProvider(stacks, use_raw_codeuri=True, ignore_code_extraction_warnings=True)
+    functions: list[Function] = list(provider.get_all())
+    return functions
+
+
+def _module_for(function: Function, root: Path) -> tuple[str, str]:
+    """CodeUri `functions/login/` + Handler `app.lambda_handler` -> (`functions.login.app`, `lambda_handler`)."""
+    if not function.handler or not isinstance(function.codeuri, str):
+        raise ValueError(f"{function.name}: needs a Handler and a local CodeUri to run in-process")
+    code_dir = (root / function.codeuri).resolve()
+    try:
+        parts = code_dir.relative_to(root.resolve()).parts
+    except ValueError:
+        raise ValueError(f"{function.name}: CodeUri {function.codeuri!r} is outside {root}") from None
+    module, _, attr = function.handler.rpartition(".")
+    if not module or not attr:
+        raise ValueError(f"{function.name}: Handler {function.handler!r} is not 'module.function'")
+    return ".".join([*parts, module]), attr
+
+
+def handlers_from_template(template_path: str) -> dict[str, LazyHandler]:
+    """A lazily imported handler per AWS::Serverless::Function, keyed by logical id.
+
+    Modules are imported as packages under the template's directory (so `functions/login/app.py`
+    is `functions.login.app`, and two functions' `app.py` do not collide). Unlike in Lambda, the
+    CodeUri directory itself is not on sys.path: handlers must not import siblings by bare name.
+    """
+    return _lazy_handlers(_functions(_stacks(template_path)), template_path)
+
+
+def _lazy_handlers(functions: list[Function], template_path: str) -> dict[str, LazyHandler]:
+    root = Path(template_path).resolve().parent
+    handlers = {}
+    for function in functions:
+        module, attr = _module_for(function, root)
+        handlers[function.name] = LazyHandler(module, attr, str(root))
+    return handlers
+
+
+def layer_dirs_from_template(template_path: str) -> list[str]:
+    """Absolute ContentUri directories of the functions' local layers (to put on sys.path)."""
+    root = Path(template_path).resolve().parent
+    dirs: dict[str, None] = {}
+    for function in _functions(_stacks(template_path)):
+        for layer in function.layers:
+            if isinstance(layer.codeuri, str):
+                dirs[str((root / layer.codeuri).resolve())] = None
+    return list(dirs)
+
+
+def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
+    return {
+        f.name: FunctionConfig(
+            function_name=f.functionname or f.name,
+            memory_mb=int(f.memory or 128),
+            timeout_s=float(f.timeout or 3),
+            multi_tenant=isinstance(f.tenancy_config, dict),
+        )
+        for f in functions
+    }
+
+
+class Gateway:
+    """SAM's local API Gateway bound to a socket. Use `start()` (blocking) or
+    `start_in_thread()` ... `stop()` (or `with gateway.start_in_thread(): ...`)."""
+
+    def __init__(self, service: LocalApigwService, host: str, port: int) -> None:
+        self.service = service
+        self.routes: list[Route] = list(service.api.routes)
+        service.create()
+        # threaded like SAM's own run() (which we avoid: it calls Flask's app.run and installs a
+        # SIGTERM handler, neither of which can be stopped from another thread).
+        self._server: BaseWSGIServer = make_server(host, port, service._app, threaded=True)
+        self.host = host
+        self.port = self._server.server_port  # the real port when port=0
+        # samcli reads .port per request for the event's X-Forwarded-Port header
+        service.port = self.port
+        self._thread: threading.Thread | None = None
+        self._serving = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        """Serve until `stop()` is called from another thread or Ctrl+C; then release the port."""
+        for route in self.routes:
+            LOG.info(
+                "Mounting %s at %s%s [%s]",
+                route.function_name,
+                self.url,
+                route.path,
+                ", ".join(route.methods),
+            )
+        self._serving.set()
+        # werkzeug's serve_forever closes the listening socket when it returns
+        self._server.serve_forever(poll_interval=0.1)
+
+    def start_in_thread(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("gateway already started")
+        self._thread = threading.Thread(target=self.start, name=f"sam-gateway-{self.port}", daemon=True)
+        self._thread.start()
+        self._serving.wait()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, join the serving thread and close the listening socket. Idempotent."""
+        if self._serving.is_set():
+            self._server.shutdown()  # blocks until serve_forever returns; only safe once it started
+            self._serving.clear()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def build_gateway(
+    template_path: str,
+    handlers: Mapping[str, Handler] | None = None,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    *,
+    parameter_overrides: Mapping[str, str] | None = None,
+) -> Gateway:
+    """Discover `template_path`'s API routes with SAM's providers and bind SAM's local API Gateway.
+
+    `handlers` maps each function's logical id (or its FunctionName) to a callable; by default,
+    `handlers_from_template(template_path)`. `port=0` picks a free port (see `Gateway.port`).
+    The socket is bound here; call `start()` or `start_in_thread()` to serve.
+    """
+    stacks = _stacks(template_path, parameter_overrides)
+    functions = _functions(stacks)
+    api = ApiProvider(stacks, cwd=str(Path(template_path).resolve().parent)).api
+    if not api.routes:
+        raise ValueError(f"no API routes in {template_path}")
+
+    given: dict[str, Handler] = dict(
+        handlers if handlers is not None else _lazy_handlers(functions, template_path)
+    )
+    by_logical_id: dict[str, Handler] = {}
+    for f in functions:
+        for key in (f.name, f.functionname, f.full_path):
+            if key in given:
+                by_logical_id[f.name] = given[key]
+                break
+    missing = sorted({r.function_name for r in api.routes if r.function_name not in by_logical_id})
+    if missing:
+        raise ValueError(f"no handler for function(s) {missing} that serve routes in {template_path}")
+
+    runner = InProcessRunner(by_logical_id, _configs(functions))
+    # stderr=None: the runner then logs to whatever sys.stderr is at call time (pytest-friendly).
+    # The runner is duck-typed: samcli only calls is_debugging() and invoke() on it.
+    service = LocalApigwService(api=api, lambda_runner=runner, host=host, port=port, stderr=None)
+    return Gateway(service, host, port)

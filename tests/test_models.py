@@ -1,0 +1,103 @@
+"""Tests for the committed demo models in models/ and the script that trains them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+import sklearn
+from sklearn.utils.validation import check_is_fitted
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models"
+MANIFEST_PATH = MODELS_DIR / "manifest.json"
+LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "model_runtime" / "requirements.txt"
+EXPECTED_MODELS = {"model_user_a.pkl": 4, "model_user_b.pkl": 13}
+
+
+@pytest.fixture(scope="module")
+def manifest() -> dict[str, Any]:
+    return json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
+
+
+def test_manifest_lists_exactly_the_demo_models(manifest: dict[str, Any]) -> None:
+    # Given the committed manifest
+    # When its model entries are listed
+    names = set(manifest["models"])
+    # Then they are exactly the two demo models, with the expected feature counts
+    assert names == set(EXPECTED_MODELS)
+    for name, n_features in EXPECTED_MODELS.items():
+        assert manifest["models"][name]["n_features"] == n_features
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+def test_manifest_sha256_matches_committed_file(manifest: dict[str, Any], name: str) -> None:
+    # Given a committed model file and its manifest entry
+    data = (MODELS_DIR / name).read_bytes()
+    # When the file's bytes are hashed
+    digest = hashlib.sha256(data).hexdigest()
+    # Then the digest is the one pinned in the manifest
+    assert re.fullmatch(r"[0-9a-f]{64}", manifest["models"][name]["sha256"])
+    assert digest == manifest["models"][name]["sha256"]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+def test_model_loads_fitted_with_manifest_shape(manifest: dict[str, Any], name: str) -> None:
+    # Given a model file whose bytes match the manifest (checked before deserializing)
+    path = MODELS_DIR / name
+    entry = manifest["models"][name]
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+    # When it is loaded with joblib
+    model = joblib.load(path)
+    # Then it is fitted and agrees with the manifest on features and classes
+    check_is_fitted(model)
+    assert model.n_features_in_ == entry["n_features"]
+    assert model.classes_.tolist() == entry["classes"]
+    assert not hasattr(model, "feature_names_in_")
+    # And predicting on a plain list of lists emits no warning and returns a known class
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predictions = model.predict([[0.5] * entry["n_features"], [1.0] * entry["n_features"]])
+    assert len(predictions) == 2
+    assert set(predictions.tolist()) <= set(entry["classes"])
+
+
+def test_manifest_sklearn_version_matches_runtime(manifest: dict[str, Any]) -> None:
+    # Given the scikit-learn versions recorded in the manifest
+    recorded = {entry["sklearn_version"] for entry in manifest["models"].values()}
+    # When compared with the scikit-learn of this runtime
+    # Then every model was trained with exactly this version
+    assert recorded == {sklearn.__version__}
+
+
+def test_manifest_sklearn_version_matches_layer_pin(manifest: dict[str, Any]) -> None:
+    # Given the layer's requirements file, which pins the runtime's scikit-learn
+    assert LAYER_REQUIREMENTS.is_file(), f"missing {LAYER_REQUIREMENTS.relative_to(REPO_ROOT)}"
+    text = LAYER_REQUIREMENTS.read_text(encoding="utf-8")
+    # When the scikit-learn pin is parsed
+    pins = re.findall(r"^\s*scikit-learn\s*==\s*([^\s;#]+)", text, flags=re.MULTILINE | re.IGNORECASE)
+    # Then there is exactly one pin and it equals the version the models were trained with
+    assert len(pins) == 1, f"expected one 'scikit-learn==X' line in {LAYER_REQUIREMENTS.name}"
+    recorded = {entry["sklearn_version"] for entry in manifest["models"].values()}
+    assert recorded == {pins[0]}
+
+
+def test_retraining_reproduces_committed_bytes(tmp_path: Path, manifest: dict[str, Any]) -> None:
+    # Given the training script, run as an operator would: in a fresh process
+    # When every model is retrained into an empty directory
+    subprocess.run(
+        [sys.executable, str(MODELS_DIR / "train.py"), str(tmp_path)], check=True, capture_output=True
+    )
+    # Then the written manifest equals the committed one
+    assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8")) == manifest
+    # And every model file is byte-identical to the committed file
+    for name in EXPECTED_MODELS:
+        assert (tmp_path / name).read_bytes() == (MODELS_DIR / name).read_bytes(), name
