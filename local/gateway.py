@@ -282,7 +282,8 @@ def _functions(stacks: list[Stack]) -> list[Function]:
 
 
 def _module_for(function: Function, root: Path) -> tuple[str, str]:
-    """CodeUri `functions/login/` + Handler `app.lambda_handler` -> (`functions.login.app`, `lambda_handler`)."""
+    """CodeUri `functions/login/` + Handler `app.lambda_handler`
+    -> (`functions.login.app`, `lambda_handler`)."""
     if not function.handler or not isinstance(function.codeuri, str):
         raise ValueError(f"{function.name}: needs a Handler and a local CodeUri to run in-process")
     code_dir = (root / function.codeuri).resolve()
