@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from model_runtime import aws, store, tokens
 from model_runtime.models import model_cache
 from model_runtime.settings import get_settings
-from samcli.yamlhelper import yaml_parse
+
+# Moved to local/ (the local stack builds the same resources); re-exported for the tests.
+from local.resources import ResourceNames, create_resources_from_template, template_resources  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -36,63 +38,60 @@ def reset_runtime_caches() -> None:
     store.tenants.clear()
     store.keyrings.clear()
     model_cache.cache_clear()
+    tokens.verified_tokens.clear()
     for cached in (tokens._public_key_der, tokens.key_kid, tokens._load_public_key):
         cached.cache_clear()
 
 
-def template_resources() -> dict[str, Any]:
-    """The template's resources, parsed the way SAM parses them (intrinsic tags included)."""
-    resources: dict[str, Any] = yaml_parse(TEMPLATE.read_text())["Resources"]
-    return resources
+# --- handler responses -----------------------------------------------------------------------
+
+# DESIGN.md's six headers with the values the functions send. Written out here, not imported from
+# `model_runtime.http`, so a change to the production values fails the tests.
+EXPECTED_SECURITY_HEADERS: dict[str, str] = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
 
 
-@dataclass(frozen=True)
-class ResourceNames:
-    table_name: str
-    bucket: str
-    key_id: str
+def response_headers(response: dict[str, Any]) -> dict[str, list[str]]:
+    """A handler response's headers by lower-cased name, `multiValueHeaders` and `headers` merged
+    (Powertools fills the first and sometimes the second; API Gateway sends both)."""
+    merged: dict[str, list[str]] = {}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        merged.setdefault(name.lower(), []).extend(values)
+    for name, value in (response.get("headers") or {}).items():
+        values = merged.setdefault(name.lower(), [])
+        if value not in values:
+            values.append(value)
+    return merged
 
 
-def create_resources_from_template(session: boto3.session.Session, prefix: str = "test") -> ResourceNames:
-    """Create the table, bucket and signing key with the template's own properties.
+def response_header(response: dict[str, Any], name: str) -> str | None:
+    """The one value of header `name`, or None when absent; several values fail the test."""
+    values = response_headers(response).get(name.lower())
+    if values is None:
+        return None
+    assert len(values) == 1, f"{name} sent {len(values)} times: {values!r}"
+    return values[0]
 
-    Only the properties that need a real AWS account (names, policies) are left out, so a change
-    to the key schema, TTL attribute or key spec in the template reaches every test.
-    """
-    resources = template_resources()
-    table = resources["InferenceTable"]["Properties"]
-    dynamodb = session.client("dynamodb")
-    table_name = f"{prefix}-inference"
-    dynamodb.create_table(
-        TableName=table_name,
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
-        SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
-    )
-    dynamodb.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={
-            "AttributeName": table["TimeToLiveSpecification"]["AttributeName"],
-            "Enabled": table["TimeToLiveSpecification"]["Enabled"],
-        },
-    )
 
-    bucket_props = resources["ModelBucket"]["Properties"]
-    s3 = session.client("s3")
-    bucket = f"{prefix}-models-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=bucket_props["VersioningConfiguration"])
-    s3.put_public_access_block(
-        Bucket=bucket, PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"]
-    )
+def assert_security_headers(response: dict[str, Any]) -> None:
+    """Every response, errors included, carries each security header once with its exact value."""
+    headers = response_headers(response)
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert headers.get(name.lower()) == [value], f"{name}: {headers.get(name.lower())!r}"
 
-    key = resources["SigningKey"]["Properties"]
-    kms = session.client("kms")
-    key_id = kms.create_key(
-        KeySpec=key["KeySpec"],
-        KeyUsage=key["KeyUsage"],
-        Description=key["Description"],
-        Tags=[{"TagKey": tag["Key"], "TagValue": prefix} for tag in key["Tags"]],
-    )["KeyMetadata"]["KeyId"]
-    return ResourceNames(table_name, bucket, key_id)
+
+def assert_problem(response: dict[str, Any], status: int) -> dict[str, Any]:
+    """An RFC 9457 problem+json response with `status`; returns the parsed body."""
+    assert response["statusCode"] == status
+    assert response_header(response, "Content-Type") == "application/problem+json"
+    problem: dict[str, Any] = json.loads(response["body"])
+    assert set(problem) == {"type", "title", "status", "detail"}
+    assert problem["status"] == status
+    assert all(isinstance(problem[name], str) and problem[name] for name in ("type", "title", "detail"))
+    return problem

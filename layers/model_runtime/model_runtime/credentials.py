@@ -44,7 +44,19 @@ def parse_credentials(body: bytes, media_type: str) -> Credentials:
         raise BadRequest("'username' must be 1 to 64 letters, digits or . _ @ + -.")
     if not isinstance(password, str) or not 1 <= len(password) <= MAX_PASSWORD_CHARS:
         raise BadRequest(f"'password' must be a string of 1 to {MAX_PASSWORD_CHARS} characters.")
+    if not _is_utf8(password):
+        raise BadRequest("'password' must be valid Unicode text.")
     return Credentials(username, password)
+
+
+def _is_utf8(text: str) -> bool:
+    # JSON's "\ud800" escapes decode to lone surrogates, which argon2 cannot hash (UTF-8): without
+    # this check they reach the hasher and end as a 500 that counts no failed attempt.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_fields(body: bytes) -> dict[str, object]:

@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import joblib
 import sklearn
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from sklearn.exceptions import InconsistentVersionWarning
 
@@ -34,6 +34,11 @@ from model_runtime.store import Tenant
 
 logger = Logger(child=True)
 metrics = Metrics()
+tracer = Tracer()
+
+# Every row reaching a model has been checked finite by `payload.validate_instances`; this skips
+# scikit-learn's second scan of the same array on each predict.
+sklearn.set_config(assume_finite=True)
 
 
 def model_key(tenant_id: str, sha256: str) -> str:
@@ -103,9 +108,12 @@ class ModelCache:
         entry = self._entries.get(key)
         if entry is not None:
             self._entries.move_to_end(key)
-            metrics.add_metric(name="ModelCacheHit", unit=MetricUnit.Count, value=1)
-            return entry.model
+            return entry.model  # hits = Predictions - ModelCacheMiss: no metric on the warm path
 
+        return self._load(key, tenant)
+
+    @tracer.capture_method(capture_response=False)
+    def _load(self, key: tuple[str, str], tenant: Tenant) -> Any:
         metrics.add_metric(name="ModelCacheMiss", unit=MetricUnit.Count, value=1)
         started = time.perf_counter()
         data = fetch_model_bytes(tenant)
@@ -120,13 +128,14 @@ class ModelCache:
         # Older versions of this tenant's model will never be asked for again.
         for stale in [k for k in self._entries if k[0] == key[0]]:
             self._evict(stale)
+        if entry.size > self.max_bytes:
+            # Checked before evicting: emptying the cache for a model it cannot hold helps no one.
+            logger.warning("model larger than the cache bound; served uncached")
+            return
         while self._entries and self.total_bytes + entry.size > self.max_bytes:
             self._evict(next(iter(self._entries)))
-        if entry.size <= self.max_bytes:
-            self._entries[key] = entry
-            self.total_bytes += entry.size
-        else:
-            logger.warning("model larger than the cache bound; served uncached")
+        self._entries[key] = entry
+        self.total_bytes += entry.size
 
     def _evict(self, key: tuple[str, str]) -> None:
         self.total_bytes -= self._entries.pop(key).size

@@ -118,10 +118,58 @@ def bearer_token(authorization: str) -> str:
     return token.strip()
 
 
+class VerifiedTokens:
+    """Tokens already verified in this container, by their exact text, until they expire.
+
+    A client reuses its token for many requests; checking the RSA signature and parsing the JWT
+    again costs more than the prediction itself. Only a byte-identical token hits, so this skips
+    no check for any other token. Expiry is re-checked on every hit, tenant revocation and status
+    are checked per request after this (`store.resolve_tenant`), and a change of the key ring
+    empties the cache, so a retired key's tokens stop working within the mapping TTL.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._max_entries = max_entries
+        self._claims: dict[str, Claims] = {}
+        self._ring: store.KeyRing | None = None
+
+    def get(self, token: str, ring: store.KeyRing, now: float) -> Claims | None:
+        if ring is not self._ring:
+            if ring != self._ring:
+                self._claims.clear()
+            self._ring = ring
+        claims = self._claims.get(token)
+        if claims is not None and now >= claims.expires_at + get_settings().token_leeway_seconds:
+            del self._claims[token]
+            return None
+        return claims
+
+    def put(self, token: str, claims: Claims) -> None:
+        if len(self._claims) >= self._max_entries:
+            self._claims.clear()
+        self._claims[token] = claims
+
+    def clear(self) -> None:
+        self._claims.clear()
+        self._ring = None
+
+
+verified_tokens = VerifiedTokens()
+
+
 def verify_token(token: str) -> Claims:
     """Verified claims of `token`, or `Unauthorized` for any fault at all."""
     if len(token) > MAX_TOKEN_CHARS:
         raise Unauthorized()
+    ring = store.keyrings.get("")
+    claims = verified_tokens.get(token, ring, time.time())
+    if claims is None:
+        claims = _verify_signature_and_claims(token)
+        verified_tokens.put(token, claims)
+    return claims
+
+
+def _verify_signature_and_claims(token: str) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
     except Exception:  # malformed base64, JSON, nesting: all just "not a token"
@@ -147,5 +195,8 @@ def verify_token(token: str) -> Claims:
         raise Unauthorized() from None
     subject, tenant_id = claims["sub"], claims["tid"]
     if not (isinstance(subject, str) and subject and isinstance(tenant_id, str) and tenant_id):
+        raise Unauthorized()
+    # PyJWT takes `int(claim)`, so "9999999999" or true would pass; RFC 7519 dates are JSON numbers.
+    if any(type(claims.get(name, 0)) not in (int, float) for name in ("exp", "iat", "nbf")):
         raise Unauthorized()
     return Claims(subject, tenant_id, int(claims["iat"]), int(claims["exp"]))
