@@ -121,6 +121,7 @@ def install_error_handlers(app: APIGatewayRestResolver, logger: Logger, metrics:
 
     @app.not_found
     def _not_found(_: Exception) -> Response[str]:
+        metrics.add_metric(name="RejectedNotFound", unit=MetricUnit.Count, value=1)
         return problem(NotFound("No such resource."))
 
     @app.exception_handler(Exception)
