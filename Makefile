@@ -58,3 +58,12 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The black-box attack suite against a deployed stack (without URL, `pytest tests/attack` runs it
+# against the local stack instead). Users of two different tenants:
+#   SMOKE_USERNAME=... SMOKE_PASSWORD=... SMOKE_USERNAME_2=... SMOKE_PASSWORD_2=... \
+#   make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/<stage>
+.PHONY: smoke
+smoke: venv
+	@[ -n "$(URL)" ] || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/<stage>" >&2; exit 2; }
+	SMOKE_URL="$(URL)" $(BIN)/pytest tests/attack $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-# Powertools reads these when the handler modules create their Logger/Metrics/Tracer at import.
+# Powertools reads these when the handler modules create their Logger/Metrics at import.
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "InferenceApiTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "test")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

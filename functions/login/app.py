@@ -14,28 +14,25 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
 from model_runtime.credentials import parse_credentials
 from model_runtime.errors import InvalidCredentials, TooManyRequests
-from model_runtime.http import install_error_handlers, json_response, media_type, raw_body
+from model_runtime.http import Event, Response, Router, json_response, media_type, raw_body
 from model_runtime.passwords import verify_password
 from model_runtime.tokens import issue_token, jwks_document
 
 MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
 
-app = APIGatewayRestResolver()
 logger = Logger()
 metrics = Metrics()
-install_error_handlers(app, logger, metrics)
+app = Router(logger, metrics)
 
 
-@app.post("/api/v1/auth/token")
-def issue_access_token() -> Response[str]:
-    event = app.current_event.raw_event
+@app.route("POST", "/api/v1/auth/token")
+def issue_access_token(event: Event) -> Response:
     credentials = parse_credentials(raw_body(event, MAX_LOGIN_BODY_BYTES), media_type(event))
     username = credentials.username
     now = int(time.time())
@@ -65,8 +62,8 @@ def issue_access_token() -> Response[str]:
     )
 
 
-@app.get("/.well-known/jwks.json")
-def jwks() -> Response[str]:
+@app.route("GET", "/.well-known/jwks.json")
+def jwks(_: Event) -> Response:
     metrics.add_metric(name="JwksServed", unit=MetricUnit.Count, value=1)
     return json_response(200, jwks_document())
 
@@ -74,4 +71,4 @@ def jwks() -> Response[str]:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(event)

@@ -27,8 +27,14 @@ _CONFIG = Config(
 
 
 @cache
+def _session() -> boto3.session.Session:
+    # One session for every client: each new Session loads botocore's data files again.
+    return boto3.session.Session()
+
+
+@cache
 def _client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    return _session().client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -45,3 +51,4 @@ def kms() -> KMSClient:
 
 def reset_clients() -> None:
     _client.cache_clear()
+    _session.cache_clear()

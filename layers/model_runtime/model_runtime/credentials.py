@@ -59,9 +59,18 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # `{"username": "a", "username": "b"}` would otherwise log in as whichever came last, while a
+    # proxy or log reads the first; the form parser refuses repeated fields for the same reason.
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise ValueError("duplicate key")
+    return document
+
+
 def _json_fields(body: bytes) -> dict[str, object]:
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):
         raise BadRequest("The request body is not valid JSON.") from None
     if not isinstance(document, dict) or set(document) != {"username", "password"}:

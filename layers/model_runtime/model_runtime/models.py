@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 import joblib
 import sklearn
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from sklearn.exceptions import InconsistentVersionWarning
 
@@ -34,7 +34,6 @@ from model_runtime.store import Tenant
 
 logger = Logger(child=True)
 metrics = Metrics()
-tracer = Tracer()
 
 # Every row reaching a model has been checked finite by `payload.validate_instances`; this skips
 # scikit-learn's second scan of the same array on each predict.
@@ -70,13 +69,13 @@ def _refuse(tenant: Tenant, reason: str, message: str) -> NoReturn:
     raise ModelUnavailable()
 
 
-def fetch_model_bytes(tenant: Tenant) -> bytes:
+def fetch_model_object(tenant: Tenant) -> Any:
+    """The S3 GetObject response for the tenant's model: its length is known before its bytes."""
     s3 = aws.s3()
     try:
-        response = s3.get_object(Bucket=get_settings().model_bucket, Key=tenant.model_key)
+        return s3.get_object(Bucket=get_settings().model_bucket, Key=tenant.model_key)
     except s3.exceptions.NoSuchKey:
         _refuse(tenant, "missing", "model object is missing")
-    return response["Body"].read()
 
 
 @dataclass(slots=True)
@@ -112,30 +111,33 @@ class ModelCache:
 
         return self._load(key, tenant)
 
-    @tracer.capture_method(capture_response=False)
     def _load(self, key: tuple[str, str], tenant: Tenant) -> Any:
         metrics.add_metric(name="ModelCacheMiss", unit=MetricUnit.Count, value=1)
         started = time.perf_counter()
-        data = fetch_model_bytes(tenant)
-        model = load_verified(tenant, data)
+        response = fetch_model_object(tenant)
+        size = int(response["ContentLength"])
+        # Make room before reading: the fetched bytes and the unpickled model then never sit on
+        # top of a full cache, which keeps the peak near the bound.
+        self._make_room(key[0], size)
+        model = load_verified(tenant, response["Body"].read())
         metrics.add_metric(
             name="ModelLoadMs", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1e3
         )
-        self._put(key, _Entry(model, len(data)))
+        if size <= self.max_bytes:
+            self._entries[key] = _Entry(model, size)
+            self.total_bytes += size
+        else:
+            logger.warning("model larger than the cache bound; served uncached")
         return model
 
-    def _put(self, key: tuple[str, str], entry: _Entry) -> None:
+    def _make_room(self, tenant_id: str, size: int) -> None:
         # Older versions of this tenant's model will never be asked for again.
-        for stale in [k for k in self._entries if k[0] == key[0]]:
+        for stale in [k for k in self._entries if k[0] == tenant_id]:
             self._evict(stale)
-        if entry.size > self.max_bytes:
-            # Checked before evicting: emptying the cache for a model it cannot hold helps no one.
-            logger.warning("model larger than the cache bound; served uncached")
-            return
-        while self._entries and self.total_bytes + entry.size > self.max_bytes:
+        if size > self.max_bytes:
+            return  # emptying the cache for a model it cannot hold helps no one
+        while self._entries and self.total_bytes + size > self.max_bytes:
             self._evict(next(iter(self._entries)))
-        self._entries[key] = entry
-        self.total_bytes += entry.size
 
     def _evict(self, key: tuple[str, str]) -> None:
         self.total_bytes -= self._entries.pop(key).size

@@ -49,9 +49,10 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
     Raises `BadRequest` for anything else: 1..max_batch rows, each exactly n_features finite
     numbers (int or float, not bool), no other keys.
     """
-    # A valid body has exactly one '[' per row plus one, and no string that could hold a '['.
-    # Counting is a memchr-speed scan, so an oversized batch is refused without being parsed.
-    if body.count(b"[") > max_batch + 1:
+    # A valid body has exactly one '[' per row plus one, at most rows * n_features - 1 commas, and
+    # no string that could hold either. Counting is a memchr-speed scan, so an oversized batch or
+    # an overlong row is refused without being parsed.
+    if body.count(b"[") > max_batch + 1 or body.count(b",") >= max_batch * n_features:
         raise BadRequest(f"'instances' must hold at most {max_batch} rows of {n_features} numbers.")
     document = parse_json(body)
     if not isinstance(document, dict):

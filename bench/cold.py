@@ -1,0 +1,167 @@
+"""Cold starts: fresh processes, our handlers against the bare minimum of the same work.
+
+Cold start = (process spawn -> first line of the child) + (handler import -> first response).
+The moto setup in between is excluded, and both sides do the identical setup (see
+`bench/cold_child.py`). boto3 and botocore are imported by that setup (moto needs them), so
+their import is excluded on both sides; `boto3_import_s` measures it alone, to add by hand when
+comparing with a real Lambda cold start. One discarded warm-up round first, so .pyc files and
+the page cache are in the same state for every measured round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import LAYER_SOURCE, REPO_ROOT
+from bench.stack import BASE_ENVIRONMENT, POWERTOOLS_DEFAULTS
+
+CHILD = Path(__file__).resolve().parent / "cold_child.py"
+PAIRS = {"predict": "predict_bare", "login": "login_bare"}
+DEMO_PASSWORD = "alice-local-demo"
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One cold start, in seconds: interpreter startup, imports, then the first request."""
+
+    startup_s: float
+    import_s: float
+    request_s: float
+    total_s: float
+
+
+@dataclass(frozen=True)
+class ColdStart:
+    name: str
+    ours_s: float
+    bare_s: float
+    ratio: float
+    ours_runs: list[ChildRun]
+    bare_runs: list[ChildRun]
+
+    @staticmethod
+    def median_split(runs: list[ChildRun]) -> ChildRun:
+        return ChildRun(
+            statistics.median(r.startup_s for r in runs),
+            statistics.median(r.import_s for r in runs),
+            statistics.median(r.request_s for r in runs),
+            statistics.median(r.total_s for r in runs),
+        )
+
+
+@dataclass(frozen=True)
+class ColdReport:
+    starts: list[ColdStart]
+    boto3_import_s: float
+    login_heavy_modules: list[str]
+    login_module_count: int
+    predict_module_count: int
+
+
+def _child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "PYTHON"))}
+    environment |= BASE_ENVIRONMENT | POWERTOOLS_DEFAULTS
+    environment["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(LAYER_SOURCE)])
+    return environment | (extra or {})
+
+
+def _password_hash() -> str:
+    from model_runtime.passwords import hash_password  # noqa: PLC0415
+
+    return hash_password(DEMO_PASSWORD)
+
+
+def run_child(kind: str, environment: dict[str, str]) -> ChildRun:
+    """One cold start of `kind`, setup excluded."""
+    with tempfile.TemporaryDirectory() as scratch:
+        result_path = Path(scratch) / "result.json"
+        command = [sys.executable, "-P", str(CHILD), kind, str(result_path)]
+        spawned = time.perf_counter_ns()
+        completed = subprocess.run(
+            command,
+            env=environment,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if completed.returncode != 0:
+            raise RuntimeError(f"cold {kind} failed:\n" + "\n".join(completed.stderr.splitlines()[-15:]))
+        result: dict[str, Any] = json.loads(result_path.read_text())
+    outcome = result["outcome"]
+    if outcome["status"] != 200:
+        raise RuntimeError(f"cold {kind}: status {outcome['status']}: {outcome['body']}")
+    if kind == "login" and result["heavy_modules_after"]:
+        raise RuntimeError(f"login imported {result['heavy_modules_after']}")
+    startup, import_, request = (
+        result["t_start"] - spawned,
+        result["t_imported"] - result["t_setup_end"],
+        result["t_done"] - result["t_imported"],
+    )
+    return ChildRun(startup / 1e9, import_ / 1e9, request / 1e9, (startup + import_ + request) / 1e9)
+
+
+def _fresh_import_facts(module: str) -> tuple[list[str], int]:
+    """In a fresh process without moto: which of numpy/sklearn/scipy/joblib importing `module`
+    pulls in, and how many modules it loads in all."""
+    code = (
+        "import sys, json; n0 = len(sys.modules); import " + module + "; "
+        "print(json.dumps([[m for m in ('numpy', 'sklearn', 'scipy', 'joblib') if m in sys.modules],"
+        " len(sys.modules) - n0]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env=_child_environment(),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    heavy, count = json.loads(out.strip().splitlines()[-1])
+    return heavy, count
+
+
+def boto3_import_seconds(runs: int) -> float:
+    code = "import time; t = time.perf_counter(); import boto3; print(time.perf_counter() - t)"
+    times = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-P", "-c", code],
+            env=_child_environment(),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        times.append(float(out.strip()))
+    return statistics.median(times)
+
+
+def run_cold(repeats: int = 5) -> ColdReport:
+    environment = _child_environment(
+        {"BENCH_PASSWORD_HASH": _password_hash(), "BENCH_PASSWORD": DEMO_PASSWORD}
+    )
+    kinds = [kind for pair in PAIRS.items() for kind in pair]
+    for kind in kinds:  # warm-up round, discarded
+        run_child(kind, environment)
+    runs: dict[str, list[ChildRun]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):  # interleaved, so drift in machine load hits every kind alike
+        for kind in kinds:
+            runs[kind].append(run_child(kind, environment))
+    starts = []
+    for ours, bare in PAIRS.items():
+        ours_s = statistics.median(r.total_s for r in runs[ours])
+        bare_s = statistics.median(r.total_s for r in runs[bare])
+        starts.append(ColdStart(ours, ours_s, bare_s, ours_s / bare_s, runs[ours], runs[bare]))
+    login_heavy, login_count = _fresh_import_facts("functions.login.app")
+    _, predict_count = _fresh_import_facts("functions.predict.app")
+    return ColdReport(starts, boto3_import_seconds(repeats), login_heavy, login_count, predict_count)

@@ -1,0 +1,195 @@
+"""One cold start, in a fresh interpreter: `python -P bench/cold_child.py KIND RESULT_JSON [PROFILE]`.
+
+With PROFILE, the timed part runs under cProfile and the stats are dumped there (for `pstats`);
+the timings are then inflated, so `run_cold` never passes it.
+
+KIND is `predict` / `predict_bare` / `login` / `login_bare`. Every kind first builds the same moto
+stack (the untimed setup), then the timed part runs:
+
+- predict:      import the predict handler, serve one request (model fetched from S3, its SHA-256
+                checked, loaded, predicted);
+- predict_bare: `import sklearn`, `joblib.load` the same model file, predict the same row;
+- login:        import the login handler, serve one login (argon2 verify, KMS sign);
+- login_bare:   `import boto3`, one argon2 verify of the same hash.
+
+The setup must not warm anything the timed part imports, so it avoids `inferctl.onboarding` and
+`tests.support` (both import scikit-learn): it writes the tenant mapping itself, from
+`models/manifest.json`, in the item format `inferctl.onboarding.put_model` writes; the password
+hash comes from the parent process (no argon2 here); the token is issued with `model_runtime`,
+which is then dropped from `sys.modules` with PyJWT so the handler imports them afresh. If the
+item format drifts, the handler's answer is not 200 and the run fails loudly.
+
+Timestamps are `perf_counter_ns`, CLOCK_MONOTONIC on Linux, comparable with the parent's.
+"""
+
+# Every import below the clock is deliberately late: where an import happens is what is measured.
+# ruff: noqa: PLC0415
+
+import time
+
+T_START = time.perf_counter_ns()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+KINDS = ("predict", "predict_bare", "login", "login_bare")
+NEVER_IN_SETUP = ("numpy", "sklearn", "scipy", "joblib", "argon2", "aws_lambda_powertools")
+
+
+class Context:
+    function_name = "bench-cold"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-cold"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 10_000
+
+
+def setup(kind: str) -> dict[str, Any]:
+    """moto stack, tenant-a with model A, alice; returns what the timed part needs."""
+    import boto3
+    from moto import mock_aws
+
+    from bench import MODELS_DIR
+    from bench.stack import REGION, STACK_NAME, login_event, predict_event, set_base_environment
+    from local.resources import create_resources_from_template, function_environments
+
+    set_base_environment()
+    function = "LoginFunction" if kind.startswith("login") else "PredictFunction"
+    os.environ["POWERTOOLS_SERVICE_NAME"] = "login" if function == "LoginFunction" else "predict"
+    mock_aws().start()  # stopped by the process's exit
+    session = boto3.session.Session(region_name=REGION)
+    names = create_resources_from_template(session, STACK_NAME)
+    os.environ.update(function_environments(names, stack_name=STACK_NAME, region=REGION)[function])
+
+    model_file = "model_user_a.pkl"
+    facts = json.loads((MODELS_DIR / "manifest.json").read_text())["models"][model_file]
+    key = f"models/tenant-a/{facts['sha256']}.pkl"
+    session.client("s3").put_object(Bucket=names.bucket, Key=key, Body=(MODELS_DIR / model_file).read_bytes())
+    dynamodb = session.client("dynamodb")
+    dynamodb.put_item(
+        TableName=names.table_name,
+        Item={
+            "pk": {"S": "tenant#tenant-a"},
+            "tenant_id": {"S": "tenant-a"},
+            "model_key": {"S": key},
+            "model_sha256": {"S": facts["sha256"]},
+            "n_features": {"N": str(facts["n_features"])},
+            "max_batch": {"N": "1000"},
+            "classes_json": {"S": json.dumps(facts["classes"])},
+            "sklearn_version": {"S": facts["sklearn_version"]},
+            "status": {"S": "active"},
+            "tokens_not_before": {"N": "0"},
+            "updated_at": {"N": str(int(time.time()))},
+        },
+    )
+    password_hash = os.environ["BENCH_PASSWORD_HASH"]
+    dynamodb.put_item(
+        TableName=names.table_name,
+        Item={
+            "pk": {"S": "user#alice"},
+            "username": {"S": "alice"},
+            "tenant_id": {"S": "tenant-a"},
+            "password_hash": {"S": password_hash},
+            "roles": {"L": [{"S": "predict"}]},
+            "status": {"S": "active"},
+            "created_at": {"N": str(int(time.time()))},
+        },
+    )
+
+    from model_runtime.tokens import issue_token
+
+    token = issue_token("alice", "tenant-a").access_token
+    for name in [m for m in sys.modules if m.split(".")[0] in ("model_runtime", "jwt")]:
+        del sys.modules[name]
+
+    warmed = [m for m in NEVER_IN_SETUP if m in sys.modules]
+    if warmed:
+        raise RuntimeError(f"the setup imported {warmed}: the cold start would be understated")
+    row = [5.1, 3.5, 1.4, 0.2]
+    return {
+        "predict_event": predict_event(token, json.dumps({"instances": [row]})),
+        "login_event": login_event("alice", os.environ["BENCH_PASSWORD"]),
+        "row": row,
+        "model_path": str(MODELS_DIR / model_file),
+        "password_hash": password_hash,
+        "password": os.environ["BENCH_PASSWORD"],
+    }
+
+
+def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
+    """The measured part. Returns facts to check that it did what it claims."""
+    if kind == "predict":
+        from functions.predict.app import lambda_handler
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        response = lambda_handler(prepared["predict_event"], Context())
+        return {"status": response["statusCode"], "body": json.loads(response["body"])}
+    if kind == "predict_bare":
+        import joblib
+        import sklearn  # noqa: F401
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        model = joblib.load(prepared["model_path"])
+        return {"status": 200, "body": {"predictions": model.predict([prepared["row"]]).tolist()}}
+    if kind == "login":
+        from functions.login.app import lambda_handler
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        response = lambda_handler(prepared["login_event"], Context())
+        return {
+            "status": response["statusCode"],
+            "body": {"token_type": json.loads(response["body"])["token_type"]},
+        }
+    if kind == "login_bare":
+        import boto3  # noqa: F401
+        from argon2 import PasswordHasher
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+        return {
+            "status": 200 if hasher.verify(prepared["password_hash"], prepared["password"]) else 401,
+            "body": {},
+        }
+    raise ValueError(kind)
+
+
+def main() -> None:
+    kind, result_path = sys.argv[1], sys.argv[2]
+    if kind not in KINDS:
+        raise SystemExit(f"unknown kind {kind!r}; one of {KINDS}")
+    prepared = setup(kind)
+    profiler = None
+    if len(sys.argv) > 3:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    t_setup_end = time.perf_counter_ns()
+    outcome = timed(kind, prepared)
+    t_done = time.perf_counter_ns()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(sys.argv[3])
+    heavy = [m for m in ("numpy", "sklearn", "scipy") if m in sys.modules]
+    with open(result_path, "w") as out:
+        json.dump(
+            {
+                "kind": kind,
+                "t_start": T_START,
+                "t_setup_end": t_setup_end,
+                "t_imported": prepared["t_imported"],
+                "t_done": t_done,
+                "outcome": outcome,
+                "heavy_modules_after": heavy,
+            },
+            out,
+        )
+
+
+if __name__ == "__main__":
+    main()

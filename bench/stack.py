@@ -1,0 +1,167 @@
+"""The service on moto in-process, configured as the deployed predict function sees it.
+
+Resources come from `template.yaml` (`local.resources`), the function's environment is the
+template's (Globals merged, `!Ref`s resolved), tenants are onboarded with the operator's own code
+(`inferctl.onboarding`) and tokens are issued by the login function's code (`tokens.issue_token`,
+KMS `Sign` in moto). Two bench-only settings: X-Ray tracing is off (there is no daemon), and
+moto keeps S3 objects on disk rather than in this process's memory (the memory benchmark would
+otherwise count the "S3 service" as the function's own RSS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import MODELS_DIR, REPO_ROOT
+
+REGION = "us-east-1"
+STACK_NAME = "bench"
+EVENTS_DIR = REPO_ROOT / "events"
+
+# name -> (username, password, tenant id, model file)
+DEMO_TENANTS: dict[str, tuple[str, str, str, str]] = {
+    "A": ("alice", "alice-local-demo", "tenant-a", "model_user_a.pkl"),
+    "B": ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl"),
+}
+
+# What the process looks like before the function's own environment is applied. Powertools'
+# settings are defaults only, so under pytest the test suite's values stay.
+BASE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": "1024",
+}
+POWERTOOLS_DEFAULTS = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_SERVICE_NAME": "predict",
+    "POWERTOOLS_METRICS_NAMESPACE": "InferenceApi",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+_REMOVED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE")
+
+
+def set_base_environment() -> None:
+    """Call before importing a handler: Powertools reads its settings at import."""
+    for name in _REMOVED:
+        os.environ.pop(name, None)
+    os.environ.update(BASE_ENVIRONMENT)
+    for name, value in POWERTOOLS_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def predict_handler() -> Any:
+    """`functions.predict.app.lambda_handler`, imported the way Lambda would (environment first)."""
+    set_base_environment()
+    from functions.predict.app import lambda_handler  # noqa: PLC0415
+
+    return lambda_handler
+
+
+@dataclass(frozen=True)
+class Stack:
+    table_name: str
+    bucket: str
+    key_id: str
+
+
+@contextlib.contextmanager
+def moto_stack(
+    function: str = "PredictFunction", parameter_overrides: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """Table, bucket and key from the template in moto, and `function`'s environment applied."""
+    import boto3  # noqa: PLC0415 - kept out of `bench` import time
+    from moto import mock_aws  # noqa: PLC0415
+
+    from local.resources import create_resources_from_template, function_environments  # noqa: PLC0415
+
+    set_base_environment()
+    with mock_aws():
+        names = create_resources_from_template(boto3.session.Session(region_name=REGION), STACK_NAME)
+        environment = function_environments(
+            names, stack_name=STACK_NAME, region=REGION, parameter_overrides=parameter_overrides
+        )[function]
+        os.environ.update(environment)
+        reset_runtime_caches()
+        yield Stack(names.table_name, names.bucket, names.key_id)
+    reset_runtime_caches()
+
+
+def reset_runtime_caches() -> None:
+    """A fresh container: settings, clients, mappings, keys and models forgotten."""
+    from bench import peers  # noqa: PLC0415
+    from tests.support import reset_runtime_caches as reset  # noqa: PLC0415
+
+    reset()
+    peers.reset_load_per_request()
+
+
+def onboard_demo_tenants() -> dict[str, str]:
+    """Alice (model A) and Bob (model B) as an operator onboards them; returns name -> S3 key."""
+    from model_runtime import store  # noqa: PLC0415
+
+    from inferctl.onboarding import create_user, put_model  # noqa: PLC0415
+
+    keys = {}
+    for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
+        put_model(tenant_id, (MODELS_DIR / model_file).read_bytes(), 1000, new_tenant=True)
+        create_user(username, password, tenant_id)
+        tenant = store.get_tenant(tenant_id)
+        assert tenant is not None
+        keys[name] = tenant.model_key
+    return keys
+
+
+def token_for(username: str, tenant_id: str) -> str:
+    from model_runtime.tokens import issue_token  # noqa: PLC0415
+
+    return issue_token(username, tenant_id).access_token
+
+
+def clear_mapping_caches() -> None:
+    """Forget cached tenant mappings and the key ring (not keys or models), so the next call
+    refreshes them and the following `MAPPING_TTL_SECONDS` are guaranteed AWS-free."""
+    from model_runtime import store  # noqa: PLC0415
+
+    store.tenants.clear()
+    store.keyrings.clear()
+
+
+def predict_event(token: str, body: str) -> dict[str, Any]:
+    """`events/predict_alice.json` with this bearer token and body."""
+    event: dict[str, Any] = json.loads((EVENTS_DIR / "predict_alice.json").read_text())
+    event["headers"]["Authorization"] = f"Bearer {token}"
+    event["multiValueHeaders"]["Authorization"] = [f"Bearer {token}"]
+    event["body"] = body
+    event["isBase64Encoded"] = False
+    return event
+
+
+def login_event(username: str, password: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS_DIR / "login_success.json").read_text())
+    event["body"] = json.dumps({"username": username, "password": password})
+    event["isBase64Encoded"] = False
+    return event
+
+
+def sample_rows(model_file: str, batch: int) -> list[list[float]]:
+    """`batch` real rows of the data set the demo model was trained on (iris or wine), cycled."""
+    from sklearn.datasets import load_iris, load_wine  # noqa: PLC0415
+
+    data = load_iris() if model_file == "model_user_a.pkl" else load_wine()
+    rows = data.data.tolist()
+    return [rows[i % len(rows)] for i in range(batch)]
+
+
+def instances_body(rows: list[list[float]]) -> str:
+    return json.dumps({"instances": rows}, separators=(",", ":"))
+
+
+def model_path(name: str) -> Path:
+    return MODELS_DIR / DEMO_TENANTS[name][3]

@@ -1,0 +1,369 @@
+"""`python -m inferctl <command>`: the operator's tool for tenants, users, models and signing keys.
+
+Every command works on one deployment: a CloudFormation stack (`--stack NAME`, whose outputs
+name the table, bucket and key) or explicit names (`--table/--bucket/--key-id`, or the functions'
+own variables TABLE_NAME, MODEL_BUCKET, SIGNING_KEY_ID). `AWS_ENDPOINT_URL` points it at moto's
+server or any AWS-compatible endpoint. Bad input is one `error: ...` line and exit status 1,
+and is caught before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TextIO
+
+from botocore.exceptions import BotoCoreError, ClientError
+from model_runtime.settings import get_settings
+
+from inferctl import onboarding, signing_keys
+from inferctl.onboarding import OnboardingError
+from inferctl.target import Target, configure
+
+
+@dataclass(frozen=True)
+class Console:
+    stdin: TextIO
+    stdout: TextIO
+
+    def say(self, line: str) -> None:
+        print(line, file=self.stdout, flush=True)
+
+
+Command = Callable[[argparse.Namespace, Target, Console], None]
+
+
+def _read_model(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise OnboardingError(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def _describe(facts: onboarding.ModelFacts) -> str:
+    return (
+        f"model {facts.version} ({facts.n_features} features, classes {json.dumps(facts.classes)}, "
+        f"scikit-learn {facts.sklearn_version})"
+    )
+
+
+def _when(epoch: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def create_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    data = _read_model(args.model)
+    facts = onboarding.put_model(args.tenant_id, data, args.max_batch, new_tenant=True)
+    console.say(f"created tenant {args.tenant_id}: {_describe(facts)}, max batch {args.max_batch}")
+
+
+def publish_model(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    data = _read_model(args.model)
+    facts = onboarding.put_model(args.tenant_id, data, args.max_batch, new_tenant=False)
+    console.say(
+        f"published {_describe(facts)} for tenant {args.tenant_id}; "
+        f"served within {get_settings().mapping_ttl_seconds} s"
+    )
+
+
+def _password(args: argparse.Namespace, console: Console) -> str:
+    if args.password_stdin:
+        return console.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not console.stdin.isatty():
+        raise OnboardingError("no terminal to prompt for the password: pipe it with --password-stdin")
+    password = getpass.getpass(f"Password for {args.username}: ")
+    if getpass.getpass("Repeat the password: ") != password:
+        raise OnboardingError("the passwords do not match")
+    return password
+
+
+def create_user(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    onboarding.create_user(args.username, _password(args, console), args.tenant)
+    console.say(f"created user {args.username} in tenant {args.tenant}")
+
+
+def _user_status(active: bool) -> Command:
+    def run(args: argparse.Namespace, target: Target, console: Console) -> None:
+        target.require_table()
+        onboarding.set_user_status(args.username, active=active)
+        if active:
+            console.say(f"enabled user {args.username}")
+        else:
+            console.say(
+                f"disabled user {args.username}: no new logins; tokens already issued stay valid until "
+                f"they expire (at most {get_settings().token_ttl_seconds} s) unless you revoke-tokens"
+            )
+
+    return run
+
+
+def _tenant_status(active: bool) -> Command:
+    def run(args: argparse.Namespace, target: Target, console: Console) -> None:
+        target.require_table()
+        onboarding.set_tenant_status(args.tenant_id, active=active)
+        state = "enabled" if active else "disabled"
+        console.say(
+            f"{state} tenant {args.tenant_id}; effective within {get_settings().mapping_ttl_seconds} s"
+        )
+
+    return run
+
+
+def revoke_tokens(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    not_before = onboarding.revoke_tokens(args.tenant_id)
+    console.say(
+        f"revoked tenant {args.tenant_id}'s tokens issued before {_when(not_before)}; "
+        f"effective within {get_settings().mapping_ttl_seconds} s"
+    )
+
+
+def _print_table(console: Console, header: Sequence[str], rows: list[list[str]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
+    for row in [list(header), *rows]:
+        console.say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    tenants = onboarding.list_tenants()
+    if args.json:
+        console.say(json.dumps([asdict(tenant) for tenant in tenants], indent=2))
+        return
+    header = ["TENANT", "STATUS", "MODEL", "FEATURES", "MAX_BATCH", "CLASSES", "SKLEARN", "TOKENS_NOT_BEFORE"]
+    rows = [
+        [
+            t.tenant_id,
+            t.status,
+            t.model_version,
+            str(t.n_features),
+            str(t.max_batch),
+            json.dumps(t.classes),
+            t.sklearn_version,
+            _when(t.tokens_not_before) if t.tokens_not_before else "-",
+        ]
+        for t in tenants
+    ]
+    _print_table(console, header, rows)
+
+
+def list_users(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    users = onboarding.list_users(args.tenant)
+    if args.json:
+        console.say(json.dumps([asdict(user) for user in users], indent=2))
+        return
+    rows = [[u.username, u.tenant_id, u.status, ",".join(u.roles), _when(u.created_at)] for u in users]
+    _print_table(console, ["USERNAME", "TENANT", "STATUS", "ROLES", "CREATED"], rows)
+
+
+def rotate_signing_key(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    rotation = signing_keys.rotate_signing_key(
+        args.tag_value or target.stack_name,
+        force=args.force,
+        progress=lambda line: console.say(line + " (Ctrl-C leaves it staged; finish-rotation drops it)"),
+    )
+    ready = _when(signing_keys.earliest_finish(rotation.rotated_at))
+    console.say(
+        f"rotated: {rotation.new_key_id} (tag {signing_keys.SIGNING_KEY_TAG}={rotation.tag_value}) signs new "
+        f"tokens; {rotation.previous_key_id} still verifies. Run finish-rotation after {ready}."
+    )
+
+
+def finish_rotation(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    dropped = signing_keys.finish_rotation(args.retire, force=args.force)
+    if not dropped:
+        console.say("nothing to finish: only the active key verifies")
+        return
+    console.say(
+        f"retired {', '.join(dropped)}: tokens it signed are refused within "
+        f"{get_settings().mapping_ttl_seconds} s. The KMS key still exists; schedule its deletion "
+        "when you no longer need it (aws kms schedule-key-deletion)."
+    )
+
+
+# --- the command line ------------------------------------------------------------------------
+
+TARGET_HELP = """\
+Deployment: --stack NAME (its outputs TableName, ModelBucketName, SigningKeyId), or --table,
+--bucket, --key-id, or the environment variables TABLE_NAME, MODEL_BUCKET, SIGNING_KEY_ID.
+AWS_ENDPOINT_URL points every call at moto's server or another AWS-compatible endpoint.
+"""
+
+
+def _target_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("deployment")
+    group.add_argument(
+        "--stack", metavar="NAME", help="CloudFormation stack whose outputs name the resources"
+    )
+    group.add_argument("--table", metavar="NAME", help="DynamoDB table (default: $TABLE_NAME)")
+    group.add_argument("--bucket", metavar="NAME", help="S3 model bucket (default: $MODEL_BUCKET)")
+    group.add_argument(
+        "--key-id", metavar="ID", help="the template's KMS signing key (default: $SIGNING_KEY_ID)"
+    )
+    group.add_argument("--region", metavar="REGION", help="AWS region (default: boto3's own configuration)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m inferctl",
+        description="Operate the multi-tenant inference API: tenants, users, models, signing keys.",
+        epilog=TARGET_HELP,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_target_options()]
+
+    def command(name: str, run: Command, help_text: str, description: str = "") -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            parents=common,
+            help=help_text,
+            description=description or help_text,
+            epilog=TARGET_HELP,
+        )
+        sub.set_defaults(run=run)
+        return sub
+
+    sub = command(
+        "create-tenant",
+        create_tenant,
+        "onboard a tenant with its first model",
+        "Onboard a tenant: validate the model (a fitted scikit-learn classifier pickled by this "
+        "scikit-learn version), upload it content-addressed and pin its SHA-256, n_features and classes.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID", help="1-64 lower-case letters, digits and '-'")
+    sub.add_argument("--model", required=True, metavar="FILE", help="joblib/pickle model file")
+    sub.add_argument(
+        "--max-batch",
+        type=int,
+        default=onboarding.DEFAULT_MAX_BATCH,
+        metavar="N",
+        help=f"most rows per request (default {onboarding.DEFAULT_MAX_BATCH})",
+    )
+
+    sub = command(
+        "publish-model",
+        publish_model,
+        "publish a new model version for a tenant",
+        "Publish a new model version (same checks as create-tenant). Containers serve it within the "
+        "mapping cache TTL; the tenant's status and revocations are kept.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--model", required=True, metavar="FILE", help="joblib/pickle model file")
+    sub.add_argument("--max-batch", type=int, metavar="N", help="change the batch cap (default: keep it)")
+
+    sub = command(
+        "create-user",
+        create_user,
+        "create a login for a tenant",
+        "Create a login. The password is prompted for (twice), or read from one line of stdin with "
+        "--password-stdin; it is never taken from the command line.",
+    )
+    sub.add_argument("username", metavar="USERNAME")
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+    for name, active in (("disable-user", False), ("enable-user", True)):
+        sub = command(
+            name,
+            _user_status(active),
+            f"{name.split('-')[0]} a login",
+            "Disabling stops new logins; issued tokens stay valid until they expire (revoke-tokens "
+            "cuts them)."
+            if not active
+            else "Allow a disabled user to log in again.",
+        )
+        sub.add_argument("username", metavar="USERNAME")
+
+    for name, active in (("disable-tenant", False), ("enable-tenant", True)):
+        sub = command(
+            name,
+            _tenant_status(active),
+            f"{name.split('-')[0]} a tenant",
+            "A disabled tenant's users cannot log in and its tokens get 403, within the mapping TTL."
+            if not active
+            else "Serve a disabled tenant again.",
+        )
+        sub.add_argument("tenant_id", metavar="TENANT_ID")
+
+    sub = command(
+        "revoke-tokens",
+        revoke_tokens,
+        "refuse every token a tenant holds now",
+        "Set the tenant's tokens_not_before to now: every token issued so far is refused (401); users "
+        "log in again.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+
+    sub = command("list-tenants", list_tenants, "list tenants and their pinned models")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command("list-users", list_users, "list logins (never their password hashes)")
+    sub.add_argument("--tenant", metavar="TENANT_ID", help="only this tenant's users")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command(
+        "rotate-signing-key",
+        rotate_signing_key,
+        "create a new KMS signing key and make it active",
+        "Create a KMS RSA_2048 SIGN_VERIFY key tagged inference-signing-key=<stack name> (what the "
+        "functions' IAM policies match), add it to the key ring, wait one mapping TTL so every "
+        "container trusts it, then sign with it. The previous key keeps verifying until finish-rotation.",
+    )
+    sub.add_argument(
+        "--tag-value", metavar="VALUE", help="tag value (default: --stack, else the active key's own tag)"
+    )
+    sub.add_argument("--force", action="store_true", help="rotate even if the last rotation is not finished")
+
+    sub = command(
+        "finish-rotation",
+        finish_rotation,
+        "stop verifying tokens signed by retired keys",
+        "Drop the previous signing key(s) from the key ring once the tokens they signed have expired.",
+    )
+    sub.add_argument("--retire", metavar="KEY_ID", help="drop only this key (default: every non-active key)")
+    sub.add_argument("--force", action="store_true", help="drop it even if its tokens may still be live")
+    return parser
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stdin or sys.stdin, stdout or sys.stdout)
+    try:
+        target = configure(
+            stack=args.stack, table=args.table, bucket=args.bucket, key_id=args.key_id, region=args.region
+        )
+        args.run(args, target, console)
+    except OnboardingError as error:
+        message = str(error)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        message = f"{error.operation_name}: {details.get('Code', 'Error')}: {details.get('Message', '')}"
+    except BotoCoreError as error:
+        message = str(error)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    else:
+        return 0
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+    return 1

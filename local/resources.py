@@ -1,0 +1,145 @@
+"""The template's stateful resources and function environments, outside CloudFormation.
+
+Both the tests (moto in-process) and the local stack (moto's server) build the table, bucket and
+signing key from `template.yaml`'s own resource definitions, so neither can drift from what is
+deployed. `function_environments` resolves each function's `Environment` (Globals included) the
+way CloudFormation would, given the physical names of those resources; the local stack exports
+it to its in-process handlers and writes it as an env-vars file for `sam local start-api`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from samcli.yamlhelper import yaml_parse
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+
+# The tag the functions' IAM policies match to find the operator's signing keys.
+SIGNING_KEY_TAG = "inference-signing-key"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    table_name: str
+    bucket: str
+    key_id: str
+
+    def physical_ids(self) -> dict[str, str]:
+        """What `!Ref` of each stateful resource's logical id returns."""
+        return {"InferenceTable": self.table_name, "ModelBucket": self.bucket, "SigningKey": self.key_id}
+
+
+def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
+    """The template, parsed the way SAM parses it (intrinsic tags become `{"Ref": ...}` etc.)."""
+    document: dict[str, Any] = yaml_parse(template.read_text())
+    return document
+
+
+def template_resources(template: Path = TEMPLATE) -> dict[str, Any]:
+    resources: dict[str, Any] = load_template(template)["Resources"]
+    return resources
+
+
+def create_resources_from_template(
+    session: boto3.session.Session, prefix: str = "test", template: Path = TEMPLATE
+) -> ResourceNames:
+    """Create the table, bucket and signing key with the template's own properties.
+
+    Only the properties that need a real AWS account (names, policies) are left out, so a change
+    to the key schema, TTL attribute or key spec in the template reaches every test. `prefix`
+    stands in for the stack name: it names the table and is the signing key's tag value.
+    """
+    resources = template_resources(template)
+    table = resources["InferenceTable"]["Properties"]
+    dynamodb = session.client("dynamodb")
+    table_name = f"{prefix}-inference"
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+        SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
+    )
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={
+            "AttributeName": table["TimeToLiveSpecification"]["AttributeName"],
+            "Enabled": table["TimeToLiveSpecification"]["Enabled"],
+        },
+    )
+
+    bucket_props = resources["ModelBucket"]["Properties"]
+    s3 = session.client("s3")
+    bucket = f"{prefix}-models-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=bucket_props["VersioningConfiguration"])
+    s3.put_public_access_block(
+        Bucket=bucket, PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"]
+    )
+
+    key = resources["SigningKey"]["Properties"]
+    kms = session.client("kms")
+    key_id = kms.create_key(
+        KeySpec=key["KeySpec"],
+        KeyUsage=key["KeyUsage"],
+        Description=key["Description"],
+        Tags=[{"TagKey": tag["Key"], "TagValue": prefix} for tag in key["Tags"]],
+    )["KeyMetadata"]["KeyId"]
+    return ResourceNames(table_name, bucket, key_id)
+
+
+def function_environments(
+    names: ResourceNames,
+    *,
+    stack_name: str,
+    region: str,
+    parameter_overrides: Mapping[str, str] | None = None,
+    template: Path = TEMPLATE,
+) -> dict[str, dict[str, str]]:
+    """Each AWS::Serverless::Function's environment variables (Globals merged in), by logical id.
+
+    `!Ref` is resolved to a parameter's value (override, else its Default), to `names` for the
+    stateful resources, or to the pseudo parameters `AWS::StackName` / `AWS::Region`. Any other
+    intrinsic is refused rather than guessed.
+    """
+    document = load_template(template)
+    overrides = dict(parameter_overrides or {})
+    refs: dict[str, str] = {
+        name: overrides.get(name, str(spec.get("Default", "")))
+        for name, spec in (document.get("Parameters") or {}).items()
+    }
+    refs |= names.physical_ids() | {"AWS::StackName": stack_name, "AWS::Region": region}
+
+    def resolve(variable: str, value: Any) -> str:
+        if isinstance(value, Mapping):
+            ref = value.get("Ref") if len(value) == 1 else None
+            if not isinstance(ref, str) or ref not in refs:
+                raise ValueError(f"{variable}: cannot resolve {dict(value)!r} outside CloudFormation")
+            return refs[ref]
+        return str(value)
+
+    global_vars = _variables(document.get("Globals", {}).get("Function", {}))
+    environments: dict[str, dict[str, str]] = {}
+    for logical_id, resource in document["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        variables = global_vars | _variables(resource.get("Properties", {}))
+        environments[logical_id] = {name: resolve(name, value) for name, value in variables.items()}
+    return environments
+
+
+def _variables(properties: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((properties.get("Environment") or {}).get("Variables") or {})
+
+
+def write_env_file(path: Path, environments: Mapping[str, Mapping[str, str]]) -> None:
+    """`sam local start-api --env-vars PATH`: per-function values, keyed by logical id."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,364 @@
+"""`make serve`: the whole service on loopback, with moto's server standing in for AWS.
+
+    python -m local.serve [--port 3000] [--moto-port 0] [--env-file .local/env.json]
+
+One process, no child processes: moto's server (the table, bucket and KMS key, created from
+`template.yaml`'s own resource definitions) and SAM CLI's local API Gateway serving the template's
+routes (`local.gateway`) each run in a thread, and the main thread waits for Ctrl-C or SIGTERM,
+then stops both.
+The functions run in-process with the environment the template gives them (`local.resources`).
+Two demo tenants are onboarded through the operator CLI; their passwords exist only here.
+
+It writes `.local/env.json`, an env-vars file with which `sam local start-api` (Docker) runs the
+functions against the same moto server, and `.local/env.sh`, which points a shell's operator CLI
+at it: `. .local/env.sh && python -m inferctl list-tenants`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import logging
+import os
+import re
+import shlex
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Self
+
+import boto3
+from flask import Response
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from local.gateway import Gateway, Handler, build_gateway, handlers_from_template, layer_dirs_from_template
+from local.resources import (
+    TEMPLATE,
+    ResourceNames,
+    create_resources_from_template,
+    function_environments,
+    write_env_file,
+)
+
+REPO_ROOT = TEMPLATE.parent
+STACK_NAME = "local"  # stands in for the CloudFormation stack name: table prefix and key tag
+HOST = "127.0.0.1"  # loopback only: the demo passwords below are public
+DEFAULT_ENV_FILE = REPO_ROOT / ".local" / "env.json"
+OPENAPI_DOCUMENT = REPO_ROOT / "openapi.json"
+
+LOG = logging.getLogger("local.serve")
+
+
+@dataclass(frozen=True)
+class DemoTenant:
+    tenant_id: str
+    model_file: str
+    username: str
+    password: str
+
+
+DEMO_TENANTS = (
+    DemoTenant("tenant-a", "models/model_user_a.pkl", "alice", "alice-local-demo"),
+    DemoTenant("tenant-b", "models/model_user_b.pkl", "bob", "bob-local-demo"),
+)
+
+# Set for the in-process functions on top of the template's environment: there is no X-Ray daemon
+# here, and the console shows one readable line per request rather than every JSON log line and
+# metrics blob (`--verbose` shows those: the functions' INFO logs and EMF metrics).
+LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true"}
+QUIET_FUNCTION_ENV = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+
+
+class _QuietMotoHandler(MotoRequestHandler):
+    """moto's request handler without a log line per AWS call (the API's requests are logged)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class MotoServer:
+    """moto's server in a thread of this process, like `moto.server.ThreadedMotoServer`, but bound
+    at construction (a busy port fails at once) and quiet."""
+
+    def __init__(self, host: str = HOST, port: int = 0) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=_QuietMotoHandler
+        )
+        self.url = f"http://{host}:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server", daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+
+def use_endpoint(endpoint: str, region: str) -> None:
+    """Point every boto3 client of this process at `endpoint` with fake credentials, and make sure
+    nothing (profile, config file, per-service endpoint) can send a call to real AWS instead."""
+    for name in list(os.environ):
+        if name.startswith("AWS_ENDPOINT_URL_") or name in {
+            "AWS_PROFILE",
+            "AWS_DEFAULT_PROFILE",
+            "AWS_SESSION_TOKEN",
+        }:
+            del os.environ[name]
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - moto accepts any credentials
+        AWS_DEFAULT_REGION=region,
+        AWS_REGION=region,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+
+
+def serve_openapi(gateway: Gateway, document: Path = OPENAPI_DOCUMENT) -> None:
+    """GET /openapi.json: the committed API description (`scripts/make_openapi.py`), for
+    schemathesis and browsers. Local only: the deployed API has no such route. Read per request,
+    so a regenerated document is served without a restart."""
+
+    def openapi() -> Response:
+        body = document.read_bytes()
+        return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+    gateway.service._app.add_url_rule("/openapi.json", "openapi", openapi, methods=["GET"])
+
+
+class LocalStack:
+    """moto's server, the template's resources in it, the demo tenants, and the API in front."""
+
+    def __init__(
+        self,
+        port: int = 3000,
+        *,
+        moto_port: int = 0,
+        env_file: Path | None = None,
+        region: str = "us-east-1",
+        template: Path = TEMPLATE,
+        verbose: bool = False,
+    ) -> None:
+        self.port = port
+        self.moto_port = moto_port
+        self.env_file = env_file
+        self.region = region
+        self.template = template
+        self.function_env = LOCAL_FUNCTION_ENV if verbose else LOCAL_FUNCTION_ENV | QUIET_FUNCTION_ENV
+        self.moto: MotoServer | None = None
+        self.gateway: Gateway | None = None
+        self.names: ResourceNames | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.gateway is not None, "start() first"
+        return self.gateway.url
+
+    def start(self) -> Self:
+        """Start everything, or stop whatever had started and raise."""
+        try:
+            self.moto = MotoServer(port=self.moto_port).start()
+            use_endpoint(self.moto.url, self.region)
+            self.names = create_resources_from_template(
+                boto3.session.Session(), prefix=STACK_NAME, template=self.template
+            )
+            environments = function_environments(
+                self.names, stack_name=STACK_NAME, region=self.region, template=self.template
+            )
+            if self.env_file is not None:
+                self._write_env_files(environments)
+            handlers = self._load_functions(environments)
+            self._onboard_demo_tenants()
+            gateway = build_gateway(str(self.template), handlers, host=HOST, port=self.port)
+            serve_openapi(gateway)
+            self.gateway = gateway.start_in_thread()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _write_env_files(self, environments: dict[str, dict[str, str]]) -> None:
+        """`env.json` for `sam local start-api --env-vars`, and `env.sh` for a shell that runs the
+        operator CLI against this stack (`. .local/env.sh; python -m inferctl list-tenants`)."""
+        assert self.env_file is not None and self.moto is not None and self.names is not None
+        endpoint = {"AWS_ENDPOINT_URL": self.moto.url}
+        write_env_file(self.env_file, {fn: env | endpoint for fn, env in environments.items()})
+        cli = endpoint | {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": self.region,
+            "TABLE_NAME": self.names.table_name,
+            "MODEL_BUCKET": self.names.bucket,
+            "SIGNING_KEY_ID": self.names.key_id,
+        }
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in cli.items()]
+        self.env_file.with_suffix(".sh").write_text(
+            "# the local stack's moto server (make serve)\n" + "\n".join(lines) + "\n"
+        )
+
+    def _load_functions(self, environments: dict[str, dict[str, str]]) -> dict[str, Handler]:
+        """Import each function's handler with its own environment, as its container would.
+
+        They share one process, so `os.environ` ends up holding every function's variables: the
+        template gives them no conflicting values except POWERTOOLS_SERVICE_NAME, which Powertools
+        reads when the handler module is imported, i.e. here, one function at a time. Importing now
+        also means the first request does not wait for scikit-learn.
+        """
+        for layer_dir in layer_dirs_from_template(str(self.template)):
+            if layer_dir not in sys.path:
+                sys.path.insert(0, layer_dir)  # where Lambda mounts a layer (/opt/python)
+        handlers = handlers_from_template(str(self.template))
+        for function, handler in handlers.items():
+            os.environ.update(environments.get(function, {}) | self.function_env)
+            handler.load()
+        return dict(handlers)
+
+    def _onboard_demo_tenants(self) -> None:
+        # Imported late: the CLI uses the layer's package, importable once _load_functions ran.
+        from inferctl.cli import main as inferctl  # noqa: PLC0415
+
+        def run(*argv: str, stdin: str = "") -> None:
+            output = io.StringIO()
+            if inferctl(list(argv), stdin=io.StringIO(stdin), stdout=output) != 0:
+                raise RuntimeError(f"inferctl {' '.join(argv[:2])} failed (see the error above)")
+            LOG.debug(output.getvalue().strip())
+
+        for demo in DEMO_TENANTS:
+            run("create-tenant", demo.tenant_id, "--model", str(REPO_ROOT / demo.model_file))
+            run(
+                "create-user",
+                demo.username,
+                "--tenant",
+                demo.tenant_id,
+                "--password-stdin",
+                stdin=demo.password,
+            )
+
+    def stop(self) -> None:
+        """Stop the API, then moto. Idempotent; safe after a failed start."""
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class _RequestLog(logging.Filter):
+    """werkzeug's `127.0.0.1 - - [date] "POST /path HTTP/1.1" 200 -` as `POST /path HTTP/1.1 200`,
+    without werkzeug's colours when the log is not a terminal."""
+
+    _ACCESS = re.compile(r'"%s" %s %s$')
+    _COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 3 and self._ACCESS.search(str(record.msg)):
+            line, status = str(record.args[0]), record.args[1]
+            record.msg, record.args = "%s %s", (line if self.colour else self._COLOUR.sub("", line), status)
+        return True
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("werkzeug").addFilter(_RequestLog(colour=sys.stderr.isatty()))
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials..." per client
+    if not verbose:
+        logging.getLogger("local.gateway").setLevel(logging.WARNING)  # one "Mounting" line per route
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local.serve",
+        description="Serve the API locally on moto, with two demo tenants (make serve).",
+        epilog="With Docker, `sam local start-api --env-vars .local/env.json --docker-network host "
+        "--port 3001` runs the same functions in containers against this moto server (the template "
+        "must declare AWS_ENDPOINT_URL for SAM to pass it on; see the README).",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("PORT", "3000"),  # argparse applies `type` to a string default
+        help="API port (default $PORT or 3000)",
+    )
+    parser.add_argument(
+        "--moto-port",
+        type=int,
+        default=os.environ.get("MOTO_PORT", "0"),
+        help="moto server port (default $MOTO_PORT, or any free port)",
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=DEFAULT_ENV_FILE,
+        help="where to write the env-vars file for `sam local` (default .local/env.json; env.sh beside it)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also show the routes and the functions' INFO logs and metrics"
+    )
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.verbose)
+    # Ctrl-C and SIGTERM both unwind the main thread to the `finally` below. Installed explicitly:
+    # a shell starts background jobs with SIGINT ignored, and SIGTERM would otherwise kill at once.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    stack = LocalStack(args.port, moto_port=args.moto_port, env_file=args.env_file, verbose=args.verbose)
+    try:
+        stack.start()
+        assert stack.moto is not None
+        users = ", ".join(f"{demo.username}/{demo.password}" for demo in DEMO_TENANTS)
+        print(
+            f"Serving {stack.url} (moto at {stack.moto.url}) — demo users {users}. Ctrl-C to stop.",
+            flush=True,
+        )
+        while True:
+            # Python runs signal handlers in the main thread only, and the kernel may deliver a
+            # signal to any thread: a short sleep (not an untimed wait) lets the handler run soon.
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:  # a busy port is reported by werkzeug itself (and exits 1)
+        print(f"error: cannot start the local stack: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+    LOG.info("stopped")
+    # Everything this process started has stopped. What is left is the interpreter's own teardown,
+    # whose garbage collections over moto's and samcli's large heaps take seconds; frozen objects
+    # are skipped, so Ctrl-C gives the prompt back at once.
+    gc.freeze()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,468 @@
+"""Writes openapi.json: the API's OpenAPI 3.1 description, generated from the code.
+
+Routes and methods come from the two handlers' routers (`model_runtime.http.Router.routes`),
+limits from the settings and validation modules, the security headers from
+`model_runtime.http.SECURITY_HEADERS` (with the extra headers each error class sends), and the
+error shape from `model_runtime.http.problem`.
+Only the bodies' schemas are written here. `tests/test_openapi.py` fails when the committed file
+differs from a fresh generation, so the document cannot drift from the code.
+
+Run: `python scripts/make_openapi.py` (or `--check` to compare without writing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = REPO_ROOT / "openapi.json"
+
+# Powertools reads these when the handler modules create their Logger/Metrics/Tracer at import.
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "openapi")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "InferenceApi")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+for _path in (REPO_ROOT, REPO_ROOT / "layers" / "model_runtime"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))  # a script, run by path: pytest's pythonpath does not apply
+
+# After the path set-up above (E402): the modules the document is generated from.
+from model_runtime import errors  # noqa: E402
+from model_runtime.credentials import USERNAME_PATTERN  # noqa: E402
+from model_runtime.http import SECURITY_HEADERS, Router, problem  # noqa: E402
+from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: E402
+from model_runtime.settings import Settings, get_settings  # noqa: E402
+from model_runtime.tokens import ALGORITHM  # noqa: E402
+
+from functions.login import app as login  # noqa: E402
+from functions.predict import app as predict  # noqa: E402
+from inferctl.onboarding import DEFAULT_MAX_BATCH  # noqa: E402
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+BEARER = "bearerAuth"
+
+
+def code_defaults() -> Settings:
+    """The settings as the code defaults them (the template's defaults), whatever this shell has set."""
+    saved = dict(os.environ)
+    try:
+        for name in ("MAX_BODY_BYTES", "TOKEN_TTL_SECONDS", "LOCKOUT_THRESHOLD", "LOCKOUT_SECONDS"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+        return get_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        get_settings.cache_clear()
+
+
+# --- errors: status, title and extra headers from the domain exceptions ----------------------
+
+
+ErrorClass = type[errors.ProblemError]
+
+
+def _error_classes(base: ErrorClass = errors.ProblemError) -> Iterator[ErrorClass]:
+    yield base
+    for sub in base.__subclasses__():
+        yield from _error_classes(sub)
+
+
+def _instance(cls: ErrorClass) -> errors.ProblemError:
+    """An instance, to read the headers it sends; constructors differ in their arguments."""
+    make: Callable[..., errors.ProblemError] = cls
+    for args in ((), ("detail",), (1,)):
+        try:
+            instance = make(*args)
+        except TypeError:
+            continue
+        return instance
+    raise TypeError(f"cannot build {cls.__name__}")
+
+
+def sends_retry_after(status: int) -> bool:
+    """Whether some error of `status` tells the client when to retry (lockout, 503)."""
+    return any("Retry-After" in _instance(cls).headers for cls in _error_classes() if cls.status == status)
+
+
+def error_title(status: int) -> str:
+    titles = {cls.title for cls in _error_classes() if cls.status == status}
+    assert len(titles) == 1, f"status {status} has titles {titles}"
+    return titles.pop()
+
+
+def problem_shape() -> tuple[str, list[str]]:
+    """The media type and field names `model_runtime.http.problem` writes."""
+    response = problem(errors.BadRequest("x"))
+    return response.headers["Content-Type"], list(json.loads(response.body))
+
+
+# --- the routes the resolvers serve, and what we say about each ------------------------------
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    summary: str
+    description: str
+    ok: str  # schema name of the 200 body
+    errors: tuple[int, ...]  # statuses the function answers with problem+json
+    authenticated: bool = False
+    request: dict[str, str] = field(default_factory=dict)  # media type -> schema name
+    max_body_bytes: int = 0  # the function's cap on the request body, when it has a body
+    notes: dict[int, str] = field(default_factory=dict)
+
+
+def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
+    max_body = settings.max_body_bytes
+    return {
+        ("post", "/api/v1/auth/token"): Operation(
+            "issueToken",
+            "Trade a username and password for an access token",
+            "JSON or an OAuth2 password-grant form. Unknown user, wrong password and disabled "
+            "accounts get one identical 401. After "
+            f"{settings.lockout_threshold} failures a username (known or not) is locked for "
+            f"{settings.lockout_seconds} s: 429 with Retry-After.",
+            "TokenResponse",
+            (400, 401, 413, 429, 500, 503),
+            request={JSON: "TokenRequest", FORM: "TokenRequestForm"},
+            max_body_bytes=login.MAX_LOGIN_BODY_BYTES,
+            notes={
+                401: "Unknown user, wrong password, or disabled user or tenant.",
+                429: "Too many failed logins on this username: locked for the cool-down (Retry-After).",
+            },
+        ),
+        ("get", "/.well-known/jwks.json"): Operation(
+            "getJwks",
+            "The public keys that verify access tokens (RFC 7517)",
+            "Select a key by the token header's `kid`. Keys are the operator's own; tokens are "
+            f"{ALGORITHM} only.",
+            "JwkSet",
+            (500, 503),
+        ),
+        ("post", "/api/v1/predict"): Operation(
+            "predict",
+            "Predict with the caller's own model",
+            "The model is chosen by the verified token alone. Steps, in order: body size cap "
+            f"({max_body} bytes), bearer token, tenant mapping, payload against the tenant's model "
+            "card, model, prediction.",
+            "PredictResponse",
+            (400, 401, 403, 413, 415, 500, 503),
+            authenticated=True,
+            request={JSON: "PredictRequest"},
+            max_body_bytes=max_body,
+            notes={
+                400: "The body is not the tenant's shape (see GET /api/v1/model); nothing was run.",
+                403: "The token's tenant has no active model.",
+                413: f"The body exceeds {max_body} bytes.",
+                415: "The body is not application/json, or is content-coded (gzip): never inflated.",
+            },
+        ),
+        ("get", "/api/v1/model"): Operation(
+            "getModelCard",
+            "The caller's model card",
+            "What the caller's rows must look like; never where the model is stored.",
+            "ModelCard",
+            (401, 403, 500, 503),
+            authenticated=True,
+        ),
+    }
+
+
+def served_routes(*routers: Router) -> list[tuple[str, str, Callable[..., Any]]]:
+    """(method, path, handler) of every route the functions' routers dispatch, by path."""
+    routes = [
+        (method.lower(), path, handler)
+        for router in routers
+        for (method, path), handler in router.routes.items()
+    ]
+    return sorted(routes, key=lambda r: (r[1], r[0]))
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any]:
+    username = {
+        "type": "string",
+        "pattern": f"^(?:{USERNAME_PATTERN.pattern})$",
+        "maxLength": 64,
+        "examples": ["someone@example.com"],
+    }
+    password = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_PASSWORD_CHARS,
+        "writeOnly": True,
+        "examples": ["correct horse battery staple"],
+    }
+    number = {"type": "number", "description": "A finite number (JSON int or float; not a bool)."}
+    return {
+        "TokenRequest": {
+            "type": "object",
+            "required": ["username", "password"],
+            "properties": {"username": username, "password": password},
+            "additionalProperties": False,
+        },
+        "TokenRequestForm": {
+            "type": "object",
+            "required": ["grant_type", "username", "password"],
+            "properties": {
+                "grant_type": {"const": "password"},
+                "username": username,
+                "password": password,
+                "scope": {"type": "string"},
+                "client_id": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+        "TokenResponse": {
+            "type": "object",
+            "required": ["access_token", "token_type", "expires_in"],
+            "properties": {
+                "access_token": {"type": "string", "description": f"A JWT signed {ALGORITHM}."},
+                "token_type": {"const": "Bearer"},
+                "expires_in": {"type": "integer", "minimum": 1, "examples": [settings.token_ttl_seconds]},
+            },
+            "additionalProperties": False,
+        },
+        "JwkSet": {
+            "type": "object",
+            "required": ["keys"],
+            "properties": {
+                "keys": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["kty", "kid", "use", "alg", "n", "e"],
+                        "properties": {
+                            "kty": {"const": "RSA"},
+                            "kid": {"type": "string", "minLength": 1},
+                            "use": {"const": "sig"},
+                            "alg": {"const": ALGORITHM},
+                            "n": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+                            "e": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"},
+                        },
+                    },
+                }
+            },
+            "additionalProperties": False,
+        },
+        "PredictRequest": {
+            "type": "object",
+            "required": ["instances"],
+            "properties": {
+                "instances": {
+                    "type": "array",
+                    "description": "1 to the tenant's max_batch rows (GET /api/v1/model; default "
+                    f"{DEFAULT_MAX_BATCH}), each exactly n_features finite numbers.",
+                    "minItems": 1,
+                    "items": {"type": "array", "minItems": 1, "items": number},
+                }
+            },
+            "additionalProperties": False,
+            "examples": [{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}],
+        },
+        "PredictResponse": {
+            "type": "object",
+            "required": ["predictions", "model_version"],
+            "properties": {
+                "predictions": {
+                    "type": "array",
+                    "minItems": 1,
+                    "description": "One class label per row, in the row order.",
+                    "items": {"type": ["integer", "number", "string", "boolean"]},
+                },
+                "model_version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+            },
+            "additionalProperties": False,
+        },
+        "ModelCard": {
+            "type": "object",
+            "required": ["n_features", "max_batch", "classes", "version", "sklearn_version"],
+            "properties": {
+                "n_features": {"type": "integer", "minimum": 1},
+                "max_batch": {"type": "integer", "minimum": 1},
+                "classes": {"type": "array", "items": {"type": ["integer", "number", "string", "boolean"]}},
+                "version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+                "sklearn_version": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details. `detail` is a fixed text for the client: "
+            "never exception text, input, or a resource name.",
+            "required": problem_fields,
+            "properties": {
+                "type": {"type": "string", "format": "uri"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
+    }
+
+
+def header_components() -> dict[str, Any]:
+    headers: dict[str, Any] = {
+        name: {
+            "description": "Sent on every response, errors included.",
+            "required": True,
+            "schema": {"type": "string", "const": value},
+        }
+        for name, value in SECURITY_HEADERS.items()
+    }
+    headers["WWW-Authenticate"] = {
+        "description": "The bearer challenge (RFC 6750).",
+        "required": True,
+        "schema": {"type": "string", "const": errors.Unauthorized().headers["WWW-Authenticate"]},
+    }
+    headers["Retry-After"] = {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+    return headers
+
+
+def security_header_refs() -> dict[str, Any]:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in SECURITY_HEADERS}
+
+
+GATEWAY_NOTES = {
+    429: "The stage's throttling limits were exceeded (an API Gateway response, no Retry-After).",
+    504: "The function did not answer in time (an API Gateway response).",
+}
+
+
+def error_response(status: int, problem_type: str, note: str, *, www_authenticate: bool) -> dict[str, Any]:
+    headers = security_header_refs()
+    if www_authenticate:
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+    if sends_retry_after(status):
+        headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
+    schema = {
+        "allOf": [{"$ref": "#/components/schemas/Problem"}, {"properties": {"status": {"const": status}}}]
+    }
+    return {
+        "description": note or error_title(status),
+        "headers": headers,
+        "content": {problem_type: {"schema": schema}},
+    }
+
+
+def path_item(operation: Operation, problem_type: str) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        "200": {
+            "description": "OK",
+            "headers": security_header_refs(),
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{operation.ok}"}}},
+        }
+    }
+    statuses = sorted({*operation.errors, *GATEWAY_NOTES})
+    for status in statuses:
+        note = " ".join(filter(None, (operation.notes.get(status), GATEWAY_NOTES.get(status))))
+        # Predict's 401 is a bearer challenge; the token endpoint's is a failed password grant.
+        challenge = status == 401 and operation.authenticated
+        responses[str(status)] = error_response(status, problem_type, note, www_authenticate=challenge)
+    item: dict[str, Any] = {
+        "operationId": operation.operation_id,
+        "summary": operation.summary,
+        "description": operation.description,
+        "security": [{BEARER: []}] if operation.authenticated else [],
+        "responses": responses,
+    }
+    if operation.request:
+        item["requestBody"] = {
+            "required": True,
+            "content": {
+                media: {"schema": {"$ref": f"#/components/schemas/{name}"}}
+                for media, name in operation.request.items()
+            },
+            "x-max-body-bytes": operation.max_body_bytes,
+        }
+    return item
+
+
+def build_document() -> dict[str, Any]:
+    settings = code_defaults()
+    problem_type, problem_fields = problem_shape()
+    described = operations(settings)
+    routes = served_routes(login.app, predict.app)
+    served = {(method, path) for method, path, _ in routes}
+    if served != set(described):
+        raise SystemExit(
+            f"routes and descriptions differ: undescribed {sorted(served - set(described))}, "
+            f"not served {sorted(set(described) - served)}"
+        )
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, _ in routes:
+        paths.setdefault(path, {})[method] = path_item(described[(method, path)], problem_type)
+    version = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Multi-tenant inference API",
+            "version": version,
+            "description": "Each tenant's clients log in, then send rows to their own scikit-learn "
+            "model. Generated by scripts/make_openapi.py from the handlers; do not edit.",
+        },
+        "servers": [
+            {
+                "url": "https://{apiId}.execute-api.{region}.amazonaws.com/{stage}",
+                "variables": {
+                    "apiId": {"default": "example"},
+                    "region": {"default": "us-east-1"},
+                    "stage": {"default": "live"},
+                },
+            },
+            {"url": "http://127.0.0.1:3000", "description": "make serve"},
+        ],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "An access token from POST /api/v1/auth/token.",
+                }
+            },
+            "headers": header_components(),
+            "schemas": body_schemas(settings, problem_fields),
+        },
+    }
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="exit 1 if openapi.json is out of date")
+    args = parser.parse_args(argv)
+    text = render(build_document())
+    if args.check:
+        current = OUTPUT.read_text() if OUTPUT.exists() else ""
+        if current != text:
+            print(f"{OUTPUT.name} is out of date: run python scripts/make_openapi.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.write_text(text)
+    print(f"wrote {OUTPUT.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""The local stack, black-box: `python -m local.serve` in a subprocess, spoken to over HTTP only.
+
+This is the README walkthrough: log in, predict, read the model card, try to reach another
+tenant's model, send too many rows; then an operator onboards a third tenant with the CLI (in its
+own process, against the same moto server) and its user predicts at once. Stopping the stack
+must leave no process and no listening port behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT
+
+pytestmark = pytest.mark.blackbox
+
+MODELS_DIR = REPO_ROOT / "models"
+READY = re.compile(r"Serving (http://127\.0\.0\.1:\d+) \(moto at (http://127\.0\.0\.1:\d+)\)")
+STARTUP_SECONDS = 180  # a generous bound for a slow CI machine, not a performance assertion
+
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+WINE_ROW = [13.2, 1.78, 2.14, 11.2, 100, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    moto_url: str
+    env_file: Path
+    log: Path
+
+    def stop(self, signum: int = signal.SIGINT) -> int:  # SIGINT: what Ctrl-C sends
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout=30)
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """This environment minus anything that could reach real AWS."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return env | {"PYTHONUNBUFFERED": "1"} | extra
+
+
+def start_server(tmp: Path) -> Server:
+    log = tmp / "serve.log"
+    env_file = tmp / "env.json"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.serve", "--env-file", str(env_file)],
+            cwd=REPO_ROOT,
+            env=child_environment(PORT="0", MOTO_PORT="0"),  # free ports, through the variables
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session: every process it starts is findable below
+        )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        match = READY.search(log.read_text(errors="replace"))
+        if match:
+            return Server(process, match[1], match[2], env_file, log)
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    process.wait()
+    pytest.fail(f"local stack did not start:\n{log.read_text(errors='replace')}")
+
+
+def session_processes(session_id: int) -> list[int]:
+    """Pids of live processes in a session (field 6 of /proc/<pid>/stat)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+        if int(fields[3]) == session_id and fields[0] != "Z":
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("local-stack"))
+    yield running
+    running.stop()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def http(
+    method: str, url: str, body: Any = None, token: str | None = None, headers: dict[str, str] | None = None
+) -> Reply:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback http only
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            status, raw, reply_headers = response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        status, raw, reply_headers = error.code, error.read(), error.headers
+    return Reply(status, {k.lower(): v for k, v in reply_headers.items()}, json.loads(raw) if raw else None)
+
+
+def login(server: Server, username: str, password: str) -> str:
+    reply = http("POST", f"{server.url}/api/v1/auth/token", {"username": username, "password": password})
+    assert reply.status == 200, reply.body
+    assert reply.body["token_type"] == "Bearer"
+    token: str = reply.body["access_token"]
+    return token
+
+
+def file_model(name: str) -> tuple[Any, str]:
+    """A committed model and the version clients see (first 12 hex digits of its SHA-256)."""
+    path = MODELS_DIR / name
+    return joblib.load(path), hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+# --- the walkthrough ---------------------------------------------------------------------------
+
+
+def test_alice_predicts_with_her_model(server: Server) -> None:
+    # Given alice's token
+    token = login(server, "alice", "alice-local-demo")
+    # When she sends three Iris rows
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": IRIS_ROWS}, token)
+    # Then the answer is exactly what her model file predicts, with its version
+    model, version = file_model("model_user_a.pkl")
+    assert reply.status == 200, reply.body
+    assert reply.body == {
+        "predictions": model.predict(np.array(IRIS_ROWS)).tolist(),
+        "model_version": version,
+    }
+    # And the response carries the security headers
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value
+
+
+def test_bob_predicts_with_his_model(server: Server) -> None:
+    # Given bob's token
+    token = login(server, "bob", "bob-local-demo")
+    # When he sends a 13-feature Wine row
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": [WINE_ROW]}, token)
+    # Then his model answers
+    model, version = file_model("model_user_b.pkl")
+    assert reply.status == 200, reply.body
+    assert reply.body == {
+        "predictions": model.predict(np.array([WINE_ROW])).tolist(),
+        "model_version": version,
+    }
+
+
+def test_model_card_is_the_callers_own(server: Server) -> None:
+    # Given alice's token
+    token = login(server, "alice", "alice-local-demo")
+    # When she reads the model card
+    reply = http("GET", f"{server.url}/api/v1/model", token=token)
+    # Then it describes her 4-feature model and names no storage location
+    assert reply.status == 200
+    assert reply.body["n_features"] == 4
+    assert reply.body["classes"] == [0, 1, 2]
+    assert reply.body["version"] == file_model("model_user_a.pkl")[1]
+    assert "models/" not in json.dumps(reply.body)
+
+
+def test_naming_another_tenant_in_headers_or_query_changes_nothing(server: Server) -> None:
+    # Given alice's token, and a request that names bob's tenant and model in headers and query
+    token = login(server, "alice", "alice-local-demo")
+    smuggled = {"X-Tenant-Id": "tenant-b", "X-Model-Id": "model_user_b"}
+    url = f"{server.url}/api/v1/predict?tenant_id=tenant-b&model=model_user_b.pkl"
+    # When she sends Iris rows that way
+    reply = http("POST", url, {"instances": IRIS_ROWS}, token, smuggled)
+    # Then her own model answers
+    assert reply.status == 200
+    assert reply.body["model_version"] == file_model("model_user_a.pkl")[1]
+    # And a Wine row (bob's model's shape) is refused, not routed to bob's model
+    wine = http("POST", url, {"instances": [WINE_ROW]}, token, smuggled)
+    assert wine.status == 400
+    assert wine.headers["content-type"] == "application/problem+json"
+    # And a tenant in the body is refused outright
+    in_body = http("POST", url, {"instances": IRIS_ROWS, "tenant_id": "tenant-b"}, token)
+    assert in_body.status == 400
+
+
+def test_oversized_batch_is_400(server: Server) -> None:
+    # Given alice's token (max_batch 1000)
+    token = login(server, "alice", "alice-local-demo")
+    # When she sends 1001 rows
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": [IRIS_ROWS[0]] * 1001}, token)
+    # Then it is a problem+json 400
+    assert reply.status == 400
+    assert reply.body["status"] == 400
+    assert reply.headers["content-type"] == "application/problem+json"
+
+
+def test_wrong_password_is_401(server: Server) -> None:
+    # Given alice's username with bob's password
+    # When she logs in
+    reply = http(
+        "POST", f"{server.url}/api/v1/auth/token", {"username": "alice", "password": "bob-local-demo"}
+    )
+    # Then it is a 401
+    assert reply.status == 401
+
+
+def test_env_file_points_sam_local_at_the_same_moto_server(server: Server) -> None:
+    # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
+    environments = json.loads(server.env_file.read_text())
+    # Then each function gets the template's variables, resolved, and the moto endpoint
+    assert set(environments) == {"LoginFunction", "PredictFunction"}
+    for variables in environments.values():
+        assert variables["AWS_ENDPOINT_URL"] == server.moto_url
+        assert variables["TABLE_NAME"] == "local-inference"
+        assert variables["SIGNING_KEY_ID"]
+    assert environments["LoginFunction"]["POWERTOOLS_SERVICE_NAME"] == "login"
+    assert environments["PredictFunction"]["MODEL_BUCKET"].startswith("local-models-")
+    assert environments["PredictFunction"]["MAX_BODY_BYTES"] == "1048576"  # the template's default
+
+
+def inferctl(server: Server, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The operator CLI in its own process, pointed at the stack's moto server."""
+    variables: dict[str, str] = {}
+    for function_env in json.loads(server.env_file.read_text()).values():
+        variables |= function_env
+    env = child_environment(
+        AWS_ENDPOINT_URL=server.moto_url,
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+        AWS_DEFAULT_REGION="us-east-1",
+        TABLE_NAME=variables["TABLE_NAME"],
+        MODEL_BUCKET=variables["MODEL_BUCKET"],
+        SIGNING_KEY_ID=variables["SIGNING_KEY_ID"],
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "inferctl", *argv],
+        cwd=REPO_ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Server, tmp_path: Path) -> None:
+    # Given a new 3-feature model trained here
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(60, 3))
+    model = LogisticRegression().fit(rows, (rows[:, 0] + rows[:, 2] > 0).astype(int))
+    path = tmp_path / "carol.pkl"
+    joblib.dump(model, path)
+    # When an operator onboards tenant-c and its user with the CLI, against the running stack
+    created = inferctl(server, "create-tenant", "tenant-c", "--model", str(path))
+    user = inferctl(
+        server, "create-user", "carol", "--tenant", "tenant-c", "--password-stdin", stdin="carol-pw-123\n"
+    )
+    assert created.returncode == 0, created.stderr
+    assert user.returncode == 0, user.stderr
+    # Then carol can log in and predict right away, with tenant-c's model
+    token = login(server, "carol", "carol-pw-123")
+    sample = rows[:5].tolist()
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": sample}, token)
+    assert reply.status == 200, reply.body
+    assert reply.body["predictions"] == model.predict(np.array(sample)).tolist()
+    assert reply.body["model_version"] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    # And the CLI's listing shows three tenants and no password hash
+    users = inferctl(server, "list-users")
+    assert users.returncode == 0 and "carol" in users.stdout and "argon2" not in users.stdout
+
+
+def test_cli_errors_are_one_line_and_exit_1(server: Server) -> None:
+    # Given the running stack
+    # When the operator onboards a tenant with a file that does not exist
+    run = inferctl(server, "create-tenant", "tenant-d", "--model", "/nonexistent/model.pkl")
+    # Then one error line on stderr, exit status 1
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.startswith("error: cannot read /nonexistent/model.pkl")
+    assert run.stderr.count("\n") == 1
+
+
+# --- stopping ----------------------------------------------------------------------------------
+
+
+def port_open(url: str) -> bool:
+    parsed = urlparse(url)
+    with socket.socket() as probe:
+        return probe.connect_ex((parsed.hostname or "", parsed.port or 0)) == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stopping_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
+    # Given a running stack (its own, so the walkthrough's is not disturbed)
+    running = start_server(tmp_path)
+    assert login(running, "bob", "bob-local-demo")
+    assert port_open(running.url) and port_open(running.moto_url)
+    session = running.process.pid
+    # When it gets Ctrl-C (or SIGTERM)
+    code = running.stop(signum)
+    # Then it exits cleanly, says so, and leaves no process and no listening port behind
+    assert code == 0, running.log.read_text()
+    assert "stopped" in running.log.read_text()
+    assert session_processes(session) == []
+    assert not port_open(running.url)
+    assert not port_open(running.moto_url)

@@ -1,0 +1,464 @@
+"""Unit tests of `model_runtime.payload`: strict JSON and the exact shape the tenant's model takes.
+
+Every rejection must be a `BadRequest` (a 400 at the edge), never another exception that would
+become a 500, and its message may name positions and counts but never echo the values sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from model_runtime.errors import BadRequest
+from model_runtime.payload import parse_json, validate_instances
+
+N_FEATURES = 4
+MAX_BATCH = 1000
+SECRET_NUMBER = "987654.321"
+SECRET_TEXT = "SECRETSTRING"
+VALID_ROW = [5.1, 3.5, 1.4, 0.2]
+
+PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def body_of(document: Any) -> bytes:
+    return json.dumps(document).encode()
+
+
+def rows_body(rows: list[Any]) -> bytes:
+    return body_of({"instances": rows})
+
+
+def reject(body: bytes, n_features: int = N_FEATURES, max_batch: int = MAX_BATCH) -> str:
+    """The client-facing message of the `BadRequest` that `body` must raise."""
+    with pytest.raises(BadRequest) as caught:
+        validate_instances(body, n_features, max_batch)
+    assert caught.value.status == 400
+    return caught.value.detail
+
+
+# --- accepted ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[[1, 2, 3, 4]]", [[1.0, 2.0, 3.0, 4.0]]),
+        ("[[1.5, -2.25, 0.0, -0]]", [[1.5, -2.25, 0.0, 0.0]]),
+        ("[[1e3, -2.5E-2, 3e+2, 0.1e1]]", [[1000.0, -0.025, 300.0, 1.0]]),
+        ("[[-1, -2, -3, -4], [9007199254740993, 1, 2, 3]]", [[-1, -2, -3, -4], [2.0**53, 1, 2, 3]]),
+    ],
+)
+def test_valid_numbers_become_a_float64_array(text: str, expected: list[list[float]]) -> None:
+    # Given rows of JSON ints, floats, negatives and exponents
+    body = ('{"instances": ' + text + "}").encode()
+    # When they are validated
+    rows = validate_instances(body, N_FEATURES, MAX_BATCH)
+    # Then they come back as a float64 array of shape (rows, n_features) with the same values
+    assert rows.dtype == np.float64
+    assert rows.shape == (len(expected), N_FEATURES)
+    assert rows.tolist() == expected
+
+
+def test_exactly_max_batch_rows_are_accepted() -> None:
+    # Given a batch of exactly max_batch rows
+    body = rows_body([VALID_ROW] * MAX_BATCH)
+    # When it is validated
+    rows = validate_instances(body, N_FEATURES, MAX_BATCH)
+    # Then every row is kept
+    assert rows.shape == (MAX_BATCH, N_FEATURES)
+
+
+# --- rejected, with the position named and no value echoed -----------------------------------------
+
+
+def test_one_row_more_than_max_batch_is_refused() -> None:
+    # Given max_batch + 1 well-formed rows
+    body = rows_body([VALID_ROW] * (MAX_BATCH + 1))
+    # When validated, Then it is refused, naming the limit
+    assert str(MAX_BATCH) in reject(body)
+
+
+def test_wrong_feature_count_names_the_row() -> None:
+    # Given a batch whose fourth row has one value too many
+    rows = [VALID_ROW] * 3 + [[987654.321, 1.0, 2.0, 3.0, 4.0]]
+    # When validated
+    detail = reject(rows_body(rows))
+    # Then the message names the row and both counts, and not the values
+    assert detail == "instances[3] has 5 values; this model takes 4."
+    assert SECRET_NUMBER not in detail
+
+
+def test_ragged_rows_are_refused() -> None:
+    # Given rows of different lengths, the first one being right
+    detail = reject(rows_body([VALID_ROW, [987654.321, 1.0, 2.0]]))
+    # Then the short row is named
+    assert detail == "instances[1] has 3 values; this model takes 4."
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        (SECRET_TEXT, "string"),
+        (SECRET_NUMBER, "numeric string"),  # "987654.321": numpy would turn it into a number
+        ("1.5", "short numeric string"),
+        (True, "true"),
+        (False, "false"),
+        (None, "null"),
+        ([987654.321], "nested list"),
+        ({SECRET_TEXT: 987654.321}, "object"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_non_number_values_name_their_cell(value: Any, name: str) -> None:
+    # Given a row whose third value is not a JSON number (`name`)
+    rows = [VALID_ROW, [1.0, 2.0, value, 4.0]]
+    # When validated
+    detail = reject(rows_body(rows))
+    # Then the cell is named and its value is not echoed
+    assert detail == "instances[1][2] must be a finite number.", name
+    assert SECRET_TEXT not in detail
+    assert SECRET_NUMBER not in detail
+
+
+@pytest.mark.parametrize(
+    "row", [{"a": 1}, SECRET_TEXT, 987654.321, None], ids=["object", "str", "num", "null"]
+)
+def test_a_row_that_is_not_a_list_is_named(row: Any) -> None:
+    # Given a batch whose second row is not a list
+    detail = reject(rows_body([VALID_ROW, row]))
+    # Then the row is named and nothing it held is echoed
+    assert detail == "instances[1] must be a list of numbers."
+    assert SECRET_TEXT not in detail
+    assert SECRET_NUMBER not in detail
+
+
+@pytest.mark.parametrize("token", ["1e999", "-1e999", "1" + "0" * 400, "-1" + "0" * 400])
+def test_numbers_beyond_float64_name_their_cell(token: str) -> None:
+    # Given a number that JSON allows but a float64 cannot hold (infinite after parsing, or an
+    # integer too large to convert)
+    body = ('{"instances": [[1, 2, 3, 4], [1, ' + token + ", 3, 4]]}").encode()
+    # When validated
+    detail = reject(body)
+    # Then the cell is named
+    assert detail == "instances[1][1] must be a finite number."
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_constants_are_refused(token: str) -> None:
+    # Given Python's JSON extensions, which json.loads would otherwise accept as floats
+    body = ('{"instances": [[1, ' + token + ", 3, 987654.321]]}").encode()
+    # When validated, Then the body is not valid JSON and nothing is echoed
+    detail = reject(body)
+    assert detail == "The request body is not valid JSON."
+    assert SECRET_NUMBER not in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"instances": [[1, 2, 3, ' + b"9" * 10_000 + b"]]}", "The request body is not valid JSON."),
+        (b'{"instances": []}', "'instances' must hold 1 to 1000 rows; it holds 0."),
+        (b'{"rows": [[1, 2, 3, 4]]}', "'instances' is required."),
+        (b"{}", "'instances' is required."),
+        (
+            b'{"instances": [[1, 2, 3, 4]], "tenant_id": "SECRETSTRING"}',
+            "'instances' is the only field allowed.",
+        ),
+        (
+            b'{"instances": [[1, 2, 3, 4]], "instances": [[987654.321, 2, 3, 4]]}',
+            "The request body is not valid JSON.",
+        ),
+        (b"[[1, 2, 3, 4]]", "The request body must be a JSON object."),
+        (b'"SECRETSTRING"', "The request body must be a JSON object."),
+        (b"987654.321", "The request body must be a JSON object."),
+        (b"null", "The request body must be a JSON object."),
+        (b'{"instances": "SECRETSTRING"}', "'instances' must be a list of rows."),
+        (b'{"instances": {"0": [1, 2, 3, 4]}}', "'instances' must be a list of rows."),
+        (
+            b'{"instances": [[1, 2, 3, 4]], "x": "\xff\xfe SECRETSTRING"}',
+            "The request body is not valid JSON.",
+        ),
+        (b"\xff\xfe\x00{", "The request body is not valid JSON."),
+        (b"", "The request body is not valid JSON."),
+        (b"   ", "The request body is not valid JSON."),
+        (b'{"instances": [[1, 2, 3, 4]]', "The request body is not valid JSON."),
+    ],
+    ids=[
+        "10000-digit-int",
+        "empty-list",
+        "missing-instances",
+        "empty-object",
+        "extra-key",
+        "duplicate-key",
+        "top-level-list",
+        "top-level-string",
+        "top-level-number",
+        "top-level-null",
+        "instances-string",
+        "instances-object",
+        "invalid-utf8-in-string",
+        "invalid-utf8",
+        "empty-body",
+        "blank-body",
+        "truncated",
+    ],
+)
+def test_malformed_documents_are_refused_without_echo(body: bytes, expected: str) -> None:
+    # Given a body that is not a {"instances": [...]} document of the right shape
+    # When validated
+    detail = reject(body)
+    # Then it is refused with a fixed message that echoes nothing sent
+    assert detail == expected
+    assert SECRET_TEXT not in detail
+    assert SECRET_NUMBER not in detail
+
+
+def test_100000_deep_list_nesting_is_refused_before_parsing() -> None:
+    # Given 100 000 nested lists: far more '[' than max_batch rows could need
+    body = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    # When validated, Then it is refused as too many rows (the scan runs before json.loads)
+    assert "at most 1000 rows" in reject(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+    ids=["unclosed-lists", "closed-lists", "objects"],
+)
+def test_deep_nesting_is_bad_json_not_a_recursion_error(body: bytes) -> None:
+    # Given nesting deep enough to exhaust the parser's recursion limit
+    # When the JSON parser sees it (directly, and through validation with a row limit high
+    # enough that the '[' count does not stop it first)
+    # Then both raise BadRequest, never RecursionError
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        parse_json(body)
+    assert reject(body, max_batch=1_000_000) == "The request body is not valid JSON."
+
+
+def test_parse_json_accepts_plain_rfc8259_json() -> None:
+    # Given an ordinary JSON document
+    # When parsed, Then it is the same document
+    assert parse_json(b'{"a": [1, 2.5, "x", null, true], "b": {}}') == {
+        "a": [1, 2.5, "x", None, True],
+        "b": {},
+    }
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+finite_numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(10**300), max_value=10**300),
+)
+
+
+@st.composite
+def valid_batches(draw: st.DrawFn) -> tuple[int, int, list[list[int | float]]]:
+    n_features = draw(st.integers(min_value=1, max_value=8))
+    max_batch = draw(st.integers(min_value=1, max_value=30))
+    rows = draw(
+        st.lists(
+            st.lists(finite_numbers, min_size=n_features, max_size=n_features),
+            min_size=1,
+            max_size=max_batch,
+        )
+    )
+    return n_features, max_batch, rows
+
+
+@PROPERTY_SETTINGS
+@given(valid_batches())
+def test_property_every_valid_batch_is_returned_unchanged(
+    batch: tuple[int, int, list[list[int | float]]],
+) -> None:
+    # Given any 1..max_batch rows of exactly n_features finite JSON numbers
+    n_features, max_batch, rows = batch
+    # When validated
+    result = validate_instances(rows_body(rows), n_features, max_batch)
+    # Then the array holds exactly those numbers, as float64
+    assert result.dtype == np.float64
+    assert result.shape == (len(rows), n_features)
+    assert result.tolist() == [[float(v) for v in row] for row in rows]
+
+
+PROPERTY_FEATURES = 3
+PROPERTY_MAX_BATCH = 4
+
+
+@dataclass(frozen=True)
+class RawNumber:
+    """A number token written as-is, for spellings json.dumps never produces (1e999, 2**1024)."""
+
+    text: str
+
+
+def render(value: Any) -> str:
+    """JSON text of `value`; floats nan/inf become NaN/Infinity, as Python's json writes them."""
+    if isinstance(value, RawNumber):
+        return value.text
+    if isinstance(value, list):
+        return "[" + ",".join(map(render, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(key) + ":" + render(item) for key, item in value.items()) + "}"
+    return json.dumps(value)
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),  # includes nan, inf and -inf
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=5),
+        st.dictionaries(st.text(max_size=8), children, max_size=3),
+    ),
+    max_leaves=25,
+)
+raw_numbers = st.one_of(
+    st.sampled_from(["1e999", "-1e999", "1E400", "2e308", "-0", "1E2", "0.5e-3", "-1.0E+2"]),
+    # Integers around the float64 limit: some round to a finite float, some overflow.
+    st.integers(min_value=2**1023, max_value=2**1025).map(str),
+    st.integers(min_value=2**1023, max_value=2**1025).map(lambda n: f"-{n}"),
+).map(RawNumber)
+# What numpy would quietly turn into numbers, or what is not a finite number at all.
+junk_cells = st.sampled_from([True, False, None, math.nan, math.inf, -math.inf, "1.5", "", [], {}, [1.0]])
+MUTATIONS = (
+    "none",
+    "junk-cell",
+    "raw-number",
+    "any-cell",
+    "row-length",
+    "row-count",
+    "not-a-row",
+    "extra-key",
+)
+
+
+@st.composite
+def near_valid_documents(draw: st.DrawFn) -> Any:
+    """A valid document, then at most one mutation: most examples sit on the contract's edge."""
+    rows: list[list[Any]] = draw(
+        st.lists(
+            st.lists(finite_numbers, min_size=PROPERTY_FEATURES, max_size=PROPERTY_FEATURES),
+            min_size=1,
+            max_size=PROPERTY_MAX_BATCH,
+        )
+    )
+    document: dict[str, Any] = {"instances": rows}
+    mutation = draw(st.sampled_from(MUTATIONS))
+    i = draw(st.integers(min_value=0, max_value=len(rows) - 1))
+    j = draw(st.integers(min_value=0, max_value=PROPERTY_FEATURES - 1))
+    if mutation == "junk-cell":
+        rows[i][j] = draw(junk_cells)
+    elif mutation == "raw-number":
+        rows[i][j] = draw(raw_numbers)
+    elif mutation == "any-cell":
+        rows[i][j] = draw(json_values)
+    elif mutation == "row-length":
+        rows[i] = rows[i][:j] if draw(st.booleans()) else [*rows[i], 1.0]
+    elif mutation == "row-count":
+        document["instances"] = (
+            [] if draw(st.booleans()) else rows + [[1.0] * PROPERTY_FEATURES] * PROPERTY_MAX_BATCH
+        )
+    elif mutation == "not-a-row":
+        rows[i] = draw(st.one_of(junk_cells, json_values))
+    elif mutation == "extra-key":
+        document[draw(st.text(max_size=8).filter(lambda k: k != "instances"))] = draw(json_values)
+    return document
+
+
+any_documents = st.one_of(json_values, st.fixed_dictionaries({"instances": json_values}))
+
+
+def finite_float(value: Any) -> float | None:
+    """`value` as a float64 if it is a JSON number (not a bool) that a float64 holds finitely."""
+    if isinstance(value, RawNumber):
+        value = float(value.text) if "e" in value.text.lower() or "." in value.text else int(value.text)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def expected_rows(document: Any) -> list[list[float]] | None:
+    """An independent statement of the contract: the rows a document stands for, or None."""
+    if not isinstance(document, dict) or set(document) != {"instances"}:
+        return None
+    instances = document["instances"]
+    if not isinstance(instances, list) or not 1 <= len(instances) <= PROPERTY_MAX_BATCH:
+        return None
+    if not all(isinstance(row, list) and len(row) == PROPERTY_FEATURES for row in instances):
+        return None
+    rows = [[finite_float(value) for value in row] for row in instances]
+    return None if any(None in row for row in rows) else rows
+
+
+def assert_array_or_bad_request(document: Any) -> None:
+    """validate_instances agrees with `expected_rows`: the same rows, or a BadRequest, nothing else."""
+    body = render(document).encode()
+    expected = expected_rows(document)
+    try:
+        result = validate_instances(body, PROPERTY_FEATURES, PROPERTY_MAX_BATCH)
+    except BadRequest:
+        assert expected is None, "a valid document was refused"
+        return
+    assert expected is not None, "an invalid document was accepted"
+    assert np.isfinite(result).all()
+    assert result.tolist() == expected
+
+
+@PROPERTY_SETTINGS
+@given(any_documents)
+def test_property_any_json_value_is_a_correct_array_or_bad_request(document: Any) -> None:
+    # Given any JSON-ish value, wrapped in {"instances": ...} or not
+    # When validated
+    # Then it is exactly the contract's finite rows, or a BadRequest when the contract refuses it
+    assert_array_or_bad_request(document)
+
+
+@PROPERTY_SETTINGS
+@given(near_valid_documents())
+# The edges that matter most, tried on every run rather than left to chance:
+@example({"instances": [[True, 1.0, 2.0]]})
+@example({"instances": [[RawNumber("1e999"), 1.0, 2.0]]})
+@example({"instances": [[RawNumber(str(2**1024)), 1.0, 2.0]]})
+@example({"instances": [[RawNumber(str(2**1023)), 1.0, 2.0]]})
+@example({"instances": [[1.0, 2.0, 3.0]], "tenant_id": "tenant-b"})
+def test_property_near_valid_documents_are_judged_exactly(document: Any) -> None:
+    # Given a valid document, or one mutation away from one (a bool, NaN, 1e999, 2**1024, a
+    # missing or extra value, too few or too many rows, a non-list row, an extra key)
+    # When validated
+    # Then it is exactly the contract's finite rows, or a BadRequest when the contract refuses it
+    assert_array_or_bad_request(document)
+
+
+@PROPERTY_SETTINGS
+@given(st.one_of(st.binary(max_size=256), st.text(max_size=128).map(str.encode)))
+def test_property_arbitrary_bytes_raise_nothing_but_bad_request(body: bytes) -> None:
+    # Given arbitrary bytes as a request body
+    # When validated
+    try:
+        result = validate_instances(body, PROPERTY_FEATURES, PROPERTY_MAX_BATCH)
+    except BadRequest:
+        return  # Then a refusal is always a BadRequest
+    # Then anything accepted is a finite array of the right width
+    assert result.shape[1] == PROPERTY_FEATURES
+    assert np.isfinite(result).all()
