@@ -298,7 +298,7 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
         predictions = model.predict(rows).tolist()
         steps: dict[str, Callable[[], Any]] = {
             "lambda_handler (whole)": partial(lambda_handler, event, context),
-            "app.resolve (no decorators)": partial(predict_app.app.resolve, event, context),
+            "app.resolve (no decorators)": partial(predict_app.app.resolve, event),
             "singleton handler": partial(peers.singleton_handler, event, context),
             "raw_body": partial(raw_body, event, get_settings().max_body_bytes),
             "verify_token": partial(verify_token, token),

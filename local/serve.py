@@ -221,7 +221,11 @@ class LocalStack:
                 sys.path.insert(0, layer_dir)  # where Lambda mounts a layer (/opt/python)
         handlers = handlers_from_template(str(self.template))
         for function, handler in handlers.items():
-            os.environ.update(environments.get(function, {}) | self.function_env)
+            # AWS_* (endpoint, credentials, region) belong to the stack: use_endpoint set them.
+            template_env = {
+                k: v for k, v in environments.get(function, {}).items() if not k.startswith("AWS_")
+            }
+            os.environ.update(template_env | self.function_env)
             handler.load()
         return dict(handlers)
 
@@ -293,8 +297,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m local.serve",
         description="Serve the API locally on moto, with two demo tenants (make serve).",
         epilog="With Docker, `sam local start-api --env-vars .local/env.json --docker-network host "
-        "--port 3001` runs the same functions in containers against this moto server (the template "
-        "must declare AWS_ENDPOINT_URL for SAM to pass it on; see the README).",
+        "--port 3001` runs the same functions in containers against this moto server.",
     )
     parser.add_argument(
         "--port",
