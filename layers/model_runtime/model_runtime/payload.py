@@ -73,15 +73,16 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
         for i, row in enumerate(instances):
             if len(row) != n_features:
                 raise BadRequest(f"instances[{i}] has {len(row)} values; this model takes {n_features}.")
-    if not set(map(type, chain.from_iterable(instances))) <= _NUMBER_TYPES:
-        _reject_first(
-            (i, j)
-            for i, row in enumerate(instances)
-            for j, value in enumerate(row)
-            if type(value) not in _NUMBER_TYPES
-        )
+    # When the body's only string is the key, it holds no string, bool or null values, so the
+    # per-value type scan is skipped: a byte-level check is ~10x cheaper on a 13 000-value batch.
+    numbers_only = _only_number_literals(body)
+    if not numbers_only:
+        _check_value_types(instances)
     try:
         rows = np.array(instances, dtype=np.float64)
+    except (TypeError, ValueError):  # numbers_only let a nested list or object through
+        _check_value_types(instances)
+        raise  # unreachable: the check above raises for any non-number
     except OverflowError:  # an integer too large for a float64
         _reject_first(
             (i, j)
@@ -89,9 +90,29 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
             for j, value in enumerate(row)
             if type(value) is int and abs(value) > 1 << 1023
         )
+    if rows.ndim != 2:  # equal-length lists nested inside every row
+        _check_value_types(instances)
     if not np.isfinite(rows).all():
         _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
     return rows
+
+
+_NUMBER_LITERAL_BYTES = b"0123456789.eE+-[]{},: \t\r\n"
+
+
+def _only_number_literals(body: bytes) -> bool:
+    """True when, past the one `"instances"` key, the body has only number and punctuation bytes."""
+    return not body.replace(b'"instances"', b"", 1).translate(None, _NUMBER_LITERAL_BYTES)
+
+
+def _check_value_types(instances: list[list[Any]]) -> None:
+    if not set(map(type, chain.from_iterable(instances))) <= _NUMBER_TYPES:
+        _reject_first(
+            (i, j)
+            for i, row in enumerate(instances)
+            for j, value in enumerate(row)
+            if type(value) not in _NUMBER_TYPES
+        )
 
 
 def _reject_first(positions: Iterable[int | tuple[int, ...]]) -> NoReturn:
