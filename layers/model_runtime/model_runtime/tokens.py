@@ -107,6 +107,7 @@ def jwks_document() -> dict[str, list[dict[str, Any]]]:
     keys = []
     for kid, public_key in verifying_keys().items():
         jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public_key, as_dict=True)
+        jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not be used together
         keys.append({**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM})
     return {"keys": keys}
 
