@@ -6,10 +6,12 @@
   version used. The SHA-256 is the digest an operator pins in the tenant's mapping.
 
 Models are fitted on plain numpy arrays (no feature names), so predicting on a list of lists
-emits no warning. A fresh process reproduces the files byte for byte for a given scikit-learn,
-numpy and joblib: fixed seeds, no compression, a pinned pickle protocol. (Within one process
-that has already unpickled an estimator, pickle's identity-based memo can differ, so retrain
-in a new process.)
+emits no warning. Fixed seeds, no compression and a pinned pickle protocol make retraining
+reproducible in what floating point allows: the same labels on the training data, the same tree,
+and LogisticRegression coefficients within 0.05 (tests/test_models.py). Not the same bytes on
+every machine: OpenBLAS picks kernels per CPU, so the solver's iterations and the last digits of
+the coefficients differ between machines of one kind. The committed files are the ones served;
+retraining makes new versions with new digests, registered like any other model.
 
 Usage: ``python models/train.py [OUT_DIR]``
 """

