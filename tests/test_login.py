@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 from model_runtime import aws, store
 from model_runtime.settings import get_settings
+from moto.dynamodb.models import DynamoDBBackend
 from samcli.yamlhelper import yaml_parse
 
 from functions.login import app as login_app
@@ -380,6 +383,50 @@ def test_expired_counter_restarts_from_one(demo: Stack, context: FakeLambdaConte
     assert item["expires_at"] == {"N": str(int(clock.now) + LOCKOUT_SECONDS)}
     # And her right password is not locked out
     assert login(context, "alice", ALICE_PASSWORD)["statusCode"] == 200
+
+
+@pytest.fixture
+def atomic_moto_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each single-item write atomically; moto in-process does not under threads.
+
+    One lock around each of moto's item operations restores DynamoDB's guarantee, and only it:
+    a check in one call and a write in another can still interleave, as on AWS.
+    """
+    lock = threading.Lock()
+    for name in ("get_item", "put_item", "update_item", "delete_item"):
+        operation = getattr(DynamoDBBackend, name)
+
+        def atomic(*args: Any, _operation: Callable[..., Any] = operation, **kwargs: Any) -> Any:
+            with lock:
+                return _operation(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, atomic)
+
+
+@pytest.mark.usefixtures("atomic_moto_items")
+def test_concurrent_guesses_cannot_pass_the_threshold(
+    demo: Stack, context: FakeLambdaContext, argon2_calls: list[str]
+) -> None:
+    # Given 12 wrong guesses for alice released at once, as from 12 concurrent Lambda containers
+    guesses = [f"wrong-guess-{i}" for i in range(12)]
+    start = threading.Barrier(len(guesses))
+
+    def attempt(password: str) -> int:
+        event = login_event(json.dumps({"username": "alice", "password": password}))
+        start.wait()
+        # The routes without the per-invocation decorators: Powertools' Metrics flush is per
+        # container, which serves one request at a time, and is not made for threads.
+        return int(login_app.app.resolve(event)["statusCode"])
+
+    # When they race
+    with ThreadPoolExecutor(max_workers=len(guesses)) as pool:
+        statuses = list(pool.map(attempt, guesses))
+    # Then exactly the threshold of passwords was evaluated, each a 401, and the rest were 429s
+    assert len(argon2_calls) == LOCKOUT_THRESHOLD
+    assert sorted(statuses) == [401] * LOCKOUT_THRESHOLD + [429] * (len(guesses) - LOCKOUT_THRESHOLD)
+    # And her right password, sent next, is locked out without being evaluated
+    assert_locked_out(login(context, "alice", ALICE_PASSWORD))
+    assert len(argon2_calls) == LOCKOUT_THRESHOLD
 
 
 # --- bad requests: 400, no echo, no work -----------------------------------------------------

@@ -37,7 +37,9 @@ def issue_access_token(event: Event) -> Response:
     username = credentials.username
     now = int(time.time())
 
-    if wait := store.lockout_remaining(username, now):
+    # The attempt is counted before the argon2 work, atomically, so racing guesses cannot get
+    # past the threshold; a success takes it back.
+    if wait := store.reserve_login_attempt(username, now):
         metrics.add_metric(name="LoginLockedOut", unit=MetricUnit.Count, value=1)
         raise TooManyRequests(wait)
 
@@ -45,9 +47,8 @@ def issue_access_token(event: Event) -> Response:
     password_ok = verify_password(user.password_hash if user else None, credentials.password)
     tenant = store.get_tenant(user.tenant_id) if user and password_ok else None
     if not (user and user.active and tenant and tenant.active):
-        # Every failure counts, including a right password on a disabled account: otherwise the
-        # lockout would tell an attacker which guess was right.
-        store.record_login_failure(username, now)
+        # A right password on a disabled account stays counted too: otherwise the lockout would
+        # tell an attacker which guess was right.
         metrics.add_metric(name="LoginFailure", unit=MetricUnit.Count, value=1)
         logger.info("login refused", extra={"username": username})
         raise InvalidCredentials()

@@ -159,37 +159,51 @@ def get_keyring() -> KeyRing:
 # --- failed-login counters -------------------------------------------------------------------
 
 
-def lockout_remaining(username: str, now: int) -> int:
-    """Seconds until `username` may try again; 0 when it is not locked out."""
-    item = _get(attempts_pk(username), consistent=True)
-    if item is None:
-        return 0
-    expires_at = _n(item, "expires_at")
-    if _n(item, "failures") >= get_settings().lockout_threshold and expires_at > now:
-        return expires_at - now
-    return 0
+def reserve_login_attempt(username: str, now: int) -> int:
+    """Count one attempt for `username` *before* its password is checked; 0 when it may go ahead.
 
-
-def record_login_failure(username: str, now: int) -> None:
-    """Count one failure. The window slides: each failure keeps the counter for the cool-down."""
+    Otherwise the seconds until it may try again. The count and the check are one conditional
+    write, so however many requests race, at most `lockout_threshold` passwords are evaluated per
+    cool-down: a check-then-count would let every racing request through. Each counted attempt
+    keeps the counter for the cool-down (the window slides); a success deletes it
+    (`clear_login_failures`), so only failures remain counted.
+    """
     settings = get_settings()
-    key = {"pk": {"S": attempts_pk(username)}}
-    expires_at = {"N": str(now + settings.lockout_seconds)}
     client = aws.dynamodb()
-    try:
-        client.update_item(
-            TableName=settings.table_name,
-            Key=key,
-            UpdateExpression="ADD failures :one SET expires_at = :exp",
-            # DynamoDB's TTL deletes lazily: an expired counter must restart, not grow.
-            ConditionExpression="attribute_not_exists(pk) OR expires_at > :now",
-            ExpressionAttributeValues={":one": {"N": "1"}, ":exp": expires_at, ":now": {"N": str(now)}},
-        )
-    except client.exceptions.ConditionalCheckFailedException:
-        client.put_item(
-            TableName=settings.table_name,
-            Item={**key, "failures": {"N": "1"}, "expires_at": expires_at},
-        )
+    key = {"pk": {"S": attempts_pk(username)}}
+    values = {
+        ":one": {"N": "1"},
+        ":exp": {"N": str(now + settings.lockout_seconds)},
+        ":now": {"N": str(now)},
+    }
+    for _ in range(3):  # a reset by a racing request can void both conditions once; then retry
+        try:
+            client.update_item(
+                TableName=settings.table_name,
+                Key=key,
+                UpdateExpression="ADD failures :one SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(pk) OR (failures < :limit AND expires_at > :now)",
+                ExpressionAttributeValues={**values, ":limit": {"N": str(settings.lockout_threshold)}},
+            )
+            return 0
+        except client.exceptions.ConditionalCheckFailedException:
+            pass
+        try:
+            # DynamoDB's TTL deletes lazily: an expired counter restarts at one, atomically.
+            client.update_item(
+                TableName=settings.table_name,
+                Key=key,
+                UpdateExpression="SET failures = :one, expires_at = :exp",
+                ConditionExpression="expires_at <= :now",
+                ExpressionAttributeValues=values,
+            )
+            return 0
+        except client.exceptions.ConditionalCheckFailedException:
+            pass
+        item = _get(attempts_pk(username), consistent=True)
+        if item is not None and _n(item, "failures") >= settings.lockout_threshold:
+            return max(1, _n(item, "expires_at") - now)
+    return settings.lockout_seconds
 
 
 def clear_login_failures(username: str) -> None:
