@@ -108,9 +108,12 @@ def retrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_retraining_reproduces_the_manifest_but_for_digests(retrained: Path, manifest: dict[str, Any]) -> None:
+def test_retraining_reproduces_the_manifest_but_for_digests(
+    retrained: Path, manifest: dict[str, Any]
+) -> None:
     # Given a retrained manifest
     fresh = json.loads((retrained / "manifest.json").read_text(encoding="utf-8"))
+
     # When digests, which depend on the CPU's floating point, are set aside
     def without_digests(document: dict[str, Any]) -> dict[str, Any]:
         return {name: {k: v for k, v in e.items() if k != "sha256"} for name, e in document["models"].items()}
@@ -138,4 +141,3 @@ def test_retraining_reproduces_the_committed_behaviour(retrained: Path, name: st
     else:
         np.testing.assert_array_equal(fresh.tree_.feature, committed.tree_.feature)
         np.testing.assert_allclose(fresh.tree_.threshold, committed.tree_.threshold, atol=1e-9)
-

@@ -384,6 +384,27 @@ def near_valid_documents(draw: st.DrawFn) -> Any:
 
 any_documents = st.one_of(json_values, st.fixed_dictionaries({"instances": json_values}))
 
+# Cells that are themselves arrays or objects holding extreme numbers: numpy builds 3-D arrays
+# from some of them and overflows on others, paths the flat strategies above rarely reach.
+extreme_numbers = st.one_of(raw_numbers, finite_numbers, st.floats())
+nested_cells = st.recursive(
+    extreme_numbers,
+    lambda children: st.one_of(
+        st.lists(children, min_size=1, max_size=3),
+        st.dictionaries(st.text(max_size=4), children, max_size=2),
+    ),
+    max_leaves=6,
+)
+nested_documents = st.fixed_dictionaries(
+    {
+        "instances": st.lists(
+            st.lists(nested_cells, min_size=PROPERTY_FEATURES, max_size=PROPERTY_FEATURES),
+            min_size=1,
+            max_size=PROPERTY_MAX_BATCH,
+        )
+    }
+)
+
 
 def finite_float(value: Any) -> float | None:
     """`value` as a float64 if it is a JSON number (not a bool) that a float64 holds finitely."""
@@ -442,11 +463,24 @@ def test_property_any_json_value_is_a_correct_array_or_bad_request(document: Any
 @example({"instances": [[RawNumber(str(2**1024)), 1.0, 2.0]]})
 @example({"instances": [[RawNumber(str(2**1023)), 1.0, 2.0]]})
 @example({"instances": [[1.0, 2.0, 3.0]], "tenant_id": "tenant-b"})
+@example({"instances": [[[RawNumber("1" + "0" * 400)], [1], [2]]]})
 def test_property_near_valid_documents_are_judged_exactly(document: Any) -> None:
     # Given a valid document, or one mutation away from one (a bool, NaN, 1e999, 2**1024, a
     # missing or extra value, too few or too many rows, a non-list row, an extra key)
     # When validated
     # Then it is exactly the contract's finite rows, or a BadRequest when the contract refuses it
+    assert_array_or_bad_request(document)
+
+
+@PROPERTY_SETTINGS
+@given(nested_documents)
+@example({"instances": [[[RawNumber("1" + "0" * 400)], [1], [2]]]})
+@example({"instances": [[[RawNumber("1e999")], [1.0], [2.0]]]})
+@example({"instances": [[{"a": RawNumber(str(2**1024))}, 1, 2]]})
+def test_property_nested_cells_with_extreme_numbers_are_judged_exactly(document: Any) -> None:
+    # Given rows whose cells are arrays or objects of huge, tiny, overflowing or infinite numbers
+    # When validated
+    # Then they are refused with a BadRequest (or accepted only if they are the contract's rows)
     assert_array_or_bad_request(document)
 
 

@@ -12,12 +12,21 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from model_runtime.models import model_cache
 from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
 from tests.conftest import load_event
 from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
+from tests.test_payload import (
+    any_documents,
+    finite_numbers,
+    near_valid_documents,
+    nested_documents,
+    render,
+)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 VALID_BODY = '{"instances":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}'
@@ -264,3 +273,32 @@ def test_authentication_comes_before_payload_validation(
     assert_refused(response, 401)
     assert (response_header(response, "WWW-Authenticate") or "").startswith("Bearer")
     assert_nothing_fetched(s3_calls)
+
+
+# --- no input is a server error -----------------------------------------------------------------
+
+alice_rows = st.lists(st.lists(finite_numbers, min_size=4, max_size=4), min_size=1, max_size=5)
+handler_bodies = st.one_of(
+    st.one_of(any_documents, near_valid_documents(), nested_documents).map(render),
+    alice_rows.map(lambda rows: render({"instances": rows})),
+    st.text(max_size=64),
+)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=handler_bodies)
+@example(body='{"instances":[[[1' + "0" * 400 + "],[1],[2],[3]]]}")
+def test_property_no_body_gets_a_server_error(
+    alice_token: str, context: FakeLambdaContext, body: str
+) -> None:
+    # Given alice's valid token and any body: nested arrays, objects, extreme numbers, any text
+    event = with_body(load_event("predict_alice", alice_token=alice_token), body)
+    # When predict answers it
+    response = lambda_handler(event, context)
+    # Then the answer is a prediction or the client's error, never a 5xx
+    assert response["statusCode"] == 200 or 400 <= response["statusCode"] < 500, body
+    assert_security_headers(response)

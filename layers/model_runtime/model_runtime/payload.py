@@ -80,10 +80,10 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
         _check_value_types(instances)
     try:
         rows = np.array(instances, dtype=np.float64)
-    except (TypeError, ValueError):  # numbers_only let a nested list or object through
+    except (TypeError, ValueError, OverflowError):
+        # numbers_only let a nested list or object through, or an integer is too large for a
+        # float64; nesting is looked for first, since a nested huge integer raises OverflowError.
         _check_value_types(instances)
-        raise  # unreachable: the check above raises for any non-number
-    except OverflowError:  # an integer too large for a float64
         _reject_first(
             (i, j)
             for i, row in enumerate(instances)
@@ -92,6 +92,7 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
         )
     if rows.ndim != 2:  # equal-length lists nested inside every row
         _check_value_types(instances)
+        _reject_first(())
     if not np.isfinite(rows).all():
         _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
     return rows
@@ -116,7 +117,9 @@ def _check_value_types(instances: list[list[Any]]) -> None:
 
 
 def _reject_first(positions: Iterable[int | tuple[int, ...]]) -> NoReturn:
-    position = next(iter(positions))
+    position = next(iter(positions), None)
+    if position is None:  # no culprit located: still the client's fault, never a 500
+        raise BadRequest("'instances' must be a list of rows of finite numbers.")
     if isinstance(position, int):
         raise BadRequest(f"instances[{position}] must be a list of numbers.")
     i, j = position
