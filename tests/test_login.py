@@ -657,3 +657,45 @@ def test_aws_fault_is_503_without_resource_names(
     for leaked in (demo.table_name, demo.key_id, "ProvisionedThroughput", "Rate exceeded", "arn:"):
         assert leaked not in response["body"]
     assert "access_token" not in response["body"]
+
+
+# --- bodies are UTF-8, and nothing else (RFC 8259 8.1) ---------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-32-be", "utf-8-sig"])
+def test_credentials_not_in_plain_utf8_are_400(
+    demo: Stack, context: FakeLambdaContext, argon2_calls: list[str], encoding: str
+) -> None:
+    # Given alice's right credentials as JSON in UTF-16 or UTF-32 (with or without a BOM), or in
+    # UTF-8 with a BOM, which json.loads would have detected and read
+    body = json.dumps({"username": "alice", "password": ALICE_PASSWORD}).encode(encoding)
+    event = login_event("", base64_body=True)
+    event["body"] = b64(body)
+    # When login answers
+    response = invoke(event, context)
+    # Then it is refused as invalid JSON, and no password was evaluated
+    assert assert_problem(response, 400)["detail"] == "The request body is not valid JSON."
+    assert argon2_calls == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-www-form-urlencoded"])
+def test_a_charset_other_than_utf8_is_415(
+    demo: Stack, context: FakeLambdaContext, argon2_calls: list[str], content_type: str
+) -> None:
+    # Given alice's credentials declared as UTF-16
+    event = login_event(json.dumps({"username": "alice", "password": ALICE_PASSWORD}))
+    event["headers"]["Content-Type"] = f"{content_type}; charset=utf-16"
+    # When login answers
+    response = invoke(event, context)
+    # Then the media type is unsupported, and no password was evaluated
+    assert_problem(response, 415)
+    assert argon2_calls == []
+
+
+def test_a_utf8_charset_is_accepted(demo: Stack, context: FakeLambdaContext) -> None:
+    # Given alice's credentials declared as UTF-8
+    event = login_event(json.dumps({"username": "alice", "password": ALICE_PASSWORD}))
+    event["headers"]["Content-Type"] = "application/json; charset=UTF-8"
+    # When login answers
+    # Then she gets a token
+    assert invoke(event, context)["statusCode"] == 200

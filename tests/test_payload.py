@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from model_runtime.errors import BadRequest
-from model_runtime.payload import parse_json, validate_instances
+from model_runtime.payload import validate_instances
+from model_runtime.strict_json import parse_json
 
 N_FEATURES = 4
 MAX_BATCH = 1000

@@ -302,3 +302,50 @@ def test_property_no_body_gets_a_server_error(
     # Then the answer is a prediction or the client's error, never a 5xx
     assert response["statusCode"] == 200 or 400 <= response["statusCode"] < 500, body
     assert_security_headers(response)
+
+
+# --- bodies are UTF-8 JSON, and nothing else (RFC 8259 8.1) ----------------------------------------
+
+OTHER_ENCODINGS = ["utf-16-le", "utf-16-be", "utf-16", "utf-32", "utf-32-le", "utf-8-sig"]
+
+
+@pytest.mark.parametrize("encoding", OTHER_ENCODINGS)
+def test_a_body_not_in_plain_utf8_is_400(
+    alice_token: str, context: FakeLambdaContext, s3_calls: list[str], encoding: str
+) -> None:
+    # Given a valid body encoded as UTF-16 or UTF-32 (with or without a BOM), or UTF-8 with a BOM,
+    # which json.loads would have detected and read
+    body = base64.b64encode(VALID_BODY.encode(encoding)).decode()
+    event = with_body(load_event("predict_alice", alice_token=alice_token), body, base64_encoded=True)
+    # When predict answers it
+    response = lambda_handler(event, context)
+    # Then it is refused as invalid JSON, before any model is fetched
+    assert assert_refused(response, 400)["detail"] == "The request body is not valid JSON."
+    assert_nothing_fetched(s3_calls)
+
+
+@pytest.mark.parametrize("charset", ["utf-16", "UTF-16LE", "iso-8859-1", '"utf-32"'])
+def test_a_charset_other_than_utf8_is_415(
+    alice_token: str, context: FakeLambdaContext, s3_calls: list[str], charset: str
+) -> None:
+    # Given a request that declares a charset other than UTF-8
+    event = load_event("predict_alice", alice_token=alice_token)
+    event["headers"]["Content-Type"] = f"application/json; charset={charset}"
+    # When predict answers it
+    response = lambda_handler(event, context)
+    # Then it is told the media type is unsupported, before any model is fetched
+    assert_refused(response, 415)
+    assert_nothing_fetched(s3_calls)
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", 'application/json;charset="UTF-8"']
+)
+def test_a_utf8_charset_is_served(alice_token: str, context: FakeLambdaContext, content_type: str) -> None:
+    # Given a request that declares UTF-8, in any case, quoted or not
+    event = load_event("predict_alice", alice_token=alice_token)
+    event["headers"]["Content-Type"] = content_type
+    # When predict answers it
+    response = lambda_handler(event, context)
+    # Then it is served
+    assert response["statusCode"] == 200

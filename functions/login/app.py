@@ -19,8 +19,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
 from model_runtime.credentials import parse_credentials
-from model_runtime.errors import InvalidCredentials, TooManyRequests
-from model_runtime.http import Event, Response, Router, json_response, media_type, raw_body
+from model_runtime.errors import InvalidCredentials, TooManyRequests, UnsupportedMediaType
+from model_runtime.http import (
+    Event,
+    Response,
+    Router,
+    json_response,
+    media_type,
+    raw_body,
+    utf8_or_unspecified,
+)
 from model_runtime.passwords import verify_password
 from model_runtime.tokens import issue_token, jwks_document
 
@@ -33,7 +41,10 @@ app = Router(logger, metrics)
 
 @app.route("POST", "/api/v1/auth/token")
 def issue_access_token(event: Event) -> Response:
-    credentials = parse_credentials(raw_body(event, MAX_LOGIN_BODY_BYTES), media_type(event))
+    body = raw_body(event, MAX_LOGIN_BODY_BYTES)
+    if not utf8_or_unspecified(event):
+        raise UnsupportedMediaType("Send the credentials in UTF-8.")
+    credentials = parse_credentials(body, media_type(event))
     username = credentials.username
     now = int(time.time())
 

@@ -17,7 +17,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
 from model_runtime.errors import UnsupportedMediaType
-from model_runtime.http import Event, Response, Router, header, json_response, media_type, raw_body
+from model_runtime.http import (
+    Event,
+    Response,
+    Router,
+    header,
+    json_response,
+    media_type,
+    raw_body,
+    utf8_or_unspecified,
+)
 from model_runtime.models import model_cache
 from model_runtime.payload import validate_instances
 from model_runtime.settings import get_settings
@@ -43,8 +52,10 @@ def predict(event: Event) -> Response:
     tenant = caller_tenant(event)  # 2-3. token, then tenant
     # A content-coded body (gzip, ...) is refused, never inflated, nor misread as JSON (RFC 9110 8.4).
     coded = header(event, "Content-Encoding").strip().lower() not in ("", "identity")
-    if media_type(event) != "application/json" or coded:
-        raise UnsupportedMediaType("Send the instances as application/json, without a Content-Encoding.")
+    if media_type(event) != "application/json" or coded or not utf8_or_unspecified(event):
+        raise UnsupportedMediaType(
+            "Send the instances as application/json in UTF-8, without a Content-Encoding."
+        )
     rows = validate_instances(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
     model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + load
     predictions = model.predict(rows).tolist()  # 6.

@@ -6,7 +6,6 @@ argon2 run. Messages never repeat what was sent.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import TypeGuard
@@ -14,6 +13,7 @@ from urllib.parse import parse_qs
 
 from model_runtime.errors import BadRequest
 from model_runtime.passwords import MAX_PASSWORD_CHARS
+from model_runtime.strict_json import parse_json
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
 _FORM_FIELDS = frozenset({"grant_type", "username", "password", "scope", "client_id"})
@@ -59,20 +59,10 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # `{"username": "a", "username": "b"}` would otherwise log in as whichever came last, while a
-    # proxy or log reads the first; the form parser refuses repeated fields for the same reason.
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("duplicate key")
-    return document
-
-
 def _json_fields(body: bytes) -> dict[str, object]:
-    try:
-        document = json.loads(body, object_pairs_hook=_unique_keys)
-    except (ValueError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.") from None
+    # Duplicate keys are refused: `{"username": "a", "username": "b"}` would otherwise log in as
+    # whichever came last, while a proxy or log reads the first.
+    document = parse_json(body)
     if not isinstance(document, dict) or set(document) != {"username", "password"}:
         raise BadRequest("The body must be an object with exactly 'username' and 'password'.")
     return document

@@ -113,6 +113,19 @@ def media_type(event: Mapping[str, Any]) -> str:
     return header(event, "Content-Type").split(";", 1)[0].strip().lower()
 
 
+def utf8_or_unspecified(event: Mapping[str, Any]) -> bool:
+    """True unless the Content-Type names a charset other than UTF-8 (RFC 8259 8.1: JSON is UTF-8).
+
+    Bodies are always read as UTF-8, so a client that declares another charset is told so with a
+    415 rather than having its document read differently from what it meant.
+    """
+    for parameter in header(event, "Content-Type").split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() != "utf-8":
+            return False
+    return True
+
+
 RouteHandler = Callable[[Event], Response]
 
 

@@ -8,7 +8,6 @@ positions and counts, never the values sent.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from itertools import chain
 from typing import Any, NoReturn
@@ -17,30 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from model_runtime.errors import BadRequest
+from model_runtime.strict_json import parse_json
 
 _NUMBER_TYPES = frozenset({int, float})  # exact types: bool is a subclass of int and is refused
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        raise ValueError("duplicate key")
-    return document
-
-
-def parse_json(body: bytes) -> Any:
-    """RFC 8259 JSON without the extensions Python accepts: no NaN or Infinity, no duplicate keys.
-
-    Deep nesting, numbers past Python's digit limit and bad UTF-8 are all just "not valid JSON".
-    """
-    try:
-        return json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.") from None
 
 
 def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDArray[np.float64]:
