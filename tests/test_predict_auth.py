@@ -318,7 +318,21 @@ BAD_AUTHORIZATION: dict[str, Callable[[str], str | None]] = {
     "iat-string": lambda _: bearer(sign(claims(iat=str(int(time.time()))), header())),
     "nbf-bool": lambda _: bearer(sign(claims(nbf=True), header())),
     "oversized": lambda _: bearer(oversized()),
+    # Well signed, but claiming a longer life than login ever issues.
+    "ten-year-lifetime": lambda _: bearer(sign(claims(exp=int(time.time()) + 10 * 365 * 86400), header())),
+    "lifetime-one-second-too-long": lambda _: bearer(sign(claims_living(longest_lifetime() + 1), header())),
 }
+
+
+def longest_lifetime() -> int:
+    """The longest `exp - iat` predict accepts: the configured lifetime plus the leeway."""
+    settings = get_settings()
+    return settings.token_ttl_seconds + settings.token_leeway_seconds
+
+
+def claims_living(seconds: int) -> dict[str, Any]:
+    now = int(time.time())
+    return claims(iat=now, nbf=now, exp=now + seconds)
 
 
 @pytest.fixture
@@ -470,6 +484,14 @@ def test_valid_token_still_works_after_every_bad_one(alice_token: str) -> None:
     # Then she is served, and the 401s all had one body: the client learns nothing about which check failed
     assert ok_body(response) == expected("tenant-a", rows_of("predict_alice"))
     assert len(bodies) == 1
+
+
+def test_a_token_at_the_longest_allowed_lifetime_is_served(demo: Stack) -> None:
+    # Given a token whose life is exactly the configured lifetime plus the leeway
+    token = sign(claims_living(longest_lifetime()), header())
+    # When it is used
+    # Then it is served: the bound refuses only longer lives
+    ok_body(call(event_with("predict_alice", bearer(token))))
 
 
 # --- revocation, unknown and disabled tenants ---------------------------------------------------

@@ -200,4 +200,8 @@ def _verify_signature_and_claims(token: str) -> Claims:
     # PyJWT takes `int(claim)`, so "9999999999" or true would pass; RFC 7519 dates are JSON numbers.
     if any(type(claims.get(name, 0)) not in (int, float) for name in ("exp", "iat", "nbf")):
         raise Unauthorized()
+    # A token is only as short-lived as its claims say: a well-signed token minted for ten years
+    # (a misconfigured or compromised signer) is refused, not honoured until it expires.
+    if claims["exp"] - claims["iat"] > settings.token_ttl_seconds + settings.token_leeway_seconds:
+        raise Unauthorized()
     return Claims(subject, tenant_id, int(claims["iat"]), int(claims["exp"]))
