@@ -281,10 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             _user_status(active),
             f"{name.split('-')[0]} a login",
-            "Disabling stops new logins; issued tokens stay valid until they expire (revoke-tokens "
-            "cuts them)."
+            "Disabling stops new logins and revokes the user's issued tokens: predict refuses them "
+            "within the mapping TTL."
             if not active
-            else "Allow a disabled user to log in again.",
+            else "Allow a disabled user to log in again; tokens from before the disable stay revoked.",
         )
         sub.add_argument("username", metavar="USERNAME")
 

@@ -23,7 +23,7 @@ from model_runtime.credentials import valid_username
 from model_runtime.models import model_key, sha256_hex
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.settings import get_settings
-from model_runtime.store import ACTIVE, DISABLED, tenant_pk, user_pk
+from model_runtime.store import ACTIVE, DISABLED, get_tenant, get_user, tenant_pk, user_pk
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
 from sklearn.utils.validation import check_is_fitted
@@ -204,14 +204,60 @@ def create_user(username: str, password: str, tenant_id: str, roles: tuple[str, 
         raise OnboardingError(f"user {username!r} already exists") from None
 
 
-def set_user_status(username: str, *, active: bool) -> None:
-    """Enable or disable a login. A disabled user's current tokens stay valid until they expire."""
+def set_user_status(username: str, *, active: bool, now: int | None = None) -> None:
+    """Enable or disable a login.
+
+    Disabling also revokes the user's tokens issued so far, in the tenant's mapping, so predict
+    refuses them within the mapping TTL. Enabling leaves that cut-off in place: the user logs in
+    again and only new tokens work.
+    """
     if not valid_username(username):
         raise OnboardingError(f"unknown user {username!r}")
     try:
         _update({"pk": {"S": user_pk(username)}}, {"status": {"S": ACTIVE if active else DISABLED}})
     except aws.dynamodb().exceptions.ConditionalCheckFailedException:
         raise OnboardingError(f"unknown user {username!r}") from None
+    user = get_user(username)
+    if not active and user is not None:
+        _revoke_subject(user.tenant_id, username, (int(time.time()) if now is None else now) + 1)
+
+
+# A subject's cut-off matters only while a token issued before it can still be alive: at most the
+# longest lifetime the template allows (TokenTtlSeconds' MaxValue, 3600 s) plus leeway. Older
+# entries are dropped on the next write, so the map stays as small as the recent disables.
+SUBJECT_CUTOFF_KEPT_SECONDS = 2 * 3600
+
+
+def _revoke_subject(tenant_id: str, subject: str, not_before: int) -> None:
+    """Refuse `subject`'s tokens issued before `not_before` (same whole-second rule as below)."""
+    key = {"pk": {"S": tenant_pk(tenant_id)}}
+    tenant = get_tenant(tenant_id)
+    if tenant is None:
+        return  # no mapping: predict already refuses every token of this tenant
+    client = aws.dynamodb()
+    table = get_settings().table_name
+    client.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET subjects_not_before = if_not_exists(subjects_not_before, :empty)",
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeValues={":empty": {"M": {}}},
+    )
+    stale = [
+        name
+        for name, cutoff in tenant.subjects_not_before.items()
+        if cutoff < not_before - SUBJECT_CUTOFF_KEPT_SECONDS and name != subject
+    ]
+    names = {"#s": subject, **{f"#r{i}": name for i, name in enumerate(stale)}}
+    remove = " REMOVE " + ", ".join(f"subjects_not_before.#r{i}" for i in range(len(stale))) if stale else ""
+    client.update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET subjects_not_before.#s = :t, updated_at = :now" + remove,
+        ConditionExpression="attribute_exists(pk)",
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={":t": {"N": str(not_before)}, ":now": {"N": str(not_before - 1)}},
+    )
 
 
 def set_tenant_status(tenant_id: str, *, active: bool) -> None:

@@ -29,6 +29,7 @@ from model_runtime.models import model_cache
 from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
+from inferctl.onboarding import SUBJECT_CUTOFF_KEPT_SECONDS, create_user, set_user_status
 from local.resources import template_resources
 from tests.conftest import MODELS_DIR, Stack, load_event, token_for
 from tests.support import (
@@ -518,6 +519,57 @@ def test_tokens_issued_before_tokens_not_before_are_revoked(
     # And a token issued after the revocation works
     fresh = token_for("alice", "tenant-a", now=issued_at + 1)
     ok_body(call(event_with("predict_alice", bearer(fresh))))
+
+
+def test_disabling_a_user_cuts_her_tokens_within_the_mapping_ttl(demo: Stack, clock: Clock) -> None:
+    # Given alice and carol of tenant-a and bob of tenant-b, each served once (mappings cached),
+    # with tokens issued a few seconds ago
+    create_user("carol", "carol-local-demo", "tenant-a")
+    issued_at = int(time.time()) - 5
+    alice, carol, bob = (
+        token_for(user, tenant, now=issued_at)
+        for user, tenant in (("alice", "tenant-a"), ("carol", "tenant-a"), ("bob", "tenant-b"))
+    )
+    for token, event in ((alice, "predict_alice"), (carol, "predict_alice"), (bob, "predict_bob")):
+        ok_body(call(event_with(event, bearer(token))))
+    dynamodb_calls: list[str] = []
+    aws.dynamodb().meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: dynamodb_calls.append(model.name)
+    )
+    # When the operator disables alice, right after her token was issued
+    set_user_status("alice", active=False, now=issued_at)
+    dynamodb_calls.clear()
+    # Then her cached mapping serves her until the TTL passes, with no AWS call on the warm path
+    ok_body(call(event_with("predict_alice", bearer(alice))))
+    assert dynamodb_calls == []
+    clock.now += get_settings().mapping_ttl_seconds + 1
+    # And after that her token is a 401, while carol (same tenant) and bob are still served
+    assert_unauthorized(call(event_with("predict_alice", bearer(alice))))
+    ok_body(call(event_with("predict_alice", bearer(carol))))
+    ok_body(call(event_with("predict_bob", bearer(bob))))
+    # And enabling her again restores new tokens only: the old one stays refused
+    set_user_status("alice", active=True)
+    clock.now += get_settings().mapping_ttl_seconds + 1
+    assert_unauthorized(call(event_with("predict_alice", bearer(alice))))
+    ok_body(call(event_with("predict_alice", bearer(token_for("alice", "tenant-a")))))
+
+
+def test_old_subject_cutoffs_are_dropped_on_the_next_disable(demo: Stack) -> None:
+    # Given alice disabled long ago (longer than any token can live)
+    long_ago = int(time.time()) - SUBJECT_CUTOFF_KEPT_SECONDS - 60
+    set_user_status("alice", active=False, now=long_ago)
+    assert "alice" in stack_tenant(demo, "tenant-a").subjects_not_before
+    # When another user of the tenant is disabled now
+    create_user("carol", "carol-local-demo", "tenant-a")
+    set_user_status("carol", active=False)
+    # Then alice's moot cut-off is gone and carol's is there: the map stays small
+    assert set(stack_tenant(demo, "tenant-a").subjects_not_before) == {"carol"}
+
+
+def stack_tenant(stack: Stack, tenant_id: str) -> store.Tenant:
+    tenant = store.get_tenant(tenant_id)
+    assert tenant is not None
+    return tenant
 
 
 def test_unknown_and_disabled_tenants_get_the_same_403(demo: Stack, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,14 +2,16 @@
 
 - `user#<username>`: a login. tenant_id, password_hash, roles (list), status, created_at.
 - `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, n_features, max_batch,
-  classes_json, sklearn_version, status, tokens_not_before, updated_at.
+  classes_json, sklearn_version, status, tokens_not_before, subjects_not_before, updated_at.
 - `attempts#<username>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list).
 
 `status` is `active` or `disabled`. `classes_json` keeps the model's labels with their JSON types
 (ints stay ints, strings stay strings). `tokens_not_before` is an epoch second: tokens issued
-earlier are refused, which revokes every token of a tenant at once. Attempt counters exist for any
-username tried, known or not, so lockout behaves the same for both.
+earlier are refused, which revokes every token of a tenant at once. `subjects_not_before` (a map,
+subject -> epoch second) does the same for one user's tokens: disabling a user writes it here, in
+the item predict already reads and caches, so cutting a user off costs the warm path nothing.
+Attempt counters exist for any username tried, known or not, so lockout behaves the same for both.
 
 Reads that sit on the request path are cached per container for `MAPPING_TTL_SECONDS`, so an
 operator's change (disable, new model version, key rotation) takes effect within that time.
@@ -58,10 +60,15 @@ class Tenant:
     sklearn_version: str
     status: str
     tokens_not_before: int
+    subjects_not_before: Mapping[str, int]
 
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+    def tokens_valid_from(self, subject: str) -> int:
+        """The earliest `iat` accepted for `subject`: the tenant's cut-off or the subject's own."""
+        return max(self.tokens_not_before, self.subjects_not_before.get(subject, 0))
 
     @property
     def model_version(self) -> str:
@@ -107,6 +114,11 @@ def _strings(item: Mapping[str, Any], name: str) -> tuple[str, ...]:
     return tuple(v["S"] for v in value["L"]) if value else ()
 
 
+def _numbers_by_name(item: Mapping[str, Any], name: str) -> dict[str, int]:
+    value = item.get(name)
+    return {key: int(number["N"]) for key, number in value["M"].items()} if value else {}
+
+
 def _get(pk: str, *, consistent: bool = False) -> dict[str, Any] | None:
     response = aws.dynamodb().get_item(
         TableName=get_settings().table_name, Key={"pk": {"S": pk}}, ConsistentRead=consistent
@@ -141,6 +153,7 @@ def get_tenant(tenant_id: str) -> Tenant | None:
         sklearn_version=_s(item, "sklearn_version"),
         status=_s(item, "status", DISABLED),
         tokens_not_before=_n(item, "tokens_not_before"),
+        subjects_not_before=_numbers_by_name(item, "subjects_not_before"),
     )
 
 
@@ -250,11 +263,12 @@ def resolve_tenant(claims: Claims) -> Tenant:
     """The caller's tenant, chosen by the verified token alone.
 
     No mapping, or a disabled one, is a 403 with the same body either way. A token issued before
-    the tenant's `tokens_not_before` has been revoked: 401, like any other bad token.
+    the tenant's `tokens_not_before`, or before its subject's entry in `subjects_not_before`, has
+    been revoked: 401, like any other bad token.
     """
     tenant = tenants.get(claims.tenant_id)
     if tenant is None or not tenant.active:
         raise Forbidden()
-    if claims.issued_at < tenant.tokens_not_before:
+    if claims.issued_at < tenant.tokens_valid_from(claims.subject):
         raise Unauthorized()
     return tenant
