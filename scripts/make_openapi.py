@@ -29,6 +29,10 @@ OUTPUT = REPO_ROOT / "openapi.json"
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "openapi")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "InferenceApi")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# The handlers check their required settings when imported; nothing here talks to AWS.
+os.environ.setdefault("TABLE_NAME", "openapi-generation")
+os.environ.setdefault("MODEL_BUCKET", "openapi-generation")
+os.environ.setdefault("SIGNING_KEY_ID", "openapi-generation")
 for _path in (REPO_ROOT, REPO_ROOT / "layers" / "model_runtime"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))  # a script, run by path: pytest's pythonpath does not apply

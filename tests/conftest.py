@@ -17,6 +17,11 @@ from typing import Any
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "InferenceApiTest")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "test")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+# The handlers check their required settings when imported (Lambda's init); fixtures set the
+# real names of the moto resources per test.
+os.environ.setdefault("TABLE_NAME", "set-by-the-stack-fixture")
+os.environ.setdefault("MODEL_BUCKET", "set-by-the-stack-fixture")
+os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 
 import boto3
 import pytest

@@ -35,6 +35,8 @@ def heavy_loaded():
     return sorted(name for name in HEAVY if name in sys.modules)
 
 
+# Lambda's environment is set before the init phase; the values here are replaced below.
+os.environ.update(TABLE_NAME="imports-test", SIGNING_KEY_ID="set-at-serve-time")
 handler_module = importlib.import_module(module_name)
 result = {"after_import": heavy_loaded(), "statuses": []}
 

@@ -30,6 +30,7 @@ from model_runtime.http import (
     utf8_or_unspecified,
 )
 from model_runtime.passwords import verify_password
+from model_runtime.settings import require_settings
 from model_runtime.tokens import issue_token, jwks_document
 
 MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
@@ -37,6 +38,7 @@ MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that
 logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
+require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID")  # init fails, naming the variable
 
 
 @app.route("POST", "/api/v1/auth/token")

@@ -29,13 +29,14 @@ from model_runtime.http import (
 )
 from model_runtime.models import model_cache
 from model_runtime.payload import validate_instances
-from model_runtime.settings import get_settings
+from model_runtime.settings import get_settings, require_settings
 from model_runtime.store import Tenant
 from model_runtime.tokens import bearer_token, verify_token
 
 logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
+require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")  # init fails, naming it
 
 
 def caller_tenant(event: Event) -> Tenant:

@@ -2,7 +2,10 @@
 
 Every value comes from `template.yaml` (`Globals` and per-function `Environment`); the defaults
 here are the template's defaults, so a handler imported in a test behaves like the deployed one.
-Tests change the environment and call `get_settings.cache_clear()`.
+Each function checks the settings it needs when it is imported, which is Lambda's init phase: a
+missing or malformed one fails the cold start with a log line naming the variable, instead of a
+function that starts and answers 503 to every request. Tests change the environment and call
+`get_settings.cache_clear()`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed. Names the variable; never repeats its value."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable} {problem}")
+        self.variable = variable
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +41,52 @@ class Settings:
     model_cache_bytes: int
 
 
-def _int(name: str, default: int) -> int:
-    value = int(os.environ.get(name, default))
-    if value < 0:
-        raise ValueError(f"{name} must not be negative")
+def _int(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, "must be a whole number") from None
+    if value < minimum:
+        raise SettingsError(name, f"must be at least {minimum}")
     return value
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings(
-        table_name=os.environ.get("TABLE_NAME", ""),
-        model_bucket=os.environ.get("MODEL_BUCKET", ""),
-        signing_key_id=os.environ.get("SIGNING_KEY_ID", ""),
-        token_issuer=os.environ.get("TOKEN_ISSUER", "urn:inference:login"),
-        token_audience=os.environ.get("TOKEN_AUDIENCE", "urn:inference:api"),
-        token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 900),
-        token_leeway_seconds=_int("TOKEN_LEEWAY_SECONDS", 30),
-        lockout_threshold=_int("LOCKOUT_THRESHOLD", 5),
-        lockout_seconds=_int("LOCKOUT_SECONDS", 900),
-        mapping_ttl_seconds=_int("MAPPING_TTL_SECONDS", 60),
-        max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024),
-        model_cache_bytes=_int("MODEL_CACHE_BYTES", 256 * 1024 * 1024),
+        table_name=os.environ.get("TABLE_NAME", "").strip(),
+        model_bucket=os.environ.get("MODEL_BUCKET", "").strip(),
+        signing_key_id=os.environ.get("SIGNING_KEY_ID", "").strip(),
+        token_issuer=os.environ.get("TOKEN_ISSUER", "").strip() or "urn:inference:login",
+        token_audience=os.environ.get("TOKEN_AUDIENCE", "").strip() or "urn:inference:api",
+        token_ttl_seconds=_int("TOKEN_TTL_SECONDS", 900, minimum=1),
+        token_leeway_seconds=_int("TOKEN_LEEWAY_SECONDS", 30, minimum=0),
+        lockout_threshold=_int("LOCKOUT_THRESHOLD", 5, minimum=1),
+        lockout_seconds=_int("LOCKOUT_SECONDS", 900, minimum=1),
+        mapping_ttl_seconds=_int("MAPPING_TTL_SECONDS", 60, minimum=0),
+        max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1),
+        model_cache_bytes=_int("MODEL_CACHE_BYTES", 256 * 1024 * 1024, minimum=0),
     )
+
+
+class _Logger(Protocol):
+    def critical(self, msg: str, *, extra: dict[str, str]) -> None: ...
+
+
+def require_settings(logger: _Logger, *required: str) -> Settings:
+    """The settings, checked at cold start: every variable in `required` set, every number valid.
+
+    On a fault, one critical log line names the variable and the problem (never the value), and
+    `SettingsError` fails the function's init.
+    """
+    try:
+        for name in required:
+            if not os.environ.get(name, "").strip():
+                raise SettingsError(name, "is required")
+        return get_settings()
+    except SettingsError as error:
+        logger.critical("invalid configuration", extra={"variable": error.variable, "problem": error.problem})
+        raise
