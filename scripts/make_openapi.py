@@ -136,11 +136,12 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             f"{settings.lockout_threshold} failures a username (known or not) is locked for "
             f"{settings.lockout_seconds} s: 429 with Retry-After.",
             "TokenResponse",
-            (400, 401, 413, 429, 500, 503),
+            (400, 401, 413, 415, 429, 500, 503),
             request={JSON: "TokenRequest", FORM: "TokenRequestForm"},
             max_body_bytes=login.MAX_LOGIN_BODY_BYTES,
             notes={
                 401: "Unknown user, wrong password, or disabled user or tenant.",
+                415: "The Content-Type names a charset other than UTF-8.",
                 429: "Too many failed logins on this username: locked for the cool-down (Retry-After).",
             },
         ),
@@ -167,7 +168,7 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
                 400: "The body is not the tenant's shape (see GET /api/v1/model); nothing was run.",
                 403: "The token's tenant has no active model.",
                 413: f"The body exceeds {max_body} bytes.",
-                415: "The body is not application/json, or is content-coded (gzip): never inflated.",
+                415: "The body is not application/json in UTF-8, or is content-coded (gzip): never inflated.",
             },
         ),
         ("get", "/api/v1/model"): Operation(
@@ -332,6 +333,11 @@ def header_components() -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string", "const": errors.Unauthorized().headers["WWW-Authenticate"]},
     }
+    headers["WWW-Authenticate-Basic"] = {
+        "description": "Sent as WWW-Authenticate: the token endpoint's challenge (RFC 9110 15.5.2).",
+        "required": True,
+        "schema": {"type": "string", "const": errors.InvalidCredentials().headers["WWW-Authenticate"]},
+    }
     headers["Retry-After"] = {
         "description": "Seconds to wait before retrying.",
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
@@ -349,10 +355,10 @@ GATEWAY_NOTES = {
 }
 
 
-def error_response(status: int, problem_type: str, note: str, *, www_authenticate: bool) -> dict[str, Any]:
+def error_response(status: int, problem_type: str, note: str, *, challenge: str | None) -> dict[str, Any]:
     headers = security_header_refs()
-    if www_authenticate:
-        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWW-Authenticate"}
+    if challenge:
+        headers["WWW-Authenticate"] = {"$ref": f"#/components/headers/{challenge}"}
     if sends_retry_after(status):
         headers["Retry-After"] = {"$ref": "#/components/headers/Retry-After"}
     schema = {
@@ -376,9 +382,11 @@ def path_item(operation: Operation, problem_type: str) -> dict[str, Any]:
     statuses = sorted({*operation.errors, *GATEWAY_NOTES})
     for status in statuses:
         note = " ".join(filter(None, (operation.notes.get(status), GATEWAY_NOTES.get(status))))
-        # Predict's 401 is a bearer challenge; the token endpoint's is a failed password grant.
-        challenge = status == 401 and operation.authenticated
-        responses[str(status)] = error_response(status, problem_type, note, www_authenticate=challenge)
+        # Predict's 401 is a bearer challenge; the token endpoint's names its Basic scheme.
+        challenge = None
+        if status == 401:
+            challenge = "WWW-Authenticate" if operation.authenticated else "WWW-Authenticate-Basic"
+        responses[str(status)] = error_response(status, problem_type, note, challenge=challenge)
     item: dict[str, Any] = {
         "operationId": operation.operation_id,
         "summary": operation.summary,

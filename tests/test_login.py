@@ -238,6 +238,8 @@ def test_wrong_password_and_unknown_user_are_indistinguishable(
     assert wrong_password["body"] == unknown_user["body"]
     assert wrong_password == unknown_user
     assert "alice" not in wrong_password["body"] and "mallory" not in unknown_user["body"]
+    # And, as every 401 must (RFC 9110 15.5.2), each carries a challenge
+    assert response_header(wrong_password, "WWW-Authenticate") == 'Basic realm="inference", charset="UTF-8"'
     # And both paths ran one argon2 verification with the same cost parameters: the unknown
     # user's against a decoy hash, so the time taken does not reveal which usernames exist
     alice = store.get_user("alice")

@@ -41,7 +41,12 @@ class InvalidCredentials(ProblemError):
     type_slug = "invalid-credentials"
 
     def __init__(self) -> None:
-        super().__init__("The username or password is incorrect.")
+        # RFC 9110 15.5.2: every 401 carries a challenge. The token endpoint's own scheme is HTTP
+        # Basic (RFC 6749 2.3.1, client authentication), so that is the one it names.
+        super().__init__(
+            "The username or password is incorrect.",
+            headers={"WWW-Authenticate": 'Basic realm="inference", charset="UTF-8"'},
+        )
 
 
 class Forbidden(ProblemError):
