@@ -54,6 +54,9 @@ def set_base_environment() -> None:
     os.environ.update(BASE_ENVIRONMENT)
     for name, value in POWERTOOLS_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    # The handlers check their required settings at import; `moto_stack` sets the real names.
+    for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID"):
+        os.environ.setdefault(name, "set-by-moto-stack")
 
 
 def predict_handler() -> Any:

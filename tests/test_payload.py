@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from model_runtime import payload
 from model_runtime.errors import BadRequest
 from model_runtime.payload import validate_instances
 from model_runtime.strict_json import parse_json
@@ -225,7 +226,7 @@ def test_100000_deep_list_nesting_is_refused_before_parsing() -> None:
     # Given 100 000 nested lists: far more '[' than max_batch rows could need
     body = b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     # When validated, Then it is refused as too many rows (the scan runs before json.loads)
-    assert "at most 1000 rows" in reject(body)
+    assert "1 to 1000 rows" in reject(body)
 
 
 @pytest.mark.parametrize(
@@ -497,3 +498,63 @@ def test_property_arbitrary_bytes_raise_nothing_but_bad_request(body: bytes) -> 
     # Then anything accepted is a finite array of the right width
     assert result.shape[1] == PROPERTY_FEATURES
     assert np.isfinite(result).all()
+
+
+# --- refused from byte counts, before any parsing ----------------------------------------------------
+
+
+@pytest.fixture
+def parser_calls(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every body handed to the JSON parser."""
+    calls: list[bytes] = []
+    real_parse = payload.parse_json
+
+    def parse(body: bytes) -> Any:
+        calls.append(body)
+        return real_parse(body)
+
+    monkeypatch.setattr(payload, "parse_json", parse)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [VALID_ROW] * (MAX_BATCH - 1) + [VALID_ROW[:3]],  # the last row one value short
+        [VALID_ROW] * (MAX_BATCH - 1) + [[*VALID_ROW, 1.0]],  # the last row one value long
+        [VALID_ROW[:3]] + [VALID_ROW] * (MAX_BATCH - 1),  # the first row short
+        [[1.5] * (N_FEATURES * MAX_BATCH)],  # one row as long as the whole batch may be
+    ],
+    ids=["last-short", "last-long", "first-short", "one-long-row"],
+)
+def test_a_large_body_of_the_wrong_shape_is_refused_unparsed(
+    rows: list[Any], parser_calls: list[bytes]
+) -> None:
+    # Given a body past PARSE_FREELY_BYTES whose bracket and comma counts cannot be a valid batch
+    body = rows_body(rows)
+    assert len(body) > payload.PARSE_FREELY_BYTES
+    # When validated
+    detail = reject(body)
+    # Then it is refused from its byte counts, naming the shape, and the parser never saw it
+    assert detail == f"'instances' must hold 1 to {MAX_BATCH} rows of exactly {N_FEATURES} numbers."
+    assert parser_calls == []
+
+
+def test_a_large_valid_body_is_still_parsed_and_accepted(parser_calls: list[bytes]) -> None:
+    # Given a valid batch past PARSE_FREELY_BYTES, with spaces after its commas
+    body = rows_body([VALID_ROW] * MAX_BATCH)
+    assert len(body) > payload.PARSE_FREELY_BYTES
+    # When validated
+    # Then the counts fit, so it is parsed and accepted
+    assert validate_instances(body, N_FEATURES, MAX_BATCH).shape == (MAX_BATCH, N_FEATURES)
+    assert len(parser_calls) == 1
+
+
+def test_a_large_body_with_other_strings_is_left_to_the_parser(parser_calls: list[bytes]) -> None:
+    # Given a large, wrongly shaped body with a string value (strings could hide brackets or commas)
+    rows: list[Any] = [VALID_ROW] * (MAX_BATCH - 1) + [[1.0, 2.0, "x"]]
+    # When validated
+    detail = reject(rows_body(rows))
+    # Then the counts are not trusted: the parser decides, and names the cell
+    assert detail == f"instances[{MAX_BATCH - 1}] has 3 values; this model takes 4."
+    assert len(parser_calls) == 1
