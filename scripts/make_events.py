@@ -61,6 +61,7 @@ def event(
             "path": f"/live{path}",
             "stage": "live",
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "requestTime": "23/Nov/2026:18:40:00 +0000",  # the same instant as requestTimeEpoch
             "requestTimeEpoch": 1795459200000,
             "accountId": "123456789012",
             "apiId": "1234567890",
