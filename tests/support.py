@@ -45,7 +45,7 @@ def reset_runtime_caches() -> None:
 
 # --- handler responses -----------------------------------------------------------------------
 
-# DESIGN.md's six headers with the values the functions send. Written out here, not imported from
+# The README's six security headers with the values the functions send. Written out here, not imported from
 # `model_runtime.http`, so a change to the production values fails the tests.
 EXPECTED_SECURITY_HEADERS: dict[str, str] = {
     "Cache-Control": "no-store",
@@ -59,7 +59,7 @@ EXPECTED_SECURITY_HEADERS: dict[str, str] = {
 
 def response_headers(response: dict[str, Any]) -> dict[str, list[str]]:
     """A handler response's headers by lower-cased name, `multiValueHeaders` and `headers` merged
-    (Powertools fills the first and sometimes the second; API Gateway sends both)."""
+    (a handler may fill either; API Gateway sends both)."""
     merged: dict[str, list[str]] = {}
     for name, values in (response.get("multiValueHeaders") or {}).items():
         merged.setdefault(name.lower(), []).extend(values)

@@ -1,6 +1,6 @@
 """Login function acceptance: `events/` files through `lambda_handler`, AWS in moto.
 
-Every response in this file goes through `invoke`, which also checks DESIGN.md's six security
+Every response in this file goes through `invoke`, which also checks the README's six security
 headers, so each case proves the headers on its own status code too.
 """
 

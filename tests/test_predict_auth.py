@@ -3,7 +3,7 @@
 Every test invokes `functions.predict.app.lambda_handler` with an `events/` file against moto. The
 claims under test: the model is chosen by the verified token's `tid` alone; any token fault is a
 401 with `WWW-Authenticate: Bearer` whatever the body holds; a tenant without an active mapping is a
-403 with one body; and every response carries the security headers of DESIGN.md.
+403 with one body; and every response carries the README's six security headers.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 POST /api/v1/predict   Authorization: Bearer <token>, {"instances": [[...], ...]}
 GET  /api/v1/model     the caller's model card
 
-The order of the steps is the security design (see DESIGN.md): the cheap, identity-free checks
+The order of the steps is the security design (README, Request path of predict): the cheap, identity-free checks
 come first, the model is chosen by the verified token alone, and the payload must fit that model
 before the model is fetched, let alone run.
 """

@@ -11,7 +11,7 @@ marked `local_only` need the operator's own access to the stack (the CLI, the mo
 and are deselected there.
 
 Every reply goes through `Api.check`: never a 5xx unless a test says so, never a stack trace,
-exception name or resource name in the body, and the six security headers of DESIGN.md. The
+exception name or resource name in the body, and the README's six security headers. The
 gateway's own answers are the exception locally: SAM's local gateway answers unknown routes and
 methods with 403 `{"message": "Missing Authentication Token"}` and none of our headers, while on
 AWS the template's GatewayResponses give them our headers and problem+json shape. So the headers
