@@ -3,9 +3,9 @@
 POST /api/v1/predict   Authorization: Bearer <token>, {"instances": [[...], ...]}
 GET  /api/v1/model     the caller's model card
 
-The order of the steps is the security design (README, Request path of predict): the cheap, identity-free checks
-come first, the model is chosen by the verified token alone, and the payload must fit that model
-before the model is fetched, let alone run.
+The order of the steps is the security design (README, "Request path of predict"): the cheap,
+identity-free checks come first, the model is chosen by the verified token alone, and the payload
+must fit that model before the model is fetched, let alone run.
 """
 
 from __future__ import annotations
