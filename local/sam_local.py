@@ -30,14 +30,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,8 +181,29 @@ def sam_environment() -> dict[str, str]:
     }
 
 
+def moto_addresses() -> tuple[str, str]:
+    """Where moto listens, and the name containers reach it by.
+
+    Linux: Docker's bridge address, both. macOS (Docker Desktop, Colima): containers run in a VM
+    whose bridge is not the Mac's; they reach the Mac's loopback as host.docker.internal."""
+    if platform.system() == "Darwin":
+        return HOST, "host.docker.internal"
+    address = bridge_address()
+    return address, address
+
+
+def point_containers_at(container_host: str, moto_url: str) -> None:
+    """env.json's endpoint, as the containers must name moto's host."""
+    env_json = STACK_DIR / "env.json"
+    environments = json.loads(env_json.read_text())
+    endpoint = re.sub(r"^http://[^:/]+", f"http://{container_host}", moto_url)
+    for variables in environments.values():
+        variables["AWS_ENDPOINT_URL"] = endpoint
+    env_json.write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n")
+
+
 @contextmanager
-def moto_stack(moto_host: str) -> Iterator[str]:
+def moto_stack(moto_host: str, container_host: str) -> Iterator[str]:
     """`python -m local.serve --no-api` with moto on `moto_host`; yields moto's URL."""
     STACK_DIR.mkdir(parents=True, exist_ok=True)
     stack_log = STACK_DIR / "stack.log"
@@ -203,7 +226,10 @@ def moto_stack(moto_host: str) -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise Failed(f"the local stack did not start:\n{stack_log.read_text(errors='replace')}")
             time.sleep(0.2)
-        log(f"moto at {match[1]} (Docker's bridge), env files in {STACK_DIR.relative_to(REPO_ROOT)}/")
+        if container_host != moto_host:
+            point_containers_at(container_host, match[1])
+        where = STACK_DIR.relative_to(REPO_ROOT)
+        log(f"moto at {match[1]} (containers reach it as {container_host}), env files in {where}/")
         yield match[1]
     finally:
         stop_process(process, "the local stack (moto)")
@@ -313,11 +339,14 @@ INVOKES = (
 )
 
 
-def invoke_each_function(image: str, api: str, timings: Timings) -> None:
-    """`sam local invoke FUNCTION -e EVENT` with live-token events, each answer checked."""
+def write_live_events(api: str) -> None:
     written = run([sys.executable, "-m", "local.events", "--api", api, "--stack-dir", STACK_DIR], timeout=120)
     if written.returncode != 0:
         raise Failed("could not write the events with live tokens (see above)")
+
+
+def invoke_each_function(image: str, timings: Timings) -> None:
+    """`sam local invoke FUNCTION -e EVENT` with the live-token events, each answer checked."""
     for function, event, expected in INVOKES:
         argv: list[str | Path] = [
             SAM, "local", "invoke", function,
@@ -345,6 +374,27 @@ def run_tests(api: str, extra: Sequence[str]) -> int:
     env = os.environ | {"LOCAL_STACK_URL": api, "LOCAL_STACK_DIR": str(STACK_DIR)}
     argv = [sys.executable, "-m", "pytest", *TESTS, "-k", NOT_HERE, *extra]
     return run(argv, timeout=TEST_SECONDS, env=env).returncode
+
+
+class Background:
+    """A step in a thread; `join` waits for it and raises what it raised."""
+
+    def __init__(self, step: Callable[[], None]) -> None:
+        self._error: BaseException | None = None
+        self._step = step
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._step()
+        except BaseException as error:  # handed to join()
+            self._error = error
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -377,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         with ExitStack() as stack:
-            with timings.measure("image (built, or found by its hash)"):
-                image = choose_image(args.image, args.pull)
+            # The image build (mostly debootstrap's downloads and unpacking) overlaps sam build.
+            images: list[str] = []
+            image_step = Background(lambda: images.append(choose_image(args.image, args.pull)))
             with timings.measure("sam build (or up to date)"):
                 ensure_sam_build()
+            with timings.measure("image (built, or found by its hash), after sam build"):
+                image_step.join()
+            image = images[0]
             with timings.measure("local stack (moto) start"):
-                stack.enter_context(moto_stack(bridge_address()))
+                stack.enter_context(moto_stack(*moto_addresses()))
             with timings.measure("sam local start-api start"):
                 api = stack.enter_context(start_api(image, args.port, quiet=args.mode == "test"))
             if args.mode == "serve":
@@ -396,9 +450,12 @@ def main(argv: list[str] | None = None) -> int:
                 while True:
                     time.sleep(0.5)
             first_and_warm_requests(api, timings)
-            invoke_each_function(image, api, timings)
+            write_live_events(api)
+            # The invokes (a container each, and SAM's image build) overlap the tests.
+            invokes = Background(lambda: invoke_each_function(image, timings))
             with timings.measure("walkthrough + attack suite core (pytest)"):
                 code = run_tests(api, args.pytest_args)
+            invokes.join()
     except KeyboardInterrupt:
         return 0 if args.mode == "serve" else 130
     except (Failed, subprocess.TimeoutExpired) as error:
