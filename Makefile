@@ -10,7 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv serve test lint typecheck template-lint unit bench build clean
+.PHONY: venv serve test lint typecheck template-lint unit bench build clean sam-local test-sam-local
 
 venv: $(STAMP)
 
@@ -67,3 +67,17 @@ clean:
 smoke: venv
 	@[ -n "$(URL)" ] || { echo "usage: make smoke URL=https://<api-id>.execute-api.<region>.amazonaws.com/<stage>" >&2; exit 2; }
 	SMOKE_URL="$(URL)" $(BIN)/pytest tests/attack $(PYTEST_ARGS)
+
+# The functions in Lambda-style Docker containers behind `sam local start-api`, against the local
+# stack's moto server (README: Docker: sam local). `scripts/docker-engine up` uses a running Docker
+# engine, or installs (apt-get, as root) and starts one, and says why when it cannot; `down` stops
+# only a dockerd that `up` started. PORT=3000 by default; SAM_LOCAL_IMAGE=auto|official|emulation.
+sam-local: venv
+	@trap 'scripts/docker-engine down' EXIT; \
+	  scripts/docker-engine up && $(BIN)/python -m local.sam_local serve
+
+# The README walkthrough, the attack suite's core and one `sam local invoke` per function, against
+# `sam local start-api`; never pulls an image (the official one is used only if already here).
+test-sam-local: venv
+	@trap 'scripts/docker-engine down' EXIT; \
+	  scripts/docker-engine up && $(BIN)/python -m local.sam_local test --no-pull

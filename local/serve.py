@@ -1,6 +1,7 @@
 """`make serve`: the whole service on loopback, with moto's server standing in for AWS.
 
-    python -m local.serve [--port 3000] [--moto-port 0] [--env-file .local/env.json]
+    python -m local.serve [--port 3000] [--moto-port 0] [--moto-host 127.0.0.1] [--no-api]
+                          [--env-file .local/env.json]
 
 One process, no child processes: moto's server (the table, bucket and KMS key, created from
 `template.yaml`'s own resource definitions) and SAM CLI's local API Gateway serving the template's
@@ -11,7 +12,9 @@ Two demo tenants are onboarded through the operator CLI; their passwords exist o
 
 It writes `.local/env.json`, an env-vars file with which `sam local start-api` (Docker) runs the
 functions against the same moto server, and `.local/env.sh`, which points a shell's operator CLI
-at it: `. .local/env.sh && python -m inferctl list-tenants`.
+at it: `. .local/env.sh && python -m inferctl list-tenants`. Containers do not share the host's
+loopback, so `make sam-local` (`local.sam_local`) binds moto to Docker's bridge address instead
+(`--moto-host`) and serves no in-process API (`--no-api`): `sam local start-api` is the API.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -150,9 +154,13 @@ class LocalStack:
         region: str = "us-east-1",
         template: Path = TEMPLATE,
         verbose: bool = False,
+        moto_host: str = HOST,
+        serve_api: bool = True,
     ) -> None:
         self.port = port
         self.moto_port = moto_port
+        self.moto_host = moto_host
+        self.serve_api = serve_api
         self.env_file = env_file
         self.region = region
         self.template = template
@@ -169,7 +177,7 @@ class LocalStack:
     def start(self) -> Self:
         """Start everything, or stop whatever had started and raise."""
         try:
-            self.moto = MotoServer(port=self.moto_port).start()
+            self.moto = MotoServer(host=self.moto_host, port=self.moto_port).start()
             use_endpoint(self.moto.url, self.region)
             self.names = create_resources_from_template(
                 boto3.session.Session(), prefix=STACK_NAME, template=self.template
@@ -181,6 +189,8 @@ class LocalStack:
                 self._write_env_files(environments)
             handlers = self._load_functions(environments)
             self._onboard_demo_tenants()
+            if not self.serve_api:
+                return self
             gateway = build_gateway(str(self.template), handlers, host=HOST, port=self.port)
             serve_openapi(gateway)
             self.gateway = gateway.start_in_thread()
@@ -292,12 +302,24 @@ def configure_logging(verbose: bool) -> None:
         logging.getLogger("local.gateway").setLevel(logging.WARNING)  # one "Mounting" line per route
 
 
+def specific_address(value: str) -> str:
+    """An address to bind moto to: one interface's (loopback, or Docker's bridge for containers),
+    never a wildcard, which would offer the stack's AWS APIs to the whole network."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an IP address") from error
+    if address.is_unspecified:
+        raise argparse.ArgumentTypeError(f"{value} listens on every interface: name one address")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local.serve",
         description="Serve the API locally on moto, with two demo tenants (make serve).",
-        epilog="With Docker, `sam local start-api --env-vars .local/env.json --docker-network host "
-        "--port 3001` runs the same functions in containers against this moto server.",
+        epilog="With Docker, `make sam-local` runs the same functions in containers with "
+        "`sam local start-api`, against a moto server on Docker's bridge address.",
     )
     parser.add_argument(
         "--port",
@@ -310,6 +332,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=os.environ.get("MOTO_PORT", "0"),
         help="moto server port (default $MOTO_PORT, or any free port)",
+    )
+    parser.add_argument(
+        "--moto-host",
+        type=specific_address,
+        default=HOST,
+        help="address moto listens on (default 127.0.0.1; Docker's bridge address for sam local)",
+    )
+    parser.add_argument(
+        "--no-api",
+        dest="serve_api",
+        action="store_false",
+        help="moto, the resources and the demo tenants only: another gateway (sam local) serves the API",
     )
     parser.add_argument(
         "--env-file",
@@ -335,15 +369,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
 
-    stack = LocalStack(args.port, moto_port=args.moto_port, env_file=args.env_file, verbose=args.verbose)
+    stack = LocalStack(
+        args.port,
+        moto_port=args.moto_port,
+        env_file=args.env_file,
+        verbose=args.verbose,
+        moto_host=args.moto_host,
+        serve_api=args.serve_api,
+    )
     try:
         stack.start()
         assert stack.moto is not None
         users = ", ".join(f"{demo.username}/{demo.password}" for demo in DEMO_TENANTS)
-        print(
-            f"Serving {stack.url} (moto at {stack.moto.url}) — demo users {users}. Ctrl-C to stop.",
-            flush=True,
-        )
+        api = stack.url if args.serve_api else "no API"
+        print(f"Serving {api} (moto at {stack.moto.url}) — demo users {users}. Ctrl-C to stop.", flush=True)
         while True:
             # Python runs signal handlers in the main thread only, and the kernel may deliver a
             # signal to any thread: a short sleep (not an untimed wait) lets the handler run soon.

@@ -4,6 +4,11 @@ This is the README walkthrough: log in, predict, read the model card, try to rea
 tenant's model, send too many rows; then an operator onboards a third tenant with the CLI (in its
 own process, against the same moto server) and its user predicts at once. Stopping the stack
 must leave no process and no listening port behind.
+
+With LOCAL_STACK_URL and LOCAL_STACK_DIR set (`make test-sam-local`), the walkthrough runs against
+that running stack instead (the API from `sam local start-api`, the directory holding its
+env.json), and the stopping tests, which are about `python -m local.serve` itself, are left to
+`make test`.
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ STARTUP_SECONDS = 180  # a generous bound for a slow CI machine, not a performan
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 WINE_ROW = [13.2, 1.78, 2.14, 11.2, 100, 2.65, 2.76, 0.26, 1.28, 4.38, 1.05, 3.4, 1050]
+
+
+RUNNING_STACK_URL = os.environ.get("LOCAL_STACK_URL", "").rstrip("/")
+RUNNING_STACK_DIR = os.environ.get("LOCAL_STACK_DIR", "")
 
 
 @dataclass
@@ -100,8 +109,25 @@ def session_processes(session_id: int) -> list[int]:
     return pids
 
 
+@dataclass
+class RunningServer:
+    """A stack someone else started and stops (local.sam_local)."""
+
+    url: str
+    moto_url: str
+    env_file: Path
+
+
+Served = Server | RunningServer
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server | RunningServer]:
+    if RUNNING_STACK_URL:
+        env_file = Path(RUNNING_STACK_DIR) / "env.json"
+        moto_url = json.loads(env_file.read_text())["PredictFunction"]["AWS_ENDPOINT_URL"]
+        yield RunningServer(RUNNING_STACK_URL, moto_url, env_file)
+        return
     running = start_server(tmp_path_factory.mktemp("local-stack"))
     yield running
     running.stop()
@@ -133,7 +159,7 @@ def http(
     return Reply(status, {k.lower(): v for k, v in reply_headers.items()}, json.loads(raw) if raw else None)
 
 
-def login(server: Server, username: str, password: str) -> str:
+def login(server: Served, username: str, password: str) -> str:
     reply = http("POST", f"{server.url}/api/v1/auth/token", {"username": username, "password": password})
     assert reply.status == 200, reply.body
     assert reply.body["token_type"] == "Bearer"
@@ -150,7 +176,7 @@ def file_model(name: str) -> tuple[Any, str]:
 # --- the walkthrough ---------------------------------------------------------------------------
 
 
-def test_alice_predicts_with_her_model(server: Server) -> None:
+def test_alice_predicts_with_her_model(server: Served) -> None:
     # Given alice's token
     token = login(server, "alice", "alice-local-demo")
     # When she sends three Iris rows
@@ -167,7 +193,7 @@ def test_alice_predicts_with_her_model(server: Server) -> None:
         assert reply.headers.get(name.lower()) == value
 
 
-def test_bob_predicts_with_his_model(server: Server) -> None:
+def test_bob_predicts_with_his_model(server: Served) -> None:
     # Given bob's token
     token = login(server, "bob", "bob-local-demo")
     # When he sends a 13-feature Wine row
@@ -181,7 +207,7 @@ def test_bob_predicts_with_his_model(server: Server) -> None:
     }
 
 
-def test_model_card_is_the_callers_own(server: Server) -> None:
+def test_model_card_is_the_callers_own(server: Served) -> None:
     # Given alice's token
     token = login(server, "alice", "alice-local-demo")
     # When she reads the model card
@@ -194,7 +220,7 @@ def test_model_card_is_the_callers_own(server: Server) -> None:
     assert "models/" not in json.dumps(reply.body)
 
 
-def test_naming_another_tenant_in_headers_or_query_changes_nothing(server: Server) -> None:
+def test_naming_another_tenant_in_headers_or_query_changes_nothing(server: Served) -> None:
     # Given alice's token, and a request that names bob's tenant and model in headers and query
     token = login(server, "alice", "alice-local-demo")
     smuggled = {"X-Tenant-Id": "tenant-b", "X-Model-Id": "model_user_b"}
@@ -213,7 +239,7 @@ def test_naming_another_tenant_in_headers_or_query_changes_nothing(server: Serve
     assert in_body.status == 400
 
 
-def test_oversized_batch_is_400(server: Server) -> None:
+def test_oversized_batch_is_400(server: Served) -> None:
     # Given alice's token (max_batch 1000)
     token = login(server, "alice", "alice-local-demo")
     # When she sends 1001 rows
@@ -224,7 +250,7 @@ def test_oversized_batch_is_400(server: Server) -> None:
     assert reply.headers["content-type"] == "application/problem+json"
 
 
-def test_wrong_password_is_401(server: Server) -> None:
+def test_wrong_password_is_401(server: Served) -> None:
     # Given alice's username with bob's password
     # When she logs in
     reply = http(
@@ -234,7 +260,7 @@ def test_wrong_password_is_401(server: Server) -> None:
     assert reply.status == 401
 
 
-def test_env_file_points_sam_local_at_the_same_moto_server(server: Server) -> None:
+def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> None:
     # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
     environments = json.loads(server.env_file.read_text())
     # Then each function gets the template's variables, resolved, and the moto endpoint
@@ -248,7 +274,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Server) -> No
     assert environments["PredictFunction"]["MAX_BODY_BYTES"] == "1048576"  # the template's default
 
 
-def inferctl(server: Server, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """The operator CLI in its own process, pointed at the stack's moto server."""
     variables: dict[str, str] = {}
     for function_env in json.loads(server.env_file.read_text()).values():
@@ -274,7 +300,7 @@ def inferctl(server: Server, *argv: str, stdin: str = "") -> subprocess.Complete
     )
 
 
-def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Server, tmp_path: Path) -> None:
+def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Served, tmp_path: Path) -> None:
     # Given a new 3-feature model trained here
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(60, 3))
@@ -300,7 +326,7 @@ def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Server, tmp
     assert users.returncode == 0 and "carol" in users.stdout and "argon2" not in users.stdout
 
 
-def test_cli_errors_are_one_line_and_exit_1(server: Server) -> None:
+def test_cli_errors_are_one_line_and_exit_1(server: Served) -> None:
     # Given the running stack
     # When the operator onboards a tenant with a file that does not exist
     run = inferctl(server, "create-tenant", "tenant-d", "--model", "/nonexistent/model.pkl")

@@ -5,6 +5,10 @@ own moto server and the demo users alice (tenant-a, 4 features) and bob (tenant-
 A subprocess, not a thread: the unit tests' autouse fixtures reset boto3 clients and the
 environment around every test, which would pull the stack's endpoint from under it.
 
+With LOCAL_STACK_URL and LOCAL_STACK_DIR (`make test-sam-local`), it attacks a local stack that
+is already running, whose API is served elsewhere (`sam local start-api`, functions in Docker
+containers): the directory holds the stack's env.sh, which gives the operator's access.
+
 With SMOKE_URL (`make smoke URL=https://...`), the suite attacks that deployment as
 SMOKE_USERNAME/SMOKE_PASSWORD (tenant 1) and SMOKE_USERNAME_2/SMOKE_PASSWORD_2 (tenant 2). Tests
 marked `local_only` need the operator's own access to the stack (the CLI, the moto endpoint)
@@ -65,6 +69,9 @@ PROBLEM_FIELDS = {"type", "title", "status", "detail"}
 
 SMOKE_URL = os.environ.get("SMOKE_URL", "").rstrip("/")
 DEPLOYED = bool(SMOKE_URL)
+# A local stack started by someone else (local.sam_local): its API's URL and its env.sh's directory.
+RUNNING_STACK_URL = os.environ.get("LOCAL_STACK_URL", "").rstrip("/")
+RUNNING_STACK_DIR = os.environ.get("LOCAL_STACK_DIR", "")
 
 # Request timings of the model-DoS tests, printed at the end of the run (no assertions on them).
 TIMINGS: list[tuple[str, int, float]] = []
@@ -272,11 +279,11 @@ def assert_still_served(api: Api, who: Caller) -> None:
 
 @dataclass
 class LocalStack:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None: a stack this session did not start
     url: str
     moto_url: str
     env_sh: Path
-    log: Path
+    log: Path | None
     provisioned: Provisioned | None = None
     provisioning: subprocess.Popen[bytes] | None = None  # the CLI onboarding `provisioned`
 
@@ -284,6 +291,8 @@ class LocalStack:
         if self.provisioning is not None and self.provisioning.poll() is None:
             self.provisioning.kill()
             self.provisioning.wait(timeout=10)
+        if self.process is None:
+            return None
         if self.process.poll() is None:
             self.process.terminate()  # SIGTERM: the stack stops its servers and exits
             try:
@@ -359,15 +368,21 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     if DEPLOYED:
         yield None
         return
-    stack = start_local_stack(tmp_path_factory.mktemp("attack-stack"))
+    if RUNNING_STACK_URL:
+        env_sh = Path(RUNNING_STACK_DIR) / "env.sh"
+        moto_url = read_env_sh(env_sh)["AWS_ENDPOINT_URL"]
+        stack = LocalStack(None, RUNNING_STACK_URL, moto_url, env_sh, None)
+    else:
+        stack = start_local_stack(tmp_path_factory.mktemp("attack-stack"))
     stack.provisioned = Provisioned.new()
     stack.provisioning = start_provisioning(read_env_sh(stack.env_sh), stack.provisioned)
     try:
         yield stack
     finally:
         returncode = stack.stop()
-        assert returncode is not None, "the local stack is still running"
-        assert returncode in (0, -signal.SIGTERM), f"the local stack exited {returncode}"
+        if stack.process is not None:  # else its owner stops it
+            assert returncode is not None, "the local stack is still running"
+            assert returncode in (0, -signal.SIGTERM), f"the local stack exited {returncode}"
 
 
 @pytest.fixture(scope="session")
