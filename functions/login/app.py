@@ -1,10 +1,13 @@
-"""Login: trades a username and password for a short-lived RS256 access token.
+"""Login: trades a username and password, or a machine client's id and secret, for a
+short-lived RS256 access token.
 
 POST /api/v1/auth/token   JSON or OAuth2 form body -> {"access_token", "token_type", "expires_in"}
+                          (grant_type=password, or client_credentials with HTTP Basic, RFC 6749 4.4)
 GET  /.well-known/jwks.json                         -> the public keys that verify those tokens
 
 Unknown user, wrong password, disabled user or tenant all get one identical 401 after the same
-argon2 work. Repeated failures lock the username (known or not) with a 429 for a cool-down.
+argon2 work. Repeated failures lock the username (known or not) with a 429 for a cool-down; the
+same holds for client ids. Every token-endpoint error carries RFC 6749 5.2's `error` member.
 This function must not import numpy or scikit-learn: its cold start stays small.
 """
 
@@ -18,11 +21,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
-from model_runtime.credentials import parse_credentials
-from model_runtime.errors import InvalidCredentials, TooManyRequests
-from model_runtime.http import Event, Response, Router, json_response, media_type, raw_body
+from model_runtime.credentials import Credentials
+from model_runtime.errors import InvalidClient, InvalidCredentials, ProblemError, TooManyRequests
+from model_runtime.http import Event, Response, Router, header, json_response, media_type, raw_body
+from model_runtime.oauth import (
+    ClientCredentialsGrant,
+    oauth_error_for,
+    parse_token_request,
+    verify_client_secret,
+)
 from model_runtime.passwords import verify_password
-from model_runtime.tokens import issue_token, jwks_document
+from model_runtime.tokens import IssuedToken, issue_token, jwks_document
 
 MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
 
@@ -33,9 +42,20 @@ app = Router(logger, metrics)
 
 @app.route("POST", "/api/v1/auth/token")
 def issue_access_token(event: Event) -> Response:
-    credentials = parse_credentials(raw_body(event, MAX_LOGIN_BODY_BYTES), media_type(event))
+    try:
+        request = parse_token_request(
+            raw_body(event, MAX_LOGIN_BODY_BYTES), media_type(event), header(event, "Authorization")
+        )
+        now = int(time.time())
+        if isinstance(request, ClientCredentialsGrant):
+            return client_credentials_token(request, now)
+        return password_token(request, now)
+    except ProblemError as error:
+        raise oauth_error_for(error) from None  # every token-endpoint error names its RFC 6749 code
+
+
+def password_token(credentials: Credentials, now: int) -> Response:
     username = credentials.username
-    now = int(time.time())
 
     if wait := store.lockout_remaining(username, now):
         metrics.add_metric(name="LoginLockedOut", unit=MetricUnit.Count, value=1)
@@ -56,6 +76,39 @@ def issue_access_token(event: Event) -> Response:
     token = issue_token(user.username, user.tenant_id, now)
     metrics.add_metric(name="LoginSuccess", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"username": username, "tenant_id": user.tenant_id})
+    return token_response(token)
+
+
+def client_credentials_token(grant: ClientCredentialsGrant, now: int) -> Response:
+    """RFC 6749 4.4: a machine client trades its id and secret for a token of its tenant.
+
+    The attempt is counted before the secret is checked (`store.reserve_login_attempt`), so a
+    client id under attack locks like a username does; unknown, revoked and wrong-secret clients
+    get one identical 401 after the same work.
+    """
+    subject = store.client_subject(grant.client_id)
+    if wait := store.reserve_login_attempt(subject, now):
+        metrics.add_metric(name="ClientLockedOut", unit=MetricUnit.Count, value=1)
+        locked = TooManyRequests(wait)
+        locked.oauth_error = "invalid_client"
+        raise locked
+
+    client = store.get_client(grant.client_id)
+    secret_ok = verify_client_secret(client.secret_sha256 if client else None, grant.client_secret)
+    tenant = store.get_tenant(client.tenant_id) if client and secret_ok else None
+    if not (client and client.active and tenant and tenant.active):
+        metrics.add_metric(name="ClientAuthFailure", unit=MetricUnit.Count, value=1)
+        logger.info("client refused", extra={"client_id": grant.client_id})
+        raise InvalidClient()
+
+    store.clear_login_failures(subject)
+    token = issue_token(client.client_id, client.tenant_id, now)
+    metrics.add_metric(name="ClientTokenIssued", unit=MetricUnit.Count, value=1)
+    logger.info("token issued", extra={"client_id": client.client_id, "tenant_id": client.tenant_id})
+    return token_response(token)
+
+
+def token_response(token: IssuedToken) -> Response:
     return json_response(
         200,
         {"access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in},

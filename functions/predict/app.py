@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
-from model_runtime.errors import UnsupportedMediaType
+from model_runtime.errors import Unauthorized, UnsupportedMediaType
 from model_runtime.http import Event, Response, Router, header, json_response, media_type, raw_body
 from model_runtime.models import model_cache
 from model_runtime.payload import validate_instances
@@ -32,6 +32,12 @@ app = Router(logger, metrics)
 def caller_tenant(event: Event) -> Tenant:
     """Steps 2 and 3: verify the bearer token, then map its tenant claim, and only that."""
     claims = verify_token(bearer_token(header(event, "Authorization")))
+    # Behind the API's REQUEST authorizer (functions/authorizer), the gateway metered this request
+    # as the tenant the authorizer named: it must be the verified token's tenant.
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
+        logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
+        raise Unauthorized()
     tenant = store.resolve_tenant(claims)
     logger.append_keys(tenant_id=tenant.tenant_id)
     return tenant

@@ -2,9 +2,12 @@
 
 - `user#<username>`: a login. tenant_id, password_hash, roles (list), status, created_at.
 - `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, n_features, max_batch,
-  classes_json, sklearn_version, status, tokens_not_before, updated_at.
+  classes_json, sklearn_version, status, tokens_not_before, updated_at; api_key_id, api_key and
+  usage_tier once the tenant has an API Gateway API key (inferctl).
 - `attempts#<username>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list).
+- `client#<client_id>`: a machine client (OAuth2 client credentials). tenant_id, secret_sha256,
+  status, created_at. Its attempt counter is `attempts#client:<client_id>`.
 
 `status` is `active` or `disabled`. `classes_json` keeps the model's labels with their JSON types
 (ints stay ints, strings stay strings). `tokens_not_before` is an epoch second: tokens issued
@@ -58,6 +61,10 @@ class Tenant:
     sklearn_version: str
     status: str
     tokens_not_before: int
+    # The API Gateway API key that meters the tenant on its tier's usage plan (the authorizer
+    # returns it as usageIdentifierKey); empty for a tenant onboarded without one.
+    api_key: str = ""
+    usage_tier: str = ""
 
     @property
     def active(self) -> bool:
@@ -141,6 +148,8 @@ def get_tenant(tenant_id: str) -> Tenant | None:
         sklearn_version=_s(item, "sklearn_version"),
         status=_s(item, "status", DISABLED),
         tokens_not_before=_n(item, "tokens_not_before"),
+        api_key=_s(item, "api_key"),
+        usage_tier=_s(item, "usage_tier"),
     )
 
 
@@ -194,6 +203,93 @@ def record_login_failure(username: str, now: int) -> None:
 
 def clear_login_failures(username: str) -> None:
     aws.dynamodb().delete_item(TableName=get_settings().table_name, Key={"pk": {"S": attempts_pk(username)}})
+
+
+# --- machine clients (OAuth2 client credentials) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A machine client: authenticates with a secret of which only the SHA-256 is stored."""
+
+    client_id: str
+    tenant_id: str
+    secret_sha256: str
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+
+def client_pk(client_id: str) -> str:
+    return f"client#{client_id}"
+
+
+def client_subject(client_id: str) -> str:
+    """The lockout subject of a client. Usernames cannot contain ':', so the two never collide."""
+    return f"client:{client_id}"
+
+
+def get_client(client_id: str) -> Client | None:
+    item = _get(client_pk(client_id))
+    if item is None:
+        return None
+    return Client(
+        client_id=client_id,
+        tenant_id=_s(item, "tenant_id"),
+        secret_sha256=_s(item, "secret_sha256"),
+        status=_s(item, "status", DISABLED),
+    )
+
+
+def reserve_login_attempt(subject: str, now: int) -> int:
+    """Count an attempt for `subject` (a username or `client_subject`) *before* the credential
+    check; 0 means go ahead (the attempt already counts as a failure until
+    `clear_login_failures`), otherwise the seconds to wait.
+
+    One conditional UpdateItem does check and count together, so concurrent attempts cannot all
+    read "not locked" and then all try: at most `lockout_threshold` attempts per window get
+    through. The window slides: each counted attempt keeps the counter for the cool-down.
+    """
+    settings = get_settings()
+    client = aws.dynamodb()
+    key = {"pk": {"S": attempts_pk(subject)}}
+    expires_at = {"N": str(now + settings.lockout_seconds)}
+    for _ in range(3):  # a lost race with another attempt's fresh counter: read again
+        try:
+            client.update_item(
+                TableName=settings.table_name,
+                Key=key,
+                UpdateExpression="ADD failures :one SET expires_at = :exp",
+                ConditionExpression="expires_at > :now AND failures < :threshold",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":exp": expires_at,
+                    ":now": {"N": str(now)},
+                    ":threshold": {"N": str(settings.lockout_threshold)},
+                },
+            )
+            return 0
+        except client.exceptions.ConditionalCheckFailedException:
+            pass
+        item = _get(attempts_pk(subject), consistent=True)
+        if item is not None and _n(item, "expires_at") > now:
+            if _n(item, "failures") >= settings.lockout_threshold:
+                return _n(item, "expires_at") - now
+            continue  # another attempt created the counter meanwhile: count this one on it
+        # No counter, or an expired one that DynamoDB's lazy TTL has not deleted yet: start anew.
+        try:
+            client.put_item(
+                TableName=settings.table_name,
+                Item={**key, "failures": {"N": "1"}, "expires_at": expires_at},
+                ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
+                ExpressionAttributeValues={":now": {"N": str(now)}},
+            )
+            return 0
+        except client.exceptions.ConditionalCheckFailedException:
+            continue
+    return settings.lockout_seconds  # still racing after three rounds: refuse rather than guess
 
 
 # --- per-container caches --------------------------------------------------------------------
