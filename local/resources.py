@@ -138,7 +138,7 @@ def create_usage_plans_from_template(
             },
             quota={
                 "limit": int(value(properties["Quota"]["Limit"])),
-                "period": str(properties["Quota"]["Period"]),
+                "period": properties["Quota"]["Period"],
             },
             tags=tags,
         )
