@@ -354,3 +354,11 @@ def test_authorizer_never_imports_numpy_or_sklearn(
     # Then it allowed the request, and no heavy ML module was loaded at any point
     assert result["effect"] == "Allow"
     assert result["after_import"] == [] and result["after_request"] == []
+
+
+def test_the_local_stack_names_the_stack_variable_the_cli_reads() -> None:
+    # local.serve cannot import the CLI's constant (the layer is not importable yet when it starts)
+    from inferctl.usage_plans import STACK_VARIABLE  # noqa: PLC0415
+    from local.serve import STACK_VARIABLE as LOCAL_STACK_VARIABLE  # noqa: PLC0415
+
+    assert STACK_VARIABLE == LOCAL_STACK_VARIABLE

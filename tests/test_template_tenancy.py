@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 import pytest
-from model_runtime.errors import Forbidden, Unauthorized
+from model_runtime.errors import Forbidden, ProblemError, ServiceUnavailable, Unauthorized
 from model_runtime.http import problem
 from samcli.yamlhelper import yaml_parse
 
@@ -139,6 +139,7 @@ def unquote(value: str) -> str:
         ("THROTTLED", 429),
         ("QUOTA_EXCEEDED", 429),
         ("WAF_FILTERED", 403),
+        ("AUTHORIZER_FAILURE", 503),
     ],
 )
 def test_gateway_refusals_are_problem_json_with_the_security_headers(
@@ -150,15 +151,20 @@ def test_gateway_refusals_are_problem_json_with_the_security_headers(
     assert set(body) == {"type", "title", "status", "detail"}
     for name, value in EXPECTED_SECURITY_HEADERS.items():
         assert unquote(headers[name]) == value, (kind, name)
-    if status == 429:
+    if status in (429, 503):
         assert headers["Retry-After"].isdigit() and int(headers["Retry-After"]) >= 1
 
 
 @pytest.mark.parametrize(
-    ("kind", "error"), [("UNAUTHORIZED", Unauthorized()), ("ACCESS_DENIED", Forbidden())]
+    ("kind", "error"),
+    [
+        ("UNAUTHORIZED", Unauthorized()),
+        ("ACCESS_DENIED", Forbidden()),
+        ("AUTHORIZER_FAILURE", ServiceUnavailable()),
+    ],
 )
 def test_authorizer_refusals_are_the_same_answers_predict_gives(
-    api: dict[str, Any], kind: str, error: Unauthorized | Forbidden
+    api: dict[str, Any], kind: str, error: ProblemError
 ) -> None:
     # Given predict's own 401 / 403 (model_runtime.errors rendered by model_runtime.http)
     expected = problem(error)
