@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from bench import LAYER_SOURCE, REPO_ROOT
 from bench.stack import BASE_ENVIRONMENT, POWERTOOLS_DEFAULTS
 
 CHILD = Path(__file__).resolve().parent / "cold_child.py"
-PAIRS = {"predict": "predict_bare", "login": "login_bare"}
+PAIRS = {"predict": "predict_bare", "login": "login_bare", "authorizer": "authorizer_bare"}
 DEMO_PASSWORD = "alice-local-demo"
 
 
@@ -65,6 +65,8 @@ class ColdReport:
     login_heavy_modules: list[str]
     login_module_count: int
     predict_module_count: int
+    authorizer_heavy_modules: list[str] = field(default_factory=list)
+    authorizer_module_count: int = 0
 
 
 def _child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -101,8 +103,8 @@ def run_child(kind: str, environment: dict[str, str]) -> ChildRun:
     outcome = result["outcome"]
     if outcome["status"] != 200:
         raise RuntimeError(f"cold {kind}: status {outcome['status']}: {outcome['body']}")
-    if kind == "login" and result["heavy_modules_after"]:
-        raise RuntimeError(f"login imported {result['heavy_modules_after']}")
+    if kind in ("login", "authorizer") and result["heavy_modules_after"]:
+        raise RuntimeError(f"{kind} imported {result['heavy_modules_after']}")
     startup, import_, request = (
         result["t_start"] - spawned,
         result["t_imported"] - result["t_setup_end"],
@@ -167,4 +169,13 @@ def run_cold(repeats: int = 5) -> ColdReport:
         starts.append(ColdStart(ours, ours_s, bare_s, ours_s / bare_s, runs[ours], runs[bare]))
     login_heavy, login_count = _fresh_import_facts("functions.login.app")
     _, predict_count = _fresh_import_facts("functions.predict.app")
-    return ColdReport(starts, boto3_import_seconds(repeats), login_heavy, login_count, predict_count)
+    authorizer_heavy, authorizer_count = _fresh_import_facts("functions.authorizer.app")
+    return ColdReport(
+        starts,
+        boto3_import_seconds(repeats),
+        login_heavy,
+        login_count,
+        predict_count,
+        authorizer_heavy,
+        authorizer_count,
+    )

@@ -3,7 +3,8 @@
 With PROFILE, the timed part runs under cProfile and the stats are dumped there (for `pstats`);
 the timings are then inflated, so `run_cold` never passes it.
 
-KIND is `predict` / `predict_bare` / `login` / `login_bare`. Every kind first builds the same moto
+KIND is `predict` / `predict_bare` / `login` / `login_bare` / `authorizer` / `authorizer_bare`.
+Every kind first builds the same moto
 stack (the untimed setup), then the timed part runs:
 
 - predict:      import the predict handler, serve one request (model fetched from S3, its SHA-256
@@ -11,6 +12,9 @@ stack (the untimed setup), then the timed part runs:
 - predict_bare: `import sklearn`, `joblib.load` the same model file, predict the same row;
 - login:        import the login handler, serve one login (argon2 verify, KMS sign);
 - login_bare:   `import boto3`, one argon2 verify of the same hash.
+- authorizer:   import the authorizer handler, authorize one request (key ring read, public key
+                fetched from KMS, token verified, tenant mapping read);
+- authorizer_bare: `import jwt`, load the same public key, `jwt.decode` the same token.
 
 The setup must not warm anything the timed part imports, so it avoids `inferctl.onboarding` and
 `tests.support` (both import scikit-learn): it writes the tenant mapping itself, from
@@ -34,7 +38,7 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-KINDS = ("predict", "predict_bare", "login", "login_bare")
+KINDS = ("predict", "predict_bare", "login", "login_bare", "authorizer", "authorizer_bare")
 NEVER_IN_SETUP = ("numpy", "sklearn", "scipy", "joblib", "argon2", "aws_lambda_powertools")
 
 
@@ -59,8 +63,10 @@ def setup(kind: str) -> dict[str, Any]:
     from local.resources import create_resources_from_template, function_environments
 
     set_base_environment()
-    function = "LoginFunction" if kind.startswith("login") else "PredictFunction"
-    os.environ["POWERTOOLS_SERVICE_NAME"] = "login" if function == "LoginFunction" else "predict"
+    function = {"login": "LoginFunction", "authorizer": "AuthorizerFunction"}.get(
+        kind.removesuffix("_bare"), "PredictFunction"
+    )
+    os.environ["POWERTOOLS_SERVICE_NAME"] = function.removesuffix("Function").lower()
     mock_aws().start()  # stopped by the process's exit
     session = boto3.session.Session(region_name=REGION)
     names = create_resources_from_template(session, STACK_NAME)
@@ -85,6 +91,7 @@ def setup(kind: str) -> dict[str, Any]:
             "status": {"S": "active"},
             "tokens_not_before": {"N": "0"},
             "updated_at": {"N": str(int(time.time()))},
+            "api_key": {"S": "bench-api-key-0123456789abcdef"},
         },
     )
     password_hash = os.environ["BENCH_PASSWORD_HASH"]
@@ -104,6 +111,7 @@ def setup(kind: str) -> dict[str, Any]:
     from model_runtime.tokens import issue_token
 
     token = issue_token("alice", "tenant-a").access_token
+    public_key_der = session.client("kms").get_public_key(KeyId=names.key_id)["PublicKey"]
     for name in [m for m in sys.modules if m.split(".")[0] in ("model_runtime", "jwt")]:
         del sys.modules[name]
 
@@ -111,7 +119,19 @@ def setup(kind: str) -> dict[str, Any]:
     if warmed:
         raise RuntimeError(f"the setup imported {warmed}: the cold start would be understated")
     row = [5.1, 3.5, 1.4, 0.2]
+    authorizer_event = predict_event(token, "")
+    for name in ("body", "isBase64Encoded"):
+        authorizer_event.pop(name)
+    authorizer_event |= {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:1234567890/live/POST/api/v1/predict",
+    }
     return {
+        "authorizer_event": authorizer_event,
+        "token": token,
+        "public_key_der": public_key_der,
+        "audience": os.environ["TOKEN_AUDIENCE"],
+        "issuer": os.environ["TOKEN_ISSUER"],
         "predict_event": predict_event(token, json.dumps({"instances": [row]})),
         "login_event": login_event("alice", os.environ["BENCH_PASSWORD"]),
         "row": row,
@@ -155,6 +175,27 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
             "status": 200 if hasher.verify(prepared["password_hash"], prepared["password"]) else 401,
             "body": {},
         }
+    if kind == "authorizer":
+        from functions.authorizer.app import lambda_handler
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        answer = lambda_handler(prepared["authorizer_event"], Context())
+        effect = answer["policyDocument"]["Statement"][0]["Effect"]
+        return {"status": 200 if effect == "Allow" else 403, "body": {"effect": effect}}
+    if kind == "authorizer_bare":
+        import jwt
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        prepared["t_imported"] = time.perf_counter_ns()
+        public_key: Any = load_der_public_key(prepared["public_key_der"])
+        claims = jwt.decode(
+            prepared["token"],
+            public_key,
+            algorithms=["RS256"],
+            audience=prepared["audience"],
+            issuer=prepared["issuer"],
+        )
+        return {"status": 200, "body": {"tid": claims["tid"]}}
     raise ValueError(kind)
 
 

@@ -151,6 +151,8 @@ def cold_section(cold: ColdReport) -> str:
         f"boto3 import alone (fresh process, excluded from both sides above): {cold.boto3_import_s:.2f} s",
         f"login import set: {cold.login_module_count} modules; numpy/sklearn/scipy/joblib loaded: "
         f"{', '.join(cold.login_heavy_modules) or 'none'} (predict: {cold.predict_module_count} modules)",
+        f"authorizer import set: {cold.authorizer_module_count} modules; numpy/sklearn/scipy/joblib loaded: "
+        f"{', '.join(cold.authorizer_heavy_modules) or 'none'}",
     ]
     return (
         "Cold start (fresh process, moto setup excluded, median)\n"
@@ -245,6 +247,13 @@ def targets(results: Results) -> list[Target]:
                         start.ratio <= 1.25,
                     )
                 )
+        found.append(
+            Target(
+                "authorizer imports no numpy/sklearn",
+                ", ".join(results.cold.authorizer_heavy_modules) or "none",
+                not results.cold.authorizer_heavy_modules,
+            )
+        )
         found.append(
             Target(
                 "login imports no numpy/sklearn",

@@ -22,7 +22,7 @@ from typing import TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 from model_runtime.settings import get_settings
 
-from inferctl import onboarding, signing_keys
+from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
 from inferctl.target import Target, configure
 
@@ -60,8 +60,18 @@ def _when(epoch: int) -> str:
 def create_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
     data = _read_model(args.model)
+    stack = usage_plans.stack_name(target.stack_name)
+    plan_id = usage_plans.plan_for(stack, args.tier) if stack else None  # checked before any write
     facts = onboarding.put_model(args.tenant_id, data, args.max_batch, new_tenant=True)
     console.say(f"created tenant {args.tenant_id}: {_describe(facts)}, max batch {args.max_batch}")
+    if stack:
+        usage_plans.issue_api_key(args.tenant_id, stack, args.tier, plan_id)
+        console.say(f"tenant {args.tenant_id} is on the {args.tier} tier (its API key is on that usage plan)")
+    else:
+        console.say(
+            f"no API key: no stack named (--stack or ${usage_plans.STACK_VARIABLE}); the authorizer "
+            f"refuses the tenant until `set-tier {args.tenant_id} TIER` gives it one"
+        )
 
 
 def publish_model(args: argparse.Namespace, target: Target, console: Console) -> None:
@@ -193,6 +203,50 @@ def finish_rotation(args: argparse.Namespace, target: Target, console: Console) 
     )
 
 
+def set_tier(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    stack = usage_plans.stack_name(target.stack_name)
+    if not stack:
+        raise OnboardingError(f"no stack: pass --stack NAME or set {usage_plans.STACK_VARIABLE}")
+    change = usage_plans.set_tier(args.tenant_id, stack, args.tier)
+    created = " (API key created)" if change.key_created else ""
+    console.say(
+        f"tenant {change.tenant_id}: tier {change.previous_tier or '-'} -> {change.tier}{created}; "
+        f"the gateway applies it within {get_settings().mapping_ttl_seconds} s"
+    )
+
+
+def create_client(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    new = machine_clients.create_client(args.tenant_id)
+    if args.json:
+        console.say(json.dumps({"client_id": new.client_id, "client_secret": new.client_secret}))
+        return
+    console.say(f"created client {new.client_id} for tenant {args.tenant_id}")
+    console.say(f"client_id:     {new.client_id}")
+    console.say(f"client_secret: {new.client_secret}")
+    console.say("Store the secret now: it is not shown again (only its SHA-256 is kept).")
+
+
+def revoke_client(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    machine_clients.revoke_client(args.client_id)
+    console.say(
+        f"revoked client {args.client_id}: no new tokens; tokens already issued stay valid until they "
+        f"expire (at most {get_settings().token_ttl_seconds} s) unless you revoke-tokens its tenant"
+    )
+
+
+def list_clients(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    clients = machine_clients.list_clients(args.tenant)
+    if args.json:
+        console.say(json.dumps([asdict(client) for client in clients], indent=2))
+        return
+    rows = [[c.client_id, c.tenant_id, c.status, _when(c.created_at)] for c in clients]
+    _print_table(console, ["CLIENT_ID", "TENANT", "STATUS", "CREATED"], rows)
+
+
 # --- the command line ------------------------------------------------------------------------
 
 TARGET_HELP = """\
@@ -252,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=onboarding.DEFAULT_MAX_BATCH,
         metavar="N",
         help=f"most rows per request (default {onboarding.DEFAULT_MAX_BATCH})",
+    )
+    sub.add_argument(
+        "--tier",
+        default=usage_plans.DEFAULT_TIER,
+        metavar="TIER",
+        help=f"usage plan tier of its API key (default {usage_plans.DEFAULT_TIER}; needs --stack or "
+        f"${usage_plans.STACK_VARIABLE})",
     )
 
     sub = command(
@@ -336,6 +397,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--retire", metavar="KEY_ID", help="drop only this key (default: every non-active key)")
     sub.add_argument("--force", action="store_true", help="drop it even if its tokens may still be live")
+
+    sub = command(
+        "set-tier",
+        set_tier,
+        "move a tenant to another usage plan tier",
+        "Move the tenant's API key to the usage plan of TIER (rate, burst, daily quota; the stack's "
+        "plans are tagged inference-tier=TIER). A tenant without a key gets one. Needs --stack or "
+        f"${usage_plans.STACK_VARIABLE}.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("tier", metavar="TIER", help="e.g. standard or premium")
+
+    sub = command(
+        "create-client",
+        create_client,
+        "create a machine client (OAuth2 client credentials) for a tenant",
+        "Create a machine client: prints its client id and a 256-bit secret once; only the secret's "
+        "SHA-256 is stored. The client gets tokens with grant_type=client_credentials and HTTP Basic.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--json", action="store_true", help='print {"client_id", "client_secret"}')
+
+    sub = command(
+        "revoke-client",
+        revoke_client,
+        "stop a machine client from getting tokens",
+        "Revoke a machine client: no new tokens; tokens already issued stay valid until they expire "
+        "(revoke-tokens cuts a whole tenant's).",
+    )
+    sub.add_argument("client_id", metavar="CLIENT_ID")
+
+    sub = command("list-clients", list_clients, "list machine clients (never their secrets)")
+    sub.add_argument("--tenant", metavar="TENANT_ID", help="only this tenant's clients")
+    sub.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+from flask import Response as FlaskResponse
+from flask import g, has_request_context
 from samcli.commands.local.lib.exceptions import TenantIdValidationError
 from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.provider import Function, Stack
@@ -52,16 +54,19 @@ from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
 from samcli.local.apigw.local_apigw_service import LocalApigwService
 from samcli.local.apigw.route import Route
 from samcli.local.lambdafn.exceptions import FunctionNotFound
+from samcli.yamlhelper import yaml_parse
 from werkzeug.serving import BaseWSGIServer, make_server
 
 __all__ = [
     "FunctionConfig",
     "Gateway",
+    "GatewayResponse",
     "Handler",
     "InProcessRunner",
     "LambdaContext",
     "LazyHandler",
     "build_gateway",
+    "gateway_responses_from_template",
     "handlers_from_template",
     "layer_dirs_from_template",
 ]
@@ -218,6 +223,10 @@ class InProcessRunner:
         try:
             result = handler(event, context)
         except Exception as exc:
+            if str(exc) == UNAUTHORIZED and event.get("type") == "REQUEST" and "methodArn" in event:
+                # A Lambda authorizer's refusal, not a failure: API Gateway answers it with 401.
+                _mark_authorizer_unauthorized()
+                return _runtime_error(request_id, type(exc).__name__, str(exc), [])
             _write_log(
                 stderr,
                 f"[ERROR] {request_id} {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
@@ -339,14 +348,96 @@ def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
     }
 
 
+# --- Lambda authorizer answers, as API Gateway gives them -------------------------------------
+#
+# API Gateway answers an authorizer's error "Unauthorized" with its UNAUTHORIZED gateway response
+# (401) and a Deny with ACCESS_DENIED (403), both customised by the template's GatewayResponses.
+# SAM's local gateway runs the authorizer, passes its context to the function and honours its
+# policy, but answers those two cases with its own bodies (a missing identity source is a bare
+# 401, a Deny a bare 403, an "Unauthorized" error a 502) and applies no GatewayResponses. The
+# hook below gives them the template's responses, so the local API refuses as the deployed one
+# does. Answers the functions produce are never touched.
+
+UNAUTHORIZED = "Unauthorized"
+_SAM_MISSING_IDENTITY = (401, {"message": "Unauthorized"})
+_SAM_DENIED = (403, {"message": "User is not authorized to access this resource"})
+
+
+def _mark_authorizer_unauthorized() -> None:
+    if has_request_context():
+        g.authorizer_unauthorized = True
+
+
+@dataclass(frozen=True)
+class GatewayResponse:
+    status: int
+    headers: dict[str, str]
+    body: str
+
+
+def _literal(value: str) -> str:
+    """A gateway response header value is a quoted literal: 'text', with \\' for a quote."""
+    return value[1:-1].replace("\\'", "'") if len(value) >= 2 and value[0] == value[-1] == "'" else value
+
+
+def gateway_responses_from_template(template_path: str) -> dict[str, GatewayResponse]:
+    """The GatewayResponses of the template's AWS::Serverless::Api resources, by response type."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        document = yaml_parse(Path(template_path).read_text())
+    found: dict[str, GatewayResponse] = {}
+    for resource in (document.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::Serverless::Api":
+            continue
+        for kind, spec in ((resource.get("Properties") or {}).get("GatewayResponses") or {}).items():
+            headers = (spec.get("ResponseParameters") or {}).get("Headers") or {}
+            found[kind] = GatewayResponse(
+                status=int(spec.get("StatusCode", 500)),
+                headers={name: _literal(str(value)) for name, value in headers.items()},
+                body=str((spec.get("ResponseTemplates") or {}).get("application/json", "")),
+            )
+    return found
+
+
+def _apply_gateway_responses(responses: Mapping[str, GatewayResponse]) -> Callable[[Any], Any]:
+    def hook(response: Any) -> Any:
+        if response.headers.get("X-Content-Type-Options"):
+            return response  # a function's own answer (they all carry the security headers)
+        answer = (response.status_code, response.get_json(silent=True))
+        if g.get("authorizer_unauthorized") or answer == _SAM_MISSING_IDENTITY:
+            kind = "UNAUTHORIZED"
+        elif answer == _SAM_DENIED:
+            kind = "ACCESS_DENIED"
+        else:
+            return response
+        gateway_response = responses.get(kind)
+        if gateway_response is None:
+            return response
+        headers = dict(gateway_response.headers)
+        mimetype = headers.pop("Content-Type", "application/json")
+        return FlaskResponse(
+            gateway_response.body, status=gateway_response.status, headers=headers, mimetype=mimetype
+        )
+
+    return hook
+
+
 class Gateway:
     """SAM's local API Gateway bound to a socket. Use `start()` (blocking) or
     `start_in_thread()` ... `stop()` (or `with gateway.start_in_thread(): ...`)."""
 
-    def __init__(self, service: LocalApigwService, host: str, port: int) -> None:
+    def __init__(
+        self,
+        service: LocalApigwService,
+        host: str,
+        port: int,
+        gateway_responses: Mapping[str, GatewayResponse] | None = None,
+    ) -> None:
         self.service = service
         self.routes: list[Route] = list(service.api.routes)
         service.create()
+        if gateway_responses:
+            service._app.after_request(_apply_gateway_responses(gateway_responses))
         # threaded like SAM's own run() (which we avoid: it calls Flask's app.run and installs a
         # SIGTERM handler, neither of which can be stopped from another thread).
         self._server: BaseWSGIServer = make_server(host, port, service._app, threaded=True)
@@ -437,4 +528,4 @@ def build_gateway(
     # stderr=None: the runner then logs to whatever sys.stderr is at call time (pytest-friendly).
     # The runner is duck-typed: samcli only calls is_debugging() and invoke() on it.
     service = LocalApigwService(api=api, lambda_runner=runner, host=host, port=port, stderr=None)
-    return Gateway(service, host, port)
+    return Gateway(service, host, port, gateway_responses_from_template(template_path))

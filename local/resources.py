@@ -95,6 +95,65 @@ def create_resources_from_template(
     return ResourceNames(table_name, bucket, key_id)
 
 
+def create_usage_plans_from_template(
+    session: boto3.session.Session,
+    stack_name: str,
+    *,
+    parameter_overrides: Mapping[str, str] | None = None,
+    template: Path = TEMPLATE,
+) -> dict[str, str]:
+    """The template's usage plans (one per tier) in API Gateway, named, limited and tagged as the
+    template has CloudFormation create them; returns tier -> plan id.
+
+    Only what the operator CLI reads is reproduced: the plans are not attached to an API stage
+    (the local gateway enforces no usage plan), so their limits are descriptive here.
+    """
+    document = load_template(template)
+    parameters = _parameter_values(document, parameter_overrides)
+    refs = parameters | {"AWS::StackName": stack_name}
+
+    def value(raw: Any) -> str:
+        if isinstance(raw, Mapping) and set(raw) == {"Ref"}:
+            return refs[raw["Ref"]]
+        if isinstance(raw, Mapping) and set(raw) == {"Fn::Sub"} and isinstance(raw["Fn::Sub"], str):
+            text: str = raw["Fn::Sub"]
+            for name, resolved in refs.items():
+                text = text.replace("${" + name + "}", resolved)
+            return text
+        return str(raw)
+
+    client = session.client("apigateway")
+    plans: dict[str, str] = {}
+    for resource in document["Resources"].values():
+        if resource.get("Type") != "AWS::ApiGateway::UsagePlan":
+            continue
+        properties = resource["Properties"]
+        tags = {tag["Key"]: value(tag["Value"]) for tag in properties.get("Tags", [])}
+        plan = client.create_usage_plan(
+            name=value(properties["UsagePlanName"]),
+            description=str(properties.get("Description", "")),
+            throttle={
+                "rateLimit": float(value(properties["Throttle"]["RateLimit"])),
+                "burstLimit": int(value(properties["Throttle"]["BurstLimit"])),
+            },
+            quota={
+                "limit": int(value(properties["Quota"]["Limit"])),
+                "period": properties["Quota"]["Period"],
+            },
+            tags=tags,
+        )
+        plans[tags.get("inference-tier", plan["id"])] = plan["id"]
+    return plans
+
+
+def _parameter_values(document: Mapping[str, Any], overrides: Mapping[str, str] | None) -> dict[str, str]:
+    given = dict(overrides or {})
+    return {
+        name: given.get(name, str(spec.get("Default", "")))
+        for name, spec in (document.get("Parameters") or {}).items()
+    }
+
+
 def function_environments(
     names: ResourceNames,
     *,

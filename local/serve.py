@@ -46,6 +46,7 @@ from local.resources import (
     TEMPLATE,
     ResourceNames,
     create_resources_from_template,
+    create_usage_plans_from_template,
     function_environments,
     write_env_file,
 )
@@ -57,6 +58,9 @@ DEFAULT_ENV_FILE = REPO_ROOT / ".local" / "env.json"
 OPENAPI_DOCUMENT = REPO_ROOT / "openapi.json"
 
 LOG = logging.getLogger("local.serve")
+# Names the stack whose usage plans the operator CLI uses (inferctl.usage_plans.STACK_VARIABLE;
+# not imported: the CLI needs the layer's package, importable only once the functions are loaded).
+STACK_VARIABLE = "INFERENCE_STACK"
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,10 @@ class LocalStack:
             self.names = create_resources_from_template(
                 boto3.session.Session(), prefix=STACK_NAME, template=self.template
             )
+            # The tiers' usage plans, so onboarding gives each tenant its API key (which the
+            # authorizer returns); the local gateway does not enforce usage plans.
+            create_usage_plans_from_template(boto3.session.Session(), STACK_NAME, template=self.template)
+            os.environ[STACK_VARIABLE] = STACK_NAME
             environments = function_environments(
                 self.names, stack_name=STACK_NAME, region=self.region, template=self.template
             )
@@ -212,6 +220,7 @@ class LocalStack:
             "TABLE_NAME": self.names.table_name,
             "MODEL_BUCKET": self.names.bucket,
             "SIGNING_KEY_ID": self.names.key_id,
+            STACK_VARIABLE: STACK_NAME,
         }
         lines = [f"export {name}={shlex.quote(value)}" for name, value in cli.items()]
         self.env_file.with_suffix(".sh").write_text(

@@ -39,6 +39,10 @@ for _path in (REPO_ROOT, REPO_ROOT / "layers" / "model_runtime"):
 
 # After the path set-up above (E402): the modules the document is generated from.
 from model_runtime import errors  # noqa: E402
+
+OAUTH_ERROR_CODES = frozenset(
+    {"invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"}
+)  # RFC 6749 5.2, as model_runtime.oauth assigns them
 from model_runtime.credentials import USERNAME_PATTERN  # noqa: E402
 from model_runtime.http import SECURITY_HEADERS, Router, problem  # noqa: E402
 from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: E402
@@ -134,7 +138,10 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             "JSON or an OAuth2 password-grant form. Unknown user, wrong password and disabled "
             "accounts get one identical 401. After "
             f"{settings.lockout_threshold} failures a username (known or not) is locked for "
-            f"{settings.lockout_seconds} s: 429 with Retry-After.",
+            f"{settings.lockout_seconds} s: 429 with Retry-After. Machine clients send "
+            "`grant_type=client_credentials` with HTTP Basic client authentication (RFC 6749 4.4, "
+            "2.3.1); a refused client is a 401 `invalid_client` with `WWW-Authenticate: Basic`. "
+            "Every error of this endpoint carries RFC 6749 5.2's `error` member.",
             "TokenResponse",
             (400, 401, 413, 415, 429, 500, 503),
             request={JSON: "TokenRequest", FORM: "TokenRequestForm"},
@@ -313,6 +320,11 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                 "title": {"type": "string"},
                 "status": {"type": "integer", "minimum": 400, "maximum": 599},
                 "detail": {"type": "string"},
+                "error": {
+                    "type": "string",
+                    "enum": sorted(OAUTH_ERROR_CODES),
+                    "description": "Token endpoint only: the RFC 6749 5.2 code, for OAuth client libraries.",
+                },
             },
             "additionalProperties": False,
         },

@@ -86,12 +86,16 @@ def assert_security_headers(response: dict[str, Any]) -> None:
         assert headers.get(name.lower()) == [value], f"{name}: {headers.get(name.lower())!r}"
 
 
-def assert_problem(response: dict[str, Any], status: int) -> dict[str, Any]:
-    """An RFC 9457 problem+json response with `status`; returns the parsed body."""
+def assert_problem(
+    response: dict[str, Any], status: int, *, oauth_error: str | None = None
+) -> dict[str, Any]:
+    """An RFC 9457 problem+json response with `status`; returns the parsed body. Token-endpoint
+    errors also carry RFC 6749 5.2's `error` member: pass the code they must carry."""
     assert response["statusCode"] == status
     assert response_header(response, "Content-Type") == "application/problem+json"
     problem: dict[str, Any] = json.loads(response["body"])
-    assert set(problem) == {"type", "title", "status", "detail"}
+    assert set(problem) == {"type", "title", "status", "detail"} | ({"error"} if oauth_error else set())
+    assert problem.get("error") == oauth_error
     assert problem["status"] == status
     assert all(isinstance(problem[name], str) and problem[name] for name in ("type", "title", "detail"))
     return problem

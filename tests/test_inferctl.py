@@ -32,6 +32,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from inferctl import signing_keys
 from inferctl.cli import build_parser, main
 from inferctl.onboarding import OnboardingError, inspect_model, revoke_tokens
+from local.resources import create_usage_plans_from_template
 from tests.conftest import MODELS_DIR, Stack, token_for
 from tests.support import reset_runtime_caches
 
@@ -565,6 +566,7 @@ def create_stack(stack: Stack, name: str, mapping_ttl: str = "7") -> None:
         TemplateBody=json.dumps(template),
         Parameters=[{"ParameterKey": "MappingTtlSeconds", "ParameterValue": mapping_ttl}],
     )
+    create_usage_plans_from_template(boto3.session.Session(), name)  # the stack's tiers
 
 
 def test_stack_outputs_name_the_resources(

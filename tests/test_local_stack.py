@@ -33,6 +33,8 @@ from urllib.parse import urlparse
 import joblib
 import numpy as np
 import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT
@@ -264,7 +266,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
     environments = json.loads(server.env_file.read_text())
     # Then each function gets the template's variables, resolved, and the moto endpoint
-    assert set(environments) == {"LoginFunction", "PredictFunction"}
+    assert set(environments) == {"LoginFunction", "PredictFunction", "AuthorizerFunction"}
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url
         assert variables["TABLE_NAME"] == "local-inference"
@@ -287,6 +289,7 @@ def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.Complete
         TABLE_NAME=variables["TABLE_NAME"],
         MODEL_BUCKET=variables["MODEL_BUCKET"],
         SIGNING_KEY_ID=variables["SIGNING_KEY_ID"],
+        INFERENCE_STACK="local",  # what .local/env.sh exports: the stack's usage plans (tiers)
     )
     return subprocess.run(
         [sys.executable, "-m", "inferctl", *argv],
@@ -335,6 +338,65 @@ def test_cli_errors_are_one_line_and_exit_1(server: Served) -> None:
     assert run.stdout == ""
     assert run.stderr.startswith("error: cannot read /nonexistent/model.pkl")
     assert run.stderr.count("\n") == 1
+
+
+# --- machine clients and the authorizer, over HTTP -----------------------------------------------
+
+
+def test_a_machine_client_gets_a_token_with_basic_auth_and_predicts(server: Server) -> None:
+    # Given a machine client of tenant-a, created by the operator CLI against the running stack
+    created = inferctl(server, "create-client", "tenant-a", "--json")
+    assert created.returncode == 0, created.stderr
+    client = json.loads(created.stdout)
+    # When a real OAuth client library gets a token with HTTP Basic client authentication
+    session = OAuth2Session(
+        client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        token_endpoint_auth_method="client_secret_basic",
+    )
+    token = session.fetch_token(f"{server.url}/api/v1/auth/token", grant_type="client_credentials")
+    # Then that token predicts with tenant-a's model, through the authorizer
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": IRIS_ROWS}, token["access_token"])
+    model, version = file_model("model_user_a.pkl")
+    assert reply.status == 200, reply.body
+    assert reply.body == {
+        "predictions": model.predict(np.array(IRIS_ROWS)).tolist(),
+        "model_version": version,
+    }
+    # And a wrong secret is a 401 invalid_client with WWW-Authenticate: Basic
+    wrong = requests.post(
+        f"{server.url}/api/v1/auth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], "wrong-secret"),
+        timeout=60,
+    )
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == 'Basic realm="inference"'
+    assert wrong.json()["error"] == "invalid_client"
+    assert wrong.headers["Content-Type"] == "application/problem+json"
+    # And an unknown grant is a 400 unsupported_grant_type, which the library raises on
+    unknown = requests.post(
+        f"{server.url}/api/v1/auth/token", data={"grant_type": "authorization_code", "code": "x"}, timeout=60
+    )
+    assert unknown.status_code == 400 and unknown.json()["error"] == "unsupported_grant_type"
+    with pytest.raises(OAuthError):
+        OAuth2Session(client_id=client["client_id"], client_secret="wrong-secret").fetch_token(
+            f"{server.url}/api/v1/auth/token", grant_type="client_credentials"
+        )
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer not-a-token"], ids=["no-token", "bad-token"])
+def test_the_authorizers_refusal_is_the_usual_401(server: Server, authorization: str | None) -> None:
+    # Given a predict request without a token, or with a bad one: the authorizer refuses it
+    headers = {"Authorization": authorization} if authorization else {}
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": IRIS_ROWS}, headers=headers)
+    # Then the gateway answers as deployed (the template's UNAUTHORIZED response): 401 problem+json
+    assert reply.status == 401
+    assert reply.headers["content-type"] == "application/problem+json"
+    assert reply.headers["www-authenticate"] == 'Bearer realm="inference"'
+    assert reply.body["detail"] == "A valid bearer token is required."
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value
 
 
 # --- stopping ----------------------------------------------------------------------------------

@@ -234,7 +234,7 @@ def test_wrong_password_and_unknown_user_are_indistinguishable(
     wrong_password = invoke(load_event("login_wrong_password"), context)
     unknown_user = invoke(load_event("login_unknown_user"), context)
     # Then both get a 401 problem, byte for byte and header for header the same
-    assert_problem(wrong_password, 401)
+    assert_problem(wrong_password, 401, oauth_error="invalid_grant")
     assert wrong_password["body"] == unknown_user["body"]
     assert wrong_password == unknown_user
     assert "alice" not in wrong_password["body"] and "mallory" not in unknown_user["body"]
@@ -277,7 +277,7 @@ def test_disabled_user_or_tenant_gets_the_wrong_password_answer(
 
 def assert_locked_out(response: dict[str, Any], max_wait: int = LOCKOUT_SECONDS) -> int:
     """A 429 problem with a Retry-After of 1..max_wait seconds; returns the wait."""
-    problem = assert_problem(response, 429)
+    problem = assert_problem(response, 429, oauth_error="invalid_grant")
     retry_after = response_header(response, "Retry-After")
     assert retry_after is not None and retry_after.isdigit()
     assert 1 <= int(retry_after) <= max_wait
@@ -511,8 +511,9 @@ def test_bad_request_is_400_without_echo_or_work(
     make_event, sent = BAD_REQUESTS[case]
     # When it reaches the login function
     response = invoke(make_event(), context)
-    # Then it is a 400 problem that repeats nothing the client sent
-    assert_problem(response, 400)
+    # Then it is a 400 problem that repeats nothing the client sent, with its RFC 6749 code
+    code = "unsupported_grant_type" if case == "form-wrong-grant-type" else "invalid_request"
+    assert_problem(response, 400, oauth_error=code)
     for value in sent:
         assert value not in response["body"]
     # And it was refused before any user lookup, lockout counter or argon2 run
@@ -535,7 +536,7 @@ def test_body_over_256_kib_is_413(
     # When it reaches the login function
     response = invoke(login_event(body, base64_body=base64_body), context)
     # Then it is refused as too large, before parsing, lookup or hashing
-    assert_problem(response, 413)
+    assert_problem(response, 413, oauth_error="invalid_request")
     assert "alice" not in response["body"] and "yyyy" not in response["body"]
     assert argon2_calls == [] and dynamodb_calls == []
 
@@ -547,7 +548,7 @@ def test_body_of_exactly_256_kib_is_parsed(demo: Stack, context: FakeLambdaConte
     # When it reaches the login function
     response = invoke(login_event(body), context)
     # Then the size cap lets it through and the credential rules refuse it: the cap is 256 KiB
-    assert_problem(response, 400)
+    assert_problem(response, 400, oauth_error="invalid_request")
 
 
 # --- JWKS ------------------------------------------------------------------------------------
@@ -676,7 +677,8 @@ def test_credentials_not_in_plain_utf8_are_400(
     # When login answers
     response = invoke(event, context)
     # Then it is refused as invalid JSON, and no password was evaluated
-    assert assert_problem(response, 400)["detail"] == "The request body is not valid JSON."
+    problem = assert_problem(response, 400, oauth_error="invalid_request")
+    assert problem["detail"] == "The request body is not valid JSON."
     assert argon2_calls == []
 
 
@@ -690,7 +692,7 @@ def test_a_charset_other_than_utf8_is_415(
     # When login answers
     response = invoke(event, context)
     # Then the media type is unsupported, and no password was evaluated
-    assert_problem(response, 415)
+    assert_problem(response, 415, oauth_error="invalid_request")
     assert argon2_calls == []
 
 

@@ -1,10 +1,13 @@
-"""Login: trades a username and password for a short-lived RS256 access token.
+"""Login: trades a username and password, or a machine client's id and secret, for a
+short-lived RS256 access token.
 
 POST /api/v1/auth/token   JSON or OAuth2 form body -> {"access_token", "token_type", "expires_in"}
+                          (grant_type=password, or client_credentials with HTTP Basic, RFC 6749 4.4)
 GET  /.well-known/jwks.json                         -> the public keys that verify those tokens
 
 Unknown user, wrong password, disabled user or tenant all get one identical 401 after the same
-argon2 work. Repeated failures lock the username (known or not) with a 429 for a cool-down.
+argon2 work. Repeated failures lock the username (known or not) with a 429 for a cool-down; the
+same holds for client ids. Every token-endpoint error carries RFC 6749 5.2's `error` member.
 This function must not import numpy or scikit-learn: its cold start stays small.
 """
 
@@ -18,20 +21,33 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import store
-from model_runtime.credentials import parse_credentials
-from model_runtime.errors import InvalidCredentials, TooManyRequests, UnsupportedMediaType
+from model_runtime.credentials import Credentials
+from model_runtime.errors import (
+    InvalidClient,
+    InvalidCredentials,
+    ProblemError,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
 from model_runtime.http import (
     Event,
     Response,
     Router,
+    header,
     json_response,
     media_type,
     raw_body,
     utf8_or_unspecified,
 )
+from model_runtime.oauth import (
+    ClientCredentialsGrant,
+    oauth_error_for,
+    parse_token_request,
+    verify_client_secret,
+)
 from model_runtime.passwords import verify_password
 from model_runtime.settings import require_settings
-from model_runtime.tokens import issue_token, jwks_document
+from model_runtime.tokens import IssuedToken, issue_token, jwks_document
 
 MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
 
@@ -43,12 +59,21 @@ require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID")  # init fails, naming t
 
 @app.route("POST", "/api/v1/auth/token")
 def issue_access_token(event: Event) -> Response:
-    body = raw_body(event, MAX_LOGIN_BODY_BYTES)
-    if not utf8_or_unspecified(event):
-        raise UnsupportedMediaType("Send the credentials in UTF-8.")
-    credentials = parse_credentials(body, media_type(event))
+    try:
+        body = raw_body(event, MAX_LOGIN_BODY_BYTES)
+        if not utf8_or_unspecified(event):
+            raise UnsupportedMediaType("Send the credentials in UTF-8.")
+        request = parse_token_request(body, media_type(event), header(event, "Authorization"))
+        now = int(time.time())
+        if isinstance(request, ClientCredentialsGrant):
+            return client_credentials_token(request, now)
+        return password_token(request, now)
+    except ProblemError as error:
+        raise oauth_error_for(error) from None  # every token-endpoint error names its RFC 6749 code
+
+
+def password_token(credentials: Credentials, now: int) -> Response:
     username = credentials.username
-    now = int(time.time())
 
     # The attempt is counted before the argon2 work, atomically, so racing guesses cannot get
     # past the threshold; a success takes it back.
@@ -70,6 +95,39 @@ def issue_access_token(event: Event) -> Response:
     token = issue_token(user.username, user.tenant_id, now)
     metrics.add_metric(name="LoginSuccess", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"username": username, "tenant_id": user.tenant_id})
+    return token_response(token)
+
+
+def client_credentials_token(grant: ClientCredentialsGrant, now: int) -> Response:
+    """RFC 6749 4.4: a machine client trades its id and secret for a token of its tenant.
+
+    The attempt is counted before the secret is checked (`store.reserve_login_attempt`), so a
+    client id under attack locks like a username does; unknown, revoked and wrong-secret clients
+    get one identical 401 after the same work.
+    """
+    subject = store.client_subject(grant.client_id)
+    if wait := store.reserve_login_attempt(subject, now):
+        metrics.add_metric(name="ClientLockedOut", unit=MetricUnit.Count, value=1)
+        locked = TooManyRequests(wait)
+        locked.oauth_error = "invalid_client"
+        raise locked
+
+    client = store.get_client(grant.client_id)
+    secret_ok = verify_client_secret(client.secret_sha256 if client else None, grant.client_secret)
+    tenant = store.get_tenant(client.tenant_id) if client and secret_ok else None
+    if not (client and client.active and tenant and tenant.active):
+        metrics.add_metric(name="ClientAuthFailure", unit=MetricUnit.Count, value=1)
+        logger.info("client refused", extra={"client_id": grant.client_id})
+        raise InvalidClient()
+
+    store.clear_login_failures(subject)
+    token = issue_token(client.client_id, client.tenant_id, now)
+    metrics.add_metric(name="ClientTokenIssued", unit=MetricUnit.Count, value=1)
+    logger.info("token issued", extra={"client_id": client.client_id, "tenant_id": client.tenant_id})
+    return token_response(token)
+
+
+def token_response(token: IssuedToken) -> Response:
     return json_response(
         200,
         {"access_token": token.access_token, "token_type": "Bearer", "expires_in": token.expires_in},
@@ -83,6 +141,6 @@ def jwks(_: Event) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event)

@@ -66,6 +66,7 @@ LEAK_MARKERS = (
     "user#",
 )
 PROBLEM_FIELDS = {"type", "title", "status", "detail"}
+OAUTH_ERRORS = {"invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"}
 
 SMOKE_URL = os.environ.get("SMOKE_URL", "").rstrip("/")
 DEPLOYED = bool(SMOKE_URL)
@@ -213,7 +214,9 @@ def assert_security_headers(reply: Reply) -> None:
 def assert_problem(reply: Reply) -> dict[str, Any]:
     assert reply.headers.get_content_type() == "application/problem+json", reply.headers
     body: dict[str, Any] = reply.json()
-    assert set(body) == PROBLEM_FIELDS and body["status"] == reply.status, body
+    # Token-endpoint errors add RFC 6749 5.2's `error` member, and nothing else does
+    assert PROBLEM_FIELDS <= set(body) <= PROBLEM_FIELDS | {"error"} and body["status"] == reply.status, body
+    assert body.get("error", "invalid_request") in OAUTH_ERRORS, body
     return body
 
 

@@ -11,6 +11,9 @@ class ProblemError(Exception):
     status = 500
     title = "Internal Server Error"
     type_slug = "internal-error"
+    # RFC 6749 5.2 `error` code, rendered as a member of the problem body when set: only the
+    # token endpoint's errors carry one (`oauth_error_for` in model_runtime.oauth).
+    oauth_error: str | None = None
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -102,3 +105,32 @@ class ModelUnavailable(ServiceUnavailable):
 
     def __init__(self) -> None:
         super().__init__("The model is temporarily unavailable.")
+
+
+# --- token endpoint (OAuth 2.0, RFC 6749 5.2) --------------------------------------------------
+
+
+class InvalidClient(ProblemError):
+    """Client authentication failed: unknown client, wrong secret, revoked client or tenant.
+
+    One answer for all of them, like `InvalidCredentials`. RFC 6749 5.2: a 401 with the
+    `WWW-Authenticate` scheme the client can use (HTTP Basic, 2.3.1).
+    """
+
+    status = 401
+    title = "Unauthorized"
+    type_slug = "invalid-client"
+    oauth_error = "invalid_client"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Client authentication failed.", headers={"WWW-Authenticate": 'Basic realm="inference"'}
+        )
+
+
+class UnsupportedGrantType(BadRequest):
+    type_slug = "unsupported-grant-type"
+    oauth_error = "unsupported_grant_type"
+
+    def __init__(self) -> None:
+        super().__init__("'grant_type' must be 'password' or 'client_credentials'.")

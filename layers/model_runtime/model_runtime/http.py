@@ -70,6 +70,8 @@ def problem(error: ProblemError) -> Response:
         "status": error.status,
         "detail": error.detail,
     }
+    if error.oauth_error:
+        body["error"] = error.oauth_error  # RFC 6749 5.2, for OAuth client libraries
     return Response(
         error.status,
         json.dumps(body, separators=(",", ":")),

@@ -2,9 +2,12 @@
 
 - `user#<username>`: a login. tenant_id, password_hash, roles (list), status, created_at.
 - `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, n_features, max_batch,
-  classes_json, sklearn_version, status, tokens_not_before, subjects_not_before, updated_at.
+  classes_json, sklearn_version, status, tokens_not_before, subjects_not_before, updated_at;
+  api_key_id, api_key and usage_tier once the tenant has an API Gateway API key (inferctl).
 - `attempts#<username>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list).
+- `client#<client_id>`: a machine client (OAuth2 client credentials). tenant_id, secret_sha256,
+  status, created_at. Its attempt counter is `attempts#client:<client_id>`.
 
 `status` is `active` or `disabled`. `classes_json` keeps the model's labels with their JSON types
 (ints stay ints, strings stay strings). `tokens_not_before` is an epoch second: tokens issued
@@ -61,6 +64,10 @@ class Tenant:
     status: str
     tokens_not_before: int
     subjects_not_before: Mapping[str, int]
+    # The API Gateway API key that meters the tenant on its tier's usage plan (the authorizer
+    # returns it as usageIdentifierKey); empty for a tenant onboarded without one.
+    api_key: str = ""
+    usage_tier: str = ""
 
     @property
     def active(self) -> bool:
@@ -154,6 +161,8 @@ def get_tenant(tenant_id: str) -> Tenant | None:
         status=_s(item, "status", DISABLED),
         tokens_not_before=_n(item, "tokens_not_before"),
         subjects_not_before=_numbers_by_name(item, "subjects_not_before"),
+        api_key=_s(item, "api_key"),
+        usage_tier=_s(item, "usage_tier"),
     )
 
 
@@ -221,6 +230,44 @@ def reserve_login_attempt(username: str, now: int) -> int:
 
 def clear_login_failures(username: str) -> None:
     aws.dynamodb().delete_item(TableName=get_settings().table_name, Key={"pk": {"S": attempts_pk(username)}})
+
+
+# --- machine clients (OAuth2 client credentials) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A machine client: authenticates with a secret of which only the SHA-256 is stored."""
+
+    client_id: str
+    tenant_id: str
+    secret_sha256: str
+    status: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+
+def client_pk(client_id: str) -> str:
+    return f"client#{client_id}"
+
+
+def client_subject(client_id: str) -> str:
+    """The lockout subject of a client. Usernames cannot contain ':', so the two never collide."""
+    return f"client:{client_id}"
+
+
+def get_client(client_id: str) -> Client | None:
+    item = _get(client_pk(client_id))
+    if item is None:
+        return None
+    return Client(
+        client_id=client_id,
+        tenant_id=_s(item, "tenant_id"),
+        secret_sha256=_s(item, "secret_sha256"),
+        status=_s(item, "status", DISABLED),
+    )
 
 
 # --- per-container caches --------------------------------------------------------------------
