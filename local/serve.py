@@ -240,7 +240,7 @@ class LocalStack:
             LOG.debug(output.getvalue().strip())
 
         for demo in DEMO_TENANTS:
-            run("create-tenant", demo.tenant_id, "--model", str(REPO_ROOT / demo.model_file))
+            run("create-tenant", demo.tenant_id, "--model", str(REPO_ROOT / demo.model_file), "--trust-pickle")
             run(
                 "create-user",
                 demo.username,

@@ -1,6 +1,7 @@
 """Predict: the caller's own model answers the caller's rows, and nothing else is reachable.
 
 POST /api/v1/predict   Authorization: Bearer <token>, {"instances": [[...], ...]}
+                       (optionally with "parameters": {"probabilities": true})
 GET  /api/v1/model     the caller's model card
 
 The order of the steps is the security design (see DESIGN.md): the cheap, identity-free checks
@@ -19,7 +20,7 @@ from model_runtime import store
 from model_runtime.errors import UnsupportedMediaType
 from model_runtime.http import Event, Response, Router, header, json_response, media_type, raw_body
 from model_runtime.models import model_cache
-from model_runtime.payload import validate_instances
+from model_runtime.payload import validate_request
 from model_runtime.settings import get_settings
 from model_runtime.store import Tenant
 from model_runtime.tokens import bearer_token, verify_token
@@ -45,28 +46,31 @@ def predict(event: Event) -> Response:
     coded = header(event, "Content-Encoding").strip().lower() not in ("", "identity")
     if media_type(event) != "application/json" or coded:
         raise UnsupportedMediaType("Send the instances as application/json, without a Content-Encoding.")
-    rows = validate_instances(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
-    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + load
-    predictions = model.predict(rows).tolist()  # 6.
+    rows, parameters = validate_request(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
+    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
+    result: dict[str, Any] = {"predictions": model.predict(rows)}  # 6.
+    if parameters.probabilities:  # columns in the order of the model card's `classes`
+        result["probabilities"] = model.predict_proba(rows)
+    result["model_version"] = tenant.model_version
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(predictions))
-    return json_response(200, {"predictions": predictions, "model_version": tenant.model_version})
+    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(rows))
+    return json_response(200, result)
 
 
 @app.route("GET", "/api/v1/model")
 def model_card(event: Event) -> Response:
     tenant = caller_tenant(event)
     metrics.add_metric(name="ModelCardServed", unit=MetricUnit.Count, value=1)
-    return json_response(
-        200,
-        {
-            "n_features": tenant.n_features,
-            "max_batch": tenant.max_batch,
-            "classes": list(tenant.classes),
-            "version": tenant.model_version,
-            "sklearn_version": tenant.sklearn_version,
-        },
-    )
+    card: dict[str, Any] = {
+        "n_features": tenant.n_features,
+        "max_batch": tenant.max_batch,
+        "classes": list(tenant.classes),
+        "version": tenant.model_version,
+        "format": tenant.model_format,
+    }
+    if tenant.sklearn_version:  # the runtime a skops model needs; ONNX needs none
+        card["sklearn_version"] = tenant.sklearn_version
+    return json_response(200, card)
 
 
 # Warm-path budget (README, Performance): Logger.inject_lambda_context costs more per request than

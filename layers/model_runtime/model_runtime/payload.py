@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NoReturn
 
@@ -49,18 +50,30 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
     Raises `BadRequest` for anything else: 1..max_batch rows, each exactly n_features finite
     numbers (int or float, not bool), no other keys.
     """
+    rows, parameters = validate_request(body, n_features, max_batch)
+    if parameters != Parameters():
+        raise BadRequest("'instances' is the only field allowed.")
+    return rows
+
+
+def validate_request(
+    body: bytes, n_features: int, max_batch: int
+) -> tuple[npt.NDArray[np.float64], Parameters]:
+    """`validate_instances` for a body that may also ask for probabilities:
+    `{"instances": [...], "parameters": {"probabilities": true}}`. Any other parameter is a 400.
+    """
     # A valid body has exactly one '[' per row plus one, at most rows * n_features - 1 commas, and
     # no string that could hold either. Counting is a memchr-speed scan, so an oversized batch or
     # an overlong row is refused without being parsed.
-    if body.count(b"[") > max_batch + 1 or body.count(b",") >= max_batch * n_features:
+    # (The optional "parameters" member adds one comma: hence `>`, not `>=`.)
+    if body.count(b"[") > max_batch + 1 or body.count(b",") > max_batch * n_features:
         raise BadRequest(f"'instances' must hold at most {max_batch} rows of {n_features} numbers.")
     document = parse_json(body)
     if not isinstance(document, dict):
         raise BadRequest("The request body must be a JSON object.")
     if "instances" not in document:
         raise BadRequest("'instances' is required.")
-    if len(document) != 1:
-        raise BadRequest("'instances' is the only field allowed.")
+    parameters = _parameters(document)
     instances = document["instances"]
     if not isinstance(instances, list):
         raise BadRequest("'instances' must be a list of rows.")
@@ -94,7 +107,32 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
         _check_value_types(instances)
     if not np.isfinite(rows).all():
         _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
-    return rows
+    return rows, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class Parameters:
+    """What a prediction request may ask for beside its rows."""
+
+    probabilities: bool = False
+
+
+_PARAMETERS_KEY = "parameters"
+
+
+def _parameters(document: dict[str, Any]) -> Parameters:
+    """The optional `"parameters": {"probabilities": true|false}` member; anything else is a 400."""
+    if len(document) == 1:
+        return Parameters()
+    if len(document) != 2 or _PARAMETERS_KEY not in document:
+        raise BadRequest("'instances' and 'parameters' are the only fields allowed.")
+    given = document[_PARAMETERS_KEY]
+    if not isinstance(given, dict) or not set(given) <= {"probabilities"}:
+        raise BadRequest("'parameters' may only hold 'probabilities'.")
+    probabilities = given.get("probabilities", False)
+    if type(probabilities) is not bool:
+        raise BadRequest("'parameters.probabilities' must be true or false.")
+    return Parameters(probabilities=probabilities)
 
 
 _NUMBER_LITERAL_BYTES = b"0123456789.eE+-[]{},: \t\r\n"

@@ -1,8 +1,8 @@
 """The DynamoDB item design: one table, partition key `pk` (string), no sort key.
 
 - `user#<username>`: a login. tenant_id, password_hash, roles (list), status, created_at.
-- `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, n_features, max_batch,
-  classes_json, sklearn_version, status, tokens_not_before, updated_at.
+- `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, model_format, n_features,
+  max_batch, classes_json, sklearn_version, status, tokens_not_before, updated_at.
 - `attempts#<username>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list).
 
@@ -58,6 +58,9 @@ class Tenant:
     sklearn_version: str
     status: str
     tokens_not_before: int
+    # How the pinned bytes are served: "onnx" or "skops". Mappings written before formats
+    # existed have none and pinned a pickle: they read as "pickle", which is never served.
+    model_format: str = "pickle"
 
     @property
     def active(self) -> bool:
@@ -141,6 +144,7 @@ def get_tenant(tenant_id: str) -> Tenant | None:
         sklearn_version=_s(item, "sklearn_version"),
         status=_s(item, "status", DISABLED),
         tokens_not_before=_n(item, "tokens_not_before"),
+        model_format=_s(item, "model_format", "pickle"),
     )
 
 
