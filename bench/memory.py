@@ -60,8 +60,11 @@ class MemoryReport:
 
 
 def make_model_bytes(target_bytes: int) -> bytes:
-    """A fitted RandomForest (4 features) that pickles to roughly `target_bytes`."""
+    """A fitted RandomForest (4 features) that pickles to roughly `target_bytes`, as the ONNX
+    graph registration serves it."""
     import joblib  # noqa: PLC0415
+
+    from inferctl.registry import register  # noqa: PLC0415
     from sklearn.datasets import make_classification  # noqa: PLC0415
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
 
@@ -72,7 +75,7 @@ def make_model_bytes(target_bytes: int) -> bytes:
     model = RandomForestClassifier(n_estimators=trees, random_state=0, n_jobs=1).fit(X, y)
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=0, protocol=5)
-    return buffer.getvalue()
+    return register("forest.pkl", buffer.getvalue(), trust_pickle=True).data
 
 
 def _release_garbage() -> None:
@@ -123,7 +126,7 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
         events = []
         for i in range(tenants):
             tenant_id = f"tenant-{i:03d}"
-            put_model(tenant_id, data, 1000, new_tenant=True)
+            put_model(tenant_id, data, 1000, new_tenant=True, filename="forest.onnx")
             events.append(predict_event(token_for(f"user{i}", tenant_id), body))
         with quiet_stdout():
             for _ in range(5):

@@ -110,7 +110,8 @@ def onboard_demo_tenants() -> dict[str, str]:
 
     keys = {}
     for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
-        put_model(tenant_id, (MODELS_DIR / model_file).read_bytes(), 1000, new_tenant=True)
+        data = (MODELS_DIR / model_file).read_bytes()
+        put_model(tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
         create_user(username, password, tenant_id)
         tenant = store.get_tenant(tenant_id)
         assert tenant is not None

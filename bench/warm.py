@@ -295,7 +295,7 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
         tenant = store.resolve_tenant(claims)
         rows = validate_instances(body, tenant.n_features, tenant.max_batch)
         model = model_cache().get(tenant)
-        predictions = model.predict(rows).tolist()
+        predictions = model.predict(rows)
         steps: dict[str, Callable[[], Any]] = {
             "lambda_handler (whole)": partial(lambda_handler, event, context),
             "app.resolve (no decorators)": partial(predict_app.app.resolve, event),
@@ -305,7 +305,7 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
             "resolve_tenant": partial(store.resolve_tenant, claims),
             "validate_instances": partial(validate_instances, body, tenant.n_features, tenant.max_batch),
             "model_cache().get": lambda: model_cache().get(tenant),
-            "model.predict + tolist": lambda: model.predict(rows).tolist(),
+            "model.predict (list)": lambda: model.predict(rows),
             "json_response": partial(
                 json_response, 200, {"predictions": predictions, "model_version": tenant.model_version}
             ),

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from model_runtime.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
-from model_runtime.sklearn_models import UnsafeModel, check_consistency, load_skops
+from model_runtime.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 PROBABILITY_TOLERANCE = 1e-5
@@ -135,7 +135,7 @@ def _load_pickle(data: bytes) -> Any:
 
 def _load_skops(data: bytes) -> Any:
     try:
-        return load_skops(data).estimator
+        return load_audited(data)
     except UnsafeModel as error:
         raise RegistrationError(str(error)) from None
     except Exception as error:

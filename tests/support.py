@@ -22,13 +22,18 @@ TEMPLATE = REPO_ROOT / "template.yaml"
 
 
 @cache
-def served_digest(model_file: str) -> str:
-    """The SHA-256 of what a demo model is served as: its ONNX conversion (deterministic for a
-    given scikit-learn and skl2onnx), which is what the mapping pins and clients see."""
+def served_bytes(model_file: str) -> bytes:
+    """What a demo model is served as: its ONNX conversion (deterministic for a given
+    scikit-learn and skl2onnx), which is what the mapping pins."""
     from inferctl.registry import register  # noqa: PLC0415
 
     data = (REPO_ROOT / "models" / model_file).read_bytes()
-    return hashlib.sha256(register(model_file, data, trust_pickle=True).data).hexdigest()
+    return register(model_file, data, trust_pickle=True).data
+
+
+def served_digest(model_file: str) -> str:
+    """The SHA-256 the mapping pins for a demo model (clients see its first 12 hex digits)."""
+    return hashlib.sha256(served_bytes(model_file)).hexdigest()
 
 
 @dataclass

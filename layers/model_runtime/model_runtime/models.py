@@ -58,6 +58,9 @@ class ServedModel(Protocol):
     """What predict needs from a model, whatever its format."""
 
     @property
+    def n_features(self) -> int: ...
+
+    @property
     def has_probabilities(self) -> bool: ...
 
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]: ...
@@ -104,6 +107,10 @@ class OnnxModel:
         self._session = onnx_session(data)
         self._input = self._session.get_inputs()[0].name
         self._label, self._probabilities = onnx_outputs(self._session)
+
+    @property
+    def n_features(self) -> int:
+        return int(self._session.get_inputs()[0].shape[1])
 
     @property
     def has_probabilities(self) -> bool:

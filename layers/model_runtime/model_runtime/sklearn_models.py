@@ -107,15 +107,19 @@ def audit_skops(data: bytes) -> list[str]:
     return sorted(names)
 
 
-def load_skops(data: bytes) -> SklearnModel:
-    """Audit, then load trusting exactly the audited types, then check the model's consistency."""
+def load_audited(data: bytes) -> Any:
+    """The object in a skops file, loaded trusting exactly the types `audit_skops` allowed."""
     import skops.io  # noqa: PLC0415
 
-    trusted = audit_skops(data)
-    model = skops.io.loads(data, trusted=trusted)
+    return skops.io.loads(data, trusted=audit_skops(data))
+
+
+def load_skops(data: bytes) -> SklearnModel:
+    """Audit, load with exactly the audited types, then check the model's consistency."""
+    model = load_audited(data)
     n_features = getattr(model, "n_features_in_", None)
-    if not isinstance(n_features, int):
-        raise UnsafeModel("the model does not record n_features_in_")
+    if not isinstance(n_features, int) or not hasattr(model, "predict"):
+        raise UnsafeModel("the model is not a fitted estimator recording n_features_in_")
     check_consistency(model, n_features)
     return SklearnModel(model)
 
@@ -166,6 +170,10 @@ class SklearnModel:
     @property
     def estimator(self) -> Any:
         return self._model
+
+    @property
+    def n_features(self) -> int:
+        return int(self._model.n_features_in_)
 
     @property
     def has_probabilities(self) -> bool:
