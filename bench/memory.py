@@ -63,10 +63,10 @@ def make_model_bytes(target_bytes: int) -> bytes:
     """A fitted RandomForest (4 features) that pickles to roughly `target_bytes`, as the ONNX
     graph registration serves it."""
     import joblib  # noqa: PLC0415
-
-    from inferctl.registry import register  # noqa: PLC0415
     from sklearn.datasets import make_classification  # noqa: PLC0415
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
+
+    from inferctl.registry import register  # noqa: PLC0415
 
     X, y = make_classification(
         n_samples=6000, n_features=4, n_informative=4, n_redundant=0, flip_y=0.3, random_state=0

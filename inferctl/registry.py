@@ -321,7 +321,6 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
         raise RegistrationError(f"the ONNX model is larger than {MAX_MODEL_BYTES} bytes")
     try:
         model = onnx.load_model_from_string(data)
-        onnx.checker.check_model(model)
     except Exception as error:
         raise RegistrationError(f"the file is not a valid ONNX model: {type(error).__name__}") from None
     if model.functions:
@@ -340,6 +339,10 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
         for tensor in _tensors(graph):
             if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
                 raise RegistrationError("the ONNX model refers to external data")
+    try:  # after the scans above: the checker itself would look for external files
+        onnx.checker.check_model(model)
+    except Exception as error:
+        raise RegistrationError(f"the file is not a valid ONNX model: {type(error).__name__}") from None
     width = _input_width(model.graph)
     if n_features is not None and width != n_features:
         raise RegistrationError(f"the ONNX input takes {width} features, the model {n_features}")
