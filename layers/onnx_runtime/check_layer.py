@@ -14,9 +14,8 @@ import onnxruntime as ort
 options = ort.SessionOptions()
 options.intra_op_num_threads = 1
 options.inter_op_num_threads = 1
-session = ort.InferenceSession(
-    (Path(__file__).parent / "iris.onnx").read_bytes(), sess_options=options, providers=["CPUExecutionProvider"]
-)
+model = (Path(__file__).parent / "iris.onnx").read_bytes()
+session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 rows = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
 labels, probabilities = session.run(None, {session.get_inputs()[0].name: rows})
 if labels.tolist() != [0, 2] or probabilities.shape != (2, 3):
