@@ -50,6 +50,11 @@ class Context:
         return 10_000
 
 
+def _context() -> Any:
+    """The fake context, typed loosely: it has what the handlers read, not all of LambdaContext."""
+    return Context()
+
+
 def setup(kind: str) -> dict[str, Any]:
     """moto stack, tenant-a with model A, alice; returns what the timed part needs."""
     import boto3
@@ -133,7 +138,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         from functions.predict.app import lambda_handler
 
         prepared["t_imported"] = time.perf_counter_ns()
-        response = lambda_handler(prepared["predict_event"], Context())
+        response = lambda_handler(prepared["predict_event"], _context())
         return {"status": response["statusCode"], "body": json.loads(response["body"])}
     if kind == "predict_bare":
         import joblib
@@ -146,7 +151,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         from functions.login.app import lambda_handler
 
         prepared["t_imported"] = time.perf_counter_ns()
-        response = lambda_handler(prepared["login_event"], Context())
+        response = lambda_handler(prepared["login_event"], _context())
         return {
             "status": response["statusCode"],
             "body": {"token_type": json.loads(response["body"])["token_type"]},

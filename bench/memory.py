@@ -119,8 +119,10 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
 
     lambda_handler = predict_handler()
     context = _context()
+    from model_runtime.models import ModelCache  # noqa: PLC0415
+
     data = make_model_bytes(model_bytes)
-    bound = cache_models * len(data)
+    bound = cache_models * len(data) * ModelCache.MEMORY_PER_FILE_BYTE
     body = instances_body([[0.1, -0.2, 0.3, 0.4]])
     with moto_stack(parameter_overrides={"ModelCacheBytes": str(bound)}):
         events = []

@@ -13,7 +13,7 @@ from typing import Any
 from bench.cold import ColdReport, ColdStart
 from bench.memory import MemoryReport
 from bench.package import LAMBDA_LIMIT_MIB, TARGET_MIB, PackageReport
-from bench.warm import BASELINE_REJECTION, RejectionRow, WarmRow
+from bench.warm import BASELINE_REJECTION, HANDLERS, RejectionRow, WarmRow
 
 
 @dataclass
@@ -367,7 +367,7 @@ def write_chart(results: Results, path: Path) -> bool:
 
 def _warm_panel(axis: Any, rows: list[WarmRow]) -> None:
     groups = sorted({(r.model, r.batch) for r in rows})
-    handlers = list(dict.fromkeys(r.handler for r in rows))
+    handlers = list(dict.fromkeys(r.handler for r in rows if r.handler in HANDLERS))
     index = {(r.model, r.batch, r.handler): r for r in rows}
     width = 0.8 / len(handlers)
     for i, handler in enumerate(handlers):

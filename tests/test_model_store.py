@@ -38,6 +38,8 @@ from tests.support import (
 
 MODEL_A = served_bytes("model_user_a.pkl")  # ONNX, 4 features
 MODEL_B = served_bytes("model_user_b.pkl")  # ONNX, 13 features
+COST_A = len(MODEL_A) * ModelCache.MEMORY_PER_FILE_BYTE  # what each counts against the cache bound
+COST_B = len(MODEL_B) * ModelCache.MEMORY_PER_FILE_BYTE
 
 
 def other_model_a() -> bytes:
@@ -322,7 +324,7 @@ def test_new_model_version_is_served_after_the_mapping_ttl_and_the_old_one_evict
     assert ("tenant-a", facts.sha256) in model_cache()
     assert ("tenant-a", old.model_sha256) not in model_cache()
     assert len(model_cache()) == 1
-    assert model_cache().total_bytes == new_size
+    assert model_cache().total_bytes == new_size * ModelCache.MEMORY_PER_FILE_BYTE
 
 
 def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
@@ -365,7 +367,7 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
     small_tenants: dict[str, store.Tenant],
 ) -> None:
     # Given a bound that holds two of the small models but not three
-    cache = ModelCache(max_bytes=2 * len(MODEL_A) + len(MODEL_A) // 2)
+    cache = ModelCache(max_bytes=2 * COST_A + COST_A // 2)
     a, c, d = small_tenants["tenant-a"], small_tenants["tenant-c"], small_tenants["tenant-d"]
     # When tenants a and c are served, then a again (so c is the least recently used), then d
     for tenant in (a, c, a, d):
@@ -376,14 +378,14 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
     assert ("tenant-c", c.model_sha256) not in cache
     assert ("tenant-a", a.model_sha256) in cache
     assert ("tenant-d", d.model_sha256) in cache
-    assert cache.total_bytes == 2 * len(MODEL_A)
+    assert cache.total_bytes == 2 * COST_A
 
 
 def test_cache_bound_holds_across_mixed_sizes(
     small_tenants: dict[str, store.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound smaller than the sum of all four tenants' models
-    cache = ModelCache(max_bytes=len(MODEL_B) + 2 * len(MODEL_A))
+    cache = ModelCache(max_bytes=COST_B + 2 * COST_A)
     order = ["tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-b", "tenant-a", "tenant-c"]
     # When they are served in turn
     for tenant_id in order:
@@ -393,7 +395,7 @@ def test_cache_bound_holds_across_mixed_sizes(
         assert cache.total_bytes <= cache.max_bytes
         # And the running total is exactly the size of what is held
         held = [t for t in small_tenants.values() if (t.tenant_id, t.model_sha256) in cache]
-        assert cache.total_bytes == sum(len(MODEL_B) if t.n_features == 13 else len(MODEL_A) for t in held)
+        assert cache.total_bytes == sum(COST_B if t.n_features == 13 else COST_A for t in held)
     # And models were refetched only after eviction: fewer fetches than requests
     assert s3_calls.count("GetObject") < len(order)
 
@@ -402,7 +404,7 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
     small_tenants: dict[str, store.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound that holds the small models but not tenant-b's, with tenant-a cached
-    cache = ModelCache(max_bytes=len(MODEL_B) - 1)
+    cache = ModelCache(max_bytes=COST_B - 1)
     a, b = small_tenants["tenant-a"], small_tenants["tenant-b"]
     cache.get(a)
     # When tenant-b is served twice
@@ -414,12 +416,12 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
     assert s3_calls.count("GetObject") == 3
     # And it did not push tenant-a out to make room it would never use
     assert ("tenant-a", a.model_sha256) in cache
-    assert cache.total_bytes == len(MODEL_A)
+    assert cache.total_bytes == COST_A
 
 
 def test_cache_is_keyed_by_tenant_and_digest(small_tenants: dict[str, store.Tenant]) -> None:
     # Given two tenants whose mappings pin the very same bytes
-    cache = ModelCache(max_bytes=10 * len(MODEL_B))
+    cache = ModelCache(max_bytes=10 * COST_B)
     a, c = small_tenants["tenant-a"], small_tenants["tenant-c"]
     assert a.model_sha256 == c.model_sha256
     # When both are served

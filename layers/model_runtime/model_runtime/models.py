@@ -179,15 +179,18 @@ class _Entry:
 
 
 class ModelCache:
-    """Least-recently-used models, bounded by the total size of their files.
+    """Least-recently-used models, bounded by an estimate of the memory they hold.
 
-    A file's size is a stand-in for the loaded model's memory: an ONNX graph or a skops file is
-    mostly the model's arrays, which the runtime holds once.
+    The estimate is the file's size times `MEMORY_PER_FILE_BYTE`: ONNX Runtime expands a graph
+    when it builds a session (tree ensembles most: ten sessions of a 0.92 MB random forest hold
+    31 MB, 3.4x), and a loaded skops estimator holds at least its arrays.
 
     Refused models are remembered per (tenant, digest) until the mapping TTL has passed: the
     mapping cannot change sooner in this container, so refetching the same bytes would only
     repeat the refusal.
     """
+
+    MEMORY_PER_FILE_BYTE = 4
 
     def __init__(self, max_bytes: int, refusal_ttl: float | None = None) -> None:
         self.max_bytes = max_bytes
@@ -234,7 +237,7 @@ class ModelCache:
         metrics.add_metric(name="ModelCacheMiss", unit=MetricUnit.Count, value=1)
         started = time.perf_counter()
         response = fetch_model_object(tenant)
-        size = int(response["ContentLength"])
+        size = int(response["ContentLength"]) * self.MEMORY_PER_FILE_BYTE
         # Make room before reading: the fetched bytes and the parsed model then never sit on
         # top of a full cache, which keeps the peak near the bound.
         self._make_room(key[0], size)
