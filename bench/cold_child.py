@@ -7,8 +7,8 @@ KIND is `predict` / `predict_bare` / `login` / `login_bare` / `authorizer` / `au
 Every kind first builds the same moto
 stack (the untimed setup), then the timed part runs:
 
-- predict:      import the predict handler, serve one request (model fetched from S3, its SHA-256
-                checked, loaded, predicted);
+- predict:      import the predict handler, serve one request (the ONNX model fetched from S3,
+                its SHA-256 checked, parsed by ONNX Runtime, predicted);
 - predict_bare: `import sklearn`, `joblib.load` the same model file, predict the same row;
 - login:        import the login handler, serve one login (argon2 verify, KMS sign);
 - login_bare:   `import boto3`, one argon2 verify of the same hash.
@@ -17,8 +17,9 @@ stack (the untimed setup), then the timed part runs:
 - authorizer_bare: `import jwt`, load the same public key, `jwt.decode` the same token.
 
 The setup must not warm anything the timed part imports, so it avoids `inferctl.onboarding` and
-`tests.support` (both import scikit-learn): it writes the tenant mapping itself, from
-`models/manifest.json`, in the item format `inferctl.onboarding.put_model` writes; the password
+`tests.support` (both import scikit-learn): it writes the tenant mapping itself, for the ONNX
+file the parent converted (`BENCH_ONNX_PATH`), in the item format `inferctl.onboarding.put_model`
+writes; the password
 hash comes from the parent process (no argon2 here); the token is issued with `model_runtime`,
 which is then dropped from `sys.modules` with PyJWT so the handler imports them afresh. If the
 item format drifts, the handler's answer is not 200 and the run fails loudly.
@@ -39,7 +40,7 @@ import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
 KINDS = ("predict", "predict_bare", "login", "login_bare", "authorizer", "authorizer_bare")
-NEVER_IN_SETUP = ("numpy", "sklearn", "scipy", "joblib", "argon2", "aws_lambda_powertools")
+NEVER_IN_SETUP = ("numpy", "sklearn", "scipy", "joblib", "onnxruntime", "argon2", "aws_lambda_powertools")
 
 
 class Context:
@@ -51,6 +52,11 @@ class Context:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 10_000
+
+
+def _context() -> Any:
+    """The fake context, typed loosely: it has what the handlers read, not all of LambdaContext."""
+    return Context()
 
 
 def setup(kind: str) -> dict[str, Any]:
@@ -72,10 +78,14 @@ def setup(kind: str) -> dict[str, Any]:
     names = create_resources_from_template(session, STACK_NAME)
     os.environ.update(function_environments(names, stack_name=STACK_NAME, region=REGION)[function])
 
+    import hashlib
+
     model_file = "model_user_a.pkl"
     facts = json.loads((MODELS_DIR / "manifest.json").read_text())["models"][model_file]
-    key = f"models/tenant-a/{facts['sha256']}.pkl"
-    session.client("s3").put_object(Bucket=names.bucket, Key=key, Body=(MODELS_DIR / model_file).read_bytes())
+    onnx_bytes = open(os.environ["BENCH_ONNX_PATH"], "rb").read()  # noqa: SIM115
+    digest = hashlib.sha256(onnx_bytes).hexdigest()
+    key = f"models/tenant-a/{digest}.onnx"
+    session.client("s3").put_object(Bucket=names.bucket, Key=key, Body=onnx_bytes)
     dynamodb = session.client("dynamodb")
     dynamodb.put_item(
         TableName=names.table_name,
@@ -83,11 +93,12 @@ def setup(kind: str) -> dict[str, Any]:
             "pk": {"S": "tenant#tenant-a"},
             "tenant_id": {"S": "tenant-a"},
             "model_key": {"S": key},
-            "model_sha256": {"S": facts["sha256"]},
+            "model_sha256": {"S": digest},
+            "model_format": {"S": "onnx"},
             "n_features": {"N": str(facts["n_features"])},
             "max_batch": {"N": "1000"},
             "classes_json": {"S": json.dumps(facts["classes"])},
-            "sklearn_version": {"S": facts["sklearn_version"]},
+            "sklearn_version": {"S": ""},
             "status": {"S": "active"},
             "tokens_not_before": {"N": "0"},
             "updated_at": {"N": str(int(time.time()))},
@@ -147,7 +158,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         from functions.predict.app import lambda_handler
 
         prepared["t_imported"] = time.perf_counter_ns()
-        response = lambda_handler(prepared["predict_event"], Context())
+        response = lambda_handler(prepared["predict_event"], _context())
         return {"status": response["statusCode"], "body": json.loads(response["body"])}
     if kind == "predict_bare":
         import joblib
@@ -160,7 +171,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         from functions.login.app import lambda_handler
 
         prepared["t_imported"] = time.perf_counter_ns()
-        response = lambda_handler(prepared["login_event"], Context())
+        response = lambda_handler(prepared["login_event"], _context())
         return {
             "status": response["statusCode"],
             "body": {"token_type": json.loads(response["body"])["token_type"]},
@@ -216,7 +227,7 @@ def main() -> None:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(sys.argv[3])
-    heavy = [m for m in ("numpy", "sklearn", "scipy") if m in sys.modules]
+    heavy = [m for m in ("numpy", "sklearn", "scipy", "onnxruntime") if m in sys.modules]
     with open(result_path, "w") as out:
         json.dump(
             {

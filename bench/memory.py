@@ -60,10 +60,13 @@ class MemoryReport:
 
 
 def make_model_bytes(target_bytes: int) -> bytes:
-    """A fitted RandomForest (4 features) that pickles to roughly `target_bytes`."""
+    """A fitted RandomForest (4 features) that pickles to roughly `target_bytes`, as the ONNX
+    graph registration serves it."""
     import joblib  # noqa: PLC0415
     from sklearn.datasets import make_classification  # noqa: PLC0415
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
+
+    from inferctl.registry import register  # noqa: PLC0415
 
     X, y = make_classification(
         n_samples=6000, n_features=4, n_informative=4, n_redundant=0, flip_y=0.3, random_state=0
@@ -72,7 +75,7 @@ def make_model_bytes(target_bytes: int) -> bytes:
     model = RandomForestClassifier(n_estimators=trees, random_state=0, n_jobs=1).fit(X, y)
     buffer = io.BytesIO()
     joblib.dump(model, buffer, compress=0, protocol=5)
-    return buffer.getvalue()
+    return register("forest.pkl", buffer.getvalue(), trust_pickle=True).data
 
 
 def _release_garbage() -> None:
@@ -116,14 +119,16 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
 
     lambda_handler = predict_handler()
     context = _context()
+    from model_runtime.models import ModelCache  # noqa: PLC0415
+
     data = make_model_bytes(model_bytes)
-    bound = cache_models * len(data)
+    bound = cache_models * len(data) * ModelCache.MEMORY_PER_FILE_BYTE
     body = instances_body([[0.1, -0.2, 0.3, 0.4]])
     with moto_stack(parameter_overrides={"ModelCacheBytes": str(bound)}):
         events = []
         for i in range(tenants):
             tenant_id = f"tenant-{i:03d}"
-            put_model(tenant_id, data, 1000, new_tenant=True)
+            put_model(tenant_id, data, 1000, new_tenant=True, filename="forest.onnx")
             events.append(predict_event(token_for(f"user{i}", tenant_id), body))
         with quiet_stdout():
             for _ in range(5):

@@ -1,5 +1,5 @@
-"""Deployment size: what `sam build` produces, against Lambda's limit, and whether the built layer
-really provides numpy and scikit-learn.
+"""Deployment size: what `sam build` produces, against Lambda's limit, and whether the built layers
+really provide numpy and ONNX Runtime and serve the demo models.
 
 Sizes are apparent bytes (the sum of file sizes, what Lambda counts "unzipped"), in MiB: Lambda's
 limit is 250 MiB (262,144,000 bytes) for a function plus all its layers. The build is reused
@@ -19,19 +19,27 @@ from pathlib import Path
 from bench import MODELS_DIR, REPO_ROOT
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
-LAYER = "ModelRuntimeLayer"
+SHARED_LAYER = "ModelRuntimeLayer"
+ONNX_LAYER = "OnnxRuntimeLayer"
+SKLEARN_LAYER = "SklearnRuntimeLayer"
+# What each deployment gets (template.yaml: Globals' layer, predict's own, the opt-in one).
+DEPLOYMENTS = {
+    "LoginFunction": ("LoginFunction", SHARED_LAYER),
+    "PredictFunction": ("PredictFunction", SHARED_LAYER, ONNX_LAYER),
+    "PredictFunction (EnableSklearnRuntime)": ("PredictFunction", SHARED_LAYER, ONNX_LAYER, SKLEARN_LAYER),
+}
 SOURCES = (REPO_ROOT / "template.yaml", REPO_ROOT / "functions", REPO_ROOT / "layers")
 MIB = 1024 * 1024
 LAMBDA_LIMIT_MIB = 250.0
-TARGET_MIB = 180.0
+TARGET_MIB = 110.0  # predict with its ONNX runtime
 
 
 @dataclass(frozen=True)
 class LayerImport:
     ok: bool
     numpy_file: str = ""
-    sklearn_file: str = ""
-    sklearn_import_s: float = 0.0
+    runtime_file: str = ""
+    import_s: float = 0.0
     predictions: dict[str, list[int]] | None = None
     error: str = ""
 
@@ -43,12 +51,16 @@ class PackageReport:
     build_seconds: float
     error: str
     sizes_mib: dict[str, float]  # logical id -> unzipped size
-    function_totals_mib: dict[str, float]  # function + layer
+    function_totals_mib: dict[str, float]  # deployment (DEPLOYMENTS) -> function + its layers
     layer_import: LayerImport | None
 
     @property
     def largest_total_mib(self) -> float:
         return max(self.function_totals_mib.values(), default=float("nan"))
+
+    @property
+    def predict_onnx_mib(self) -> float:
+        return self.function_totals_mib.get("PredictFunction", float("nan"))
 
 
 def _newest_mtime(paths: tuple[Path, ...]) -> float:
@@ -77,40 +89,51 @@ def tree_bytes(root: Path) -> int:
 
 
 def layer_import_check(layer_python: Path) -> LayerImport:
-    """In `python -S` with only the layer on PYTHONPATH (no venv site-packages): numpy and
-    scikit-learn must come from the layer, and both demo models must load and predict."""
-    code = f"""
+    """In `python -S` with only the ONNX layer on PYTHONPATH (no venv site-packages): numpy and
+    ONNX Runtime must come from the layer, and both demo models, as registration serves them,
+    must load and predict."""
+    import tempfile  # noqa: PLC0415
+
+    from inferctl.registry import register  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for name in ("model_user_a.pkl", "model_user_b.pkl"):
+            data = register(name, (MODELS_DIR / name).read_bytes(), trust_pickle=True).data
+            (Path(scratch) / f"{name}.onnx").write_bytes(data)
+        code = f"""
 import json, sys, time
 started = time.perf_counter()
-import numpy, sklearn, joblib
+import numpy, onnxruntime
 imported = time.perf_counter() - started
 layer = {str(layer_python)!r}
 assert not any("site-packages" in p for p in sys.path), sys.path
 predictions = {{}}
 for name, n in (("model_user_a.pkl", 4), ("model_user_b.pkl", 13)):
-    model = joblib.load({str(MODELS_DIR)!r} + "/" + name)
-    predictions[name] = model.predict(numpy.ones((2, n))).tolist()
-print(json.dumps({{"numpy_file": numpy.__file__, "sklearn_file": sklearn.__file__,
-                  "sklearn_import_s": imported, "predictions": predictions,
-                  "from_layer": numpy.__file__.startswith(layer) and sklearn.__file__.startswith(layer)}}))
+    data = open({scratch!r} + "/" + name + ".onnx", "rb").read()
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    rows = numpy.ones((2, n), dtype=numpy.float32)
+    predictions[name] = session.run(None, {{session.get_inputs()[0].name: rows}})[0].tolist()
+from_layer = numpy.__file__.startswith(layer) and onnxruntime.__file__.startswith(layer)
+print(json.dumps({{"numpy_file": numpy.__file__, "runtime_file": onnxruntime.__file__,
+                  "import_s": imported, "predictions": predictions, "from_layer": from_layer}}))
 """
-    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(layer_python)}
-    completed = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        check=False,
-        env=environment,
-        cwd="/",
-        capture_output=True,
-        text=True,
-    )
+        environment = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(layer_python)}
+        completed = subprocess.run(
+            [sys.executable, "-S", "-c", code],
+            check=False,
+            env=environment,
+            cwd="/",
+            capture_output=True,
+            text=True,
+        )
     if completed.returncode != 0:
         return LayerImport(False, error=completed.stderr.strip().splitlines()[-1] if completed.stderr else "")
     facts = json.loads(completed.stdout.strip().splitlines()[-1])
     return LayerImport(
         bool(facts.pop("from_layer")),
         facts["numpy_file"],
-        facts["sklearn_file"],
-        facts["sklearn_import_s"],
+        facts["runtime_file"],
+        facts["import_s"],
         facts["predictions"],
     )
 
@@ -128,19 +151,10 @@ def run_package(rebuild: bool = False) -> PackageReport:
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-15:]
             error = "\n".join(tail)
             return PackageReport(False, False, build_seconds, error, {}, {}, None)
-    from samcli.yamlhelper import yaml_parse  # noqa: PLC0415 - SAM's parser knows the CFN tags
-
-    template = yaml_parse((BUILD_DIR / "template.yaml").read_text())
     sizes = {
         logical_id: tree_bytes(BUILD_DIR / logical_id) / MIB
         for logical_id in sorted(p.name for p in BUILD_DIR.iterdir() if p.is_dir())
     }
-    # Every function takes the layer (template Globals).
-    totals = {
-        logical_id: sizes.get(logical_id, 0.0) + sizes.get(LAYER, 0.0)
-        for logical_id, resource in template["Resources"].items()
-        if resource.get("Type") == "AWS::Serverless::Function"
-    }
-    return PackageReport(
-        True, reused, build_seconds, error, sizes, totals, layer_import_check(BUILD_DIR / LAYER / "python")
-    )
+    totals = {name: sum(sizes.get(part, 0.0) for part in parts) for name, parts in DEPLOYMENTS.items()}
+    check = layer_import_check(BUILD_DIR / ONNX_LAYER / "python")
+    return PackageReport(True, reused, build_seconds, error, sizes, totals, check)

@@ -106,18 +106,21 @@ def reset_runtime_caches() -> None:
 
 
 def onboard_demo_tenants() -> dict[str, str]:
-    """Alice (model A) and Bob (model B) as an operator onboards them; returns name -> S3 key."""
-    from model_runtime import store  # noqa: PLC0415
+    """Alice (model A) and Bob (model B) as an operator onboards them (trusted pickles, served as
+    ONNX); returns name -> the S3 key of the original pickle, for the load-per-request peer."""
+    from model_runtime import aws, store  # noqa: PLC0415
+    from model_runtime.settings import get_settings  # noqa: PLC0415
 
     from inferctl.onboarding import create_user, put_model  # noqa: PLC0415
 
     keys = {}
     for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
-        put_model(tenant_id, (MODELS_DIR / model_file).read_bytes(), 1000, new_tenant=True)
+        data = (MODELS_DIR / model_file).read_bytes()
+        put_model(tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
         create_user(username, password, tenant_id)
-        tenant = store.get_tenant(tenant_id)
-        assert tenant is not None
-        keys[name] = tenant.model_key
+        assert store.get_tenant(tenant_id) is not None
+        keys[name] = f"peers/{model_file}"
+        aws.s3().put_object(Bucket=get_settings().model_bucket, Key=keys[name], Body=data)
     return keys
 
 

@@ -24,6 +24,7 @@ from model_runtime.settings import get_settings
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
+from inferctl.registry import RegistrationError, read_sample
 from inferctl.target import Target, configure
 
 
@@ -47,9 +48,31 @@ def _read_model(path: str) -> bytes:
 
 
 def _describe(facts: onboarding.ModelFacts) -> str:
+    runtime = f"scikit-learn {facts.sklearn_version}" if facts.sklearn_version else "ONNX Runtime"
+    converted = f" from {facts.source_format}" if facts.source_format != facts.model_format else ""
+    probe = f"; probe: {facts.probe}" if facts.probe else ""
     return (
-        f"model {facts.version} ({facts.n_features} features, classes {json.dumps(facts.classes)}, "
-        f"scikit-learn {facts.sklearn_version})"
+        f"model {facts.version} ({facts.model_format}{converted}, {facts.n_features} features, "
+        f"classes {json.dumps(facts.classes)}, served by {runtime}{probe})"
+    )
+
+
+def _put_model(args: argparse.Namespace, *, new_tenant: bool) -> onboarding.ModelFacts:
+    data = _read_model(args.model)
+    sample = None
+    if args.sample:
+        try:
+            sample = read_sample(args.sample)
+        except RegistrationError as error:
+            raise OnboardingError(str(error)) from None
+    return onboarding.put_model(
+        args.tenant_id,
+        data,
+        args.max_batch,
+        new_tenant=new_tenant,
+        filename=args.model,
+        trust_pickle=args.trust_pickle,
+        sample=sample,
     )
 
 
@@ -59,10 +82,9 @@ def _when(epoch: int) -> str:
 
 def create_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    data = _read_model(args.model)
     stack = usage_plans.stack_name(target.stack_name)
     plan_id = usage_plans.plan_for(stack, args.tier) if stack else None  # checked before any write
-    facts = onboarding.put_model(args.tenant_id, data, args.max_batch, new_tenant=True)
+    facts = _put_model(args, new_tenant=True)
     console.say(f"created tenant {args.tenant_id}: {_describe(facts)}, max batch {args.max_batch}")
     if stack:
         usage_plans.issue_api_key(args.tenant_id, stack, args.tier, plan_id)
@@ -76,11 +98,37 @@ def create_tenant(args: argparse.Namespace, target: Target, console: Console) ->
 
 def publish_model(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    data = _read_model(args.model)
-    facts = onboarding.put_model(args.tenant_id, data, args.max_batch, new_tenant=False)
+    facts = _put_model(args, new_tenant=False)
     console.say(
         f"published {_describe(facts)} for tenant {args.tenant_id}; "
         f"served within {get_settings().mapping_ttl_seconds} s"
+    )
+
+
+def list_versions(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    versions = onboarding.list_versions(args.tenant_id)
+    if args.json:
+        console.say(json.dumps([asdict(version) for version in versions], indent=2))
+        return
+    rows = [
+        [
+            ("* " if v.current else "  ") + v.sha256[:12],
+            v.model_format + (f" (from {v.source_format})" if v.source_format != v.model_format else ""),
+            _when(v.registered_at),
+            v.probe,
+        ]
+        for v in versions
+    ]
+    _print_table(console, ["  DIGEST", "FORMAT", "REGISTERED", "PROBE"], rows)
+
+
+def rollback(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    version = onboarding.rollback(args.tenant_id, args.to)
+    console.say(
+        f"tenant {args.tenant_id} now serves model {version.sha256[:12]} ({version.model_format}, "
+        f"registered {_when(version.registered_at)}); served within {get_settings().mapping_ttl_seconds} s"
     )
 
 
@@ -149,16 +197,27 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
     if args.json:
         console.say(json.dumps([asdict(tenant) for tenant in tenants], indent=2))
         return
-    header = ["TENANT", "STATUS", "MODEL", "FEATURES", "MAX_BATCH", "CLASSES", "SKLEARN", "TOKENS_NOT_BEFORE"]
+    header = [
+        "TENANT",
+        "STATUS",
+        "MODEL",
+        "FORMAT",
+        "FEATURES",
+        "MAX_BATCH",
+        "CLASSES",
+        "SKLEARN",
+        "TOKENS_NOT_BEFORE",
+    ]
     rows = [
         [
             t.tenant_id,
             t.status,
             t.model_version,
+            t.model_format,
             str(t.n_features),
             str(t.max_batch),
             json.dumps(t.classes),
-            t.sklearn_version,
+            t.sklearn_version or "-",
             _when(t.tokens_not_before) if t.tokens_not_before else "-",
         ]
         for t in tenants
@@ -271,6 +330,22 @@ def _target_options() -> argparse.ArgumentParser:
     return common
 
 
+def _model_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--model", required=True, metavar="FILE", help="model file: .onnx or .skops")
+    sub.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="accept a .pkl/.joblib file: loading it runs any code it holds, so only for a model you "
+        "trained yourself; it is converted (to ONNX, else skops) and never stored as a pickle",
+    )
+    sub.add_argument(
+        "--sample",
+        metavar="FILE",
+        help="probe rows (JSON rows or CSV) the converted model must agree on (default: rows "
+        "generated from the model's parameters)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m inferctl",
@@ -295,11 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
         "create-tenant",
         create_tenant,
         "onboard a tenant with its first model",
-        "Onboard a tenant: validate the model (a fitted scikit-learn classifier pickled by this "
-        "scikit-learn version), upload it content-addressed and pin its SHA-256, n_features and classes.",
+        "Onboard a tenant: check the model (.onnx or .skops; a pickle only with --trust-pickle), "
+        "convert a scikit-learn model to ONNX and prove it agrees on a probe set, upload it "
+        "content-addressed and pin its SHA-256, format, n_features and classes.",
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID", help="1-64 lower-case letters, digits and '-'")
-    sub.add_argument("--model", required=True, metavar="FILE", help="joblib/pickle model file")
+    _model_options(sub)
     sub.add_argument(
         "--max-batch",
         type=int,
@@ -323,8 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
         "mapping cache TTL; the tenant's status and revocations are kept.",
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID")
-    sub.add_argument("--model", required=True, metavar="FILE", help="joblib/pickle model file")
+    _model_options(sub)
     sub.add_argument("--max-batch", type=int, metavar="N", help="change the batch cap (default: keep it)")
+
+    sub = command("list-versions", list_versions, "list a tenant's registered model versions")
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+    sub = command(
+        "rollback",
+        rollback,
+        "serve a previous model version",
+        "Point the tenant at a previously registered version (default: the one registered before the "
+        "current one), after checking its bytes still match their digest. Served within the mapping TTL.",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--to", metavar="DIGEST", help="the version's digest (12 hex digits or more)")
 
     sub = command(
         "create-user",

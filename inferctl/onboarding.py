@@ -1,7 +1,8 @@
 """Writes the items `model_runtime.store` reads: tenants with their pinned model, and users.
 
-The operator's model file is trusted input here (the operator is uploading it); what this module
-guarantees is that the mapping it writes pins exactly the bytes it uploaded, content-addressed.
+Model files are checked by `inferctl.registry` (formats that cannot run code, conversion to ONNX
+with a probe); what this module guarantees is that the mapping it writes pins exactly the bytes it
+uploaded, content-addressed, next to a registration record of each version.
 Every input is validated before the first write, and writes are ordered so a failure leaves
 nothing a request could reach half-written: the model object goes up first (content-addressed,
 so a stray one is harmless), and the mapping that points at it is written last, conditionally.
@@ -9,24 +10,21 @@ so a stray one is harmless), and the mapping that points at it is written last, 
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import joblib
-import sklearn
+import numpy as np
+import numpy.typing as npt
 from model_runtime import aws
 from model_runtime.credentials import valid_username
-from model_runtime.models import model_key, sha256_hex
+from model_runtime.models import ONNX, model_key, sha256_hex
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.settings import get_settings
 from model_runtime.store import ACTIVE, DISABLED, get_tenant, get_user, tenant_pk, user_pk
-from sklearn.base import BaseEstimator, is_classifier
-from sklearn.exceptions import InconsistentVersionWarning, NotFittedError
-from sklearn.utils.validation import check_is_fitted
+
+from inferctl.registry import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
 MAX_BATCH_LIMIT = 100_000
@@ -44,6 +42,9 @@ class ModelFacts:
     n_features: int
     classes: list[Any]
     sklearn_version: str
+    model_format: str = ONNX
+    source_format: str = ONNX
+    probe: str = ""
 
     @property
     def version(self) -> str:
@@ -51,41 +52,9 @@ class ModelFacts:
         return self.sha256[:12]
 
 
-def inspect_model(data: bytes) -> ModelFacts:
-    """What the mapping must pin about a model file; refuses anything that is not a fitted classifier.
-
-    A model pickled by another scikit-learn version is refused here, not at the first request:
-    predict refuses it too (`model_runtime.models.load_verified`), and unpickling across versions
-    can silently change what a model predicts.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
-        try:
-            model = joblib.load(io.BytesIO(data))
-        except InconsistentVersionWarning as mismatch:
-            wanted = mismatch.current_sklearn_version
-            raise OnboardingError(
-                f"the model was saved with scikit-learn {mismatch.original_sklearn_version}, not {wanted} "
-                f"(the version the functions run): re-train or re-export it with {wanted}"
-            ) from None
-        except Exception as error:
-            raise OnboardingError("the file is not a joblib/pickle model") from error
-    if not isinstance(model, BaseEstimator) or not is_classifier(model):
-        raise OnboardingError(f"the model is a {type(model).__name__}, not a scikit-learn classifier")
-    try:
-        check_is_fitted(model)
-    except NotFittedError:
-        raise OnboardingError("the model is not fitted") from None
-    n_features = getattr(model, "n_features_in_", None)
-    classes = getattr(model, "classes_", None)
-    if not isinstance(n_features, int) or classes is None:
-        raise OnboardingError("the model does not record n_features_in_ and classes_")
-    labels = [c.item() if hasattr(c, "item") else c for c in classes]
-    try:
-        json.dumps(labels)
-    except (TypeError, ValueError):
-        raise OnboardingError("the model's class labels are not numbers or strings") from None
-    return ModelFacts(sha256_hex(data), n_features, labels, sklearn.__version__)
+def record_key(tenant_id: str, sha256: str) -> str:
+    """The registration record stored beside each model version (`list-versions`, `rollback`)."""
+    return f"models/{tenant_id}/{sha256}.json"
 
 
 def validate_tenant_id(tenant_id: str) -> None:
@@ -105,8 +74,18 @@ def _tenant_item(tenant_id: str) -> dict[str, Any] | None:
     return response.get("Item")
 
 
-def put_model(tenant_id: str, data: bytes, max_batch: int | None, *, new_tenant: bool) -> ModelFacts:
-    """Upload a model content-addressed and point the tenant's mapping at it.
+def put_model(
+    tenant_id: str,
+    data: bytes,
+    max_batch: int | None,
+    *,
+    new_tenant: bool,
+    filename: str,
+    trust_pickle: bool = False,
+    sample: npt.NDArray[np.float64] | None = None,
+) -> ModelFacts:
+    """Register a model file (see `inferctl.registry`), upload what is served content-addressed
+    with its registration record, and point the tenant's mapping at it.
 
     `new_tenant=True` creates the mapping (active, `max_batch` or the default); `False` publishes a
     new version of an existing tenant's model and changes only the model fields (and `max_batch`
@@ -115,7 +94,10 @@ def put_model(tenant_id: str, data: bytes, max_batch: int | None, *, new_tenant:
     validate_tenant_id(tenant_id)
     if max_batch is not None:
         validate_max_batch(max_batch)
-    facts = inspect_model(data)
+    try:
+        registration = register(filename, data, trust_pickle=trust_pickle, sample=sample)
+    except RegistrationError as error:
+        raise OnboardingError(str(error)) from None
     exists = _tenant_item(tenant_id) is not None
     if exists and new_tenant:
         raise OnboardingError(f"tenant {tenant_id!r} already exists")
@@ -123,16 +105,28 @@ def put_model(tenant_id: str, data: bytes, max_batch: int | None, *, new_tenant:
         raise OnboardingError(f"unknown tenant {tenant_id!r}")
 
     settings = get_settings()
-    key = model_key(tenant_id, facts.sha256)
-    aws.s3().put_object(Bucket=settings.model_bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256")
-    model_fields = {
-        "model_key": {"S": key},
-        "model_sha256": {"S": facts.sha256},
-        "n_features": {"N": str(facts.n_features)},
-        "classes_json": {"S": json.dumps(facts.classes)},
-        "sklearn_version": {"S": facts.sklearn_version},
-        "updated_at": {"N": str(int(time.time()))},
-    }
+    sha256 = sha256_hex(registration.data)
+    now = int(time.time())
+    key = model_key(tenant_id, sha256, registration.model_format)
+    s3 = aws.s3()
+    s3.put_object(Bucket=settings.model_bucket, Key=key, Body=registration.data, ChecksumAlgorithm="SHA256")
+    s3.put_object(
+        Bucket=settings.model_bucket,
+        Key=record_key(tenant_id, sha256),
+        Body=json.dumps(registration.record(sha256, now)).encode(),
+        ContentType="application/json",
+        ChecksumAlgorithm="SHA256",
+    )
+    facts = ModelFacts(
+        sha256=sha256,
+        n_features=registration.n_features,
+        classes=registration.classes,
+        sklearn_version=registration.sklearn_version,
+        model_format=registration.model_format,
+        source_format=registration.source_format,
+        probe=registration.probe.describe(),
+    )
+    model_fields = _model_fields(key, facts, now)
     client = aws.dynamodb()
     pk = {"pk": {"S": tenant_pk(tenant_id)}}
     try:
@@ -159,6 +153,19 @@ def put_model(tenant_id: str, data: bytes, max_batch: int | None, *, new_tenant:
             f"tenant {tenant_id!r} already exists" if new_tenant else f"unknown tenant {tenant_id!r}"
         ) from None
     return facts
+
+
+def _model_fields(key: str, facts: ModelFacts, now: int) -> dict[str, Any]:
+    """The mapping attributes that select a model version."""
+    return {
+        "model_key": {"S": key},
+        "model_sha256": {"S": facts.sha256},
+        "model_format": {"S": facts.model_format},
+        "n_features": {"N": str(facts.n_features)},
+        "classes_json": {"S": json.dumps(facts.classes)},
+        "sklearn_version": {"S": facts.sklearn_version},
+        "updated_at": {"N": str(now)},
+    }
 
 
 def _update(key: dict[str, Any], fields: dict[str, Any]) -> None:
@@ -300,6 +307,7 @@ class TenantRow:
     classes: list[Any]
     sklearn_version: str
     tokens_not_before: int
+    model_format: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +359,7 @@ def list_tenants() -> list[TenantRow]:
             "classes_json",
             "sklearn_version",
             "tokens_not_before",
+            "model_format",
         ),
     )
     rows = [
@@ -363,6 +372,7 @@ def list_tenants() -> list[TenantRow]:
             classes=json.loads(_s(item, "classes_json") or "[]"),
             sklearn_version=_s(item, "sklearn_version"),
             tokens_not_before=_n(item, "tokens_not_before"),
+            model_format=_s(item, "model_format") or "pickle",
         )
         for item in items
     ]
@@ -386,3 +396,101 @@ def list_users(tenant_id: str | None = None) -> list[UserRow]:
         (row for row in rows if tenant_id is None or row.tenant_id == tenant_id),
         key=lambda row: (row.tenant_id, row.username),
     )
+
+
+# --- model versions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    sha256: str
+    model_format: str
+    source_format: str
+    registered_at: int
+    probe: str
+    current: bool
+    n_features: int
+    classes: list[Any]
+    sklearn_version: str
+
+
+def list_versions(tenant_id: str) -> list[VersionRow]:
+    """Every registered version of a tenant's model, oldest first, from the records in the bucket."""
+    validate_tenant_id(tenant_id)
+    item = _tenant_item(tenant_id)
+    if item is None:
+        raise OnboardingError(f"unknown tenant {tenant_id!r}")
+    current = _s(item, "model_sha256")
+    s3 = aws.s3()
+    bucket = get_settings().model_bucket
+    rows = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"models/{tenant_id}/"):
+        for entry in page.get("Contents", []):
+            if not entry["Key"].endswith(".json"):
+                continue
+            record = json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
+            probe = record.get("probe", {})
+            rows.append(
+                VersionRow(
+                    sha256=str(record["sha256"]),
+                    model_format=str(record["format"]),
+                    source_format=str(record.get("source_format", "")),
+                    registered_at=int(record.get("registered_at", 0)),
+                    probe=f"{probe.get('rows', 0) - probe.get('disagreements', 0)}/{probe.get('rows', 0)} "
+                    f"{probe.get('source', '')} rows agree",
+                    current=record["sha256"] == current,
+                    n_features=int(record["n_features"]),
+                    classes=list(record["classes"]),
+                    sklearn_version=str(record.get("sklearn_version", "")),
+                )
+            )
+    return sorted(rows, key=lambda row: (row.registered_at, row.sha256))
+
+
+def rollback(tenant_id: str, to: str | None = None) -> VersionRow:
+    """Point the tenant's mapping at a previously registered version: `to` (a digest or a unique
+    prefix of at least 12 hex digits), else the version registered before the current one.
+
+    The object is fetched and hashed first: a version whose bytes are gone or changed is refused.
+    """
+    versions = list_versions(tenant_id)
+    current = next((v for v in versions if v.current), None)
+    if to is None:
+        if current is None:
+            raise OnboardingError("the current model has no registration record: name a version with --to")
+        earlier = [
+            v for v in versions if (v.registered_at, v.sha256) < (current.registered_at, current.sha256)
+        ]
+        if not earlier:
+            raise OnboardingError(f"tenant {tenant_id!r} has no version before the current one")
+        target = earlier[-1]
+    else:
+        if len(to) < 12:
+            raise OnboardingError("name a version by at least 12 hex digits of its digest")
+        matches = [v for v in versions if v.sha256.startswith(to.lower())]
+        if len(matches) != 1:
+            raise OnboardingError(f"{len(matches)} versions of tenant {tenant_id!r} match {to!r}")
+        target = matches[0]
+    if target.current:
+        raise OnboardingError(f"version {target.sha256[:12]} is already current")
+    key = model_key(tenant_id, target.sha256, target.model_format)
+    s3 = aws.s3()
+    try:
+        data = s3.get_object(Bucket=get_settings().model_bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise OnboardingError(f"version {target.sha256[:12]}'s model object is missing") from None
+    if sha256_hex(data) != target.sha256:
+        raise OnboardingError(f"version {target.sha256[:12]}'s model object does not match its digest")
+    facts = ModelFacts(
+        sha256=target.sha256,
+        n_features=target.n_features,
+        classes=target.classes,
+        sklearn_version=target.sklearn_version,
+        model_format=target.model_format,
+        source_format=target.source_format,
+    )
+    try:
+        _update({"pk": {"S": tenant_pk(tenant_id)}}, _model_fields(key, facts, int(time.time())))
+    except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+        raise OnboardingError(f"unknown tenant {tenant_id!r}") from None
+    return target

@@ -279,10 +279,20 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                     f"{DEFAULT_MAX_BATCH}), each exactly n_features finite numbers.",
                     "minItems": 1,
                     "items": {"type": "array", "minItems": 1, "items": number},
-                }
+                },
+                "parameters": {
+                    "type": "object",
+                    "description": "Optional. `probabilities: true` adds one row of class probabilities "
+                    "per instance, columns in the order of the model card's `classes`.",
+                    "properties": {"probabilities": {"type": "boolean"}},
+                    "additionalProperties": False,
+                },
             },
             "additionalProperties": False,
-            "examples": [{"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}],
+            "examples": [
+                {"instances": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]},
+                {"instances": [[5.1, 3.5, 1.4, 0.2]], "parameters": {"probabilities": True}},
+            ],
         },
         "PredictResponse": {
             "type": "object",
@@ -294,19 +304,28 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                     "description": "One class label per row, in the row order.",
                     "items": {"type": ["integer", "number", "string", "boolean"]},
                 },
+                "probabilities": {
+                    "type": "array",
+                    "description": "Only when asked for: per row, one probability per model card class.",
+                    "items": {"type": "array", "items": {"type": "number"}},
+                },
                 "model_version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
             },
             "additionalProperties": False,
         },
         "ModelCard": {
             "type": "object",
-            "required": ["n_features", "max_batch", "classes", "version", "sklearn_version"],
+            "required": ["n_features", "max_batch", "classes", "version", "format"],
             "properties": {
                 "n_features": {"type": "integer", "minimum": 1},
                 "max_batch": {"type": "integer", "minimum": 1},
                 "classes": {"type": "array", "items": {"type": ["integer", "number", "string", "boolean"]}},
                 "version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
-                "sklearn_version": {"type": "string"},
+                "format": {"enum": ["onnx", "skops"], "description": "How the model is served."},
+                "sklearn_version": {
+                    "type": "string",
+                    "description": "Only for skops models: the scikit-learn that serves them.",
+                },
             },
             "additionalProperties": False,
         },

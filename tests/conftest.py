@@ -96,7 +96,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def onboard(username: str, password: str, tenant_id: str, model_file: str, max_batch: int = 1000) -> None:
-    put_model(tenant_id, (MODELS_DIR / model_file).read_bytes(), max_batch, new_tenant=True)
+    """Onboard as the operator does the demo models: trusted pickles, converted to ONNX."""
+    data = (MODELS_DIR / model_file).read_bytes()
+    put_model(tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
     create_user(username, password, tenant_id)
 
 

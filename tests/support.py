@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,21 @@ from local.resources import ResourceNames, create_resources_from_template, templ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
+
+
+@cache
+def served_bytes(model_file: str) -> bytes:
+    """What a demo model is served as: its ONNX conversion (deterministic for a given
+    scikit-learn and skl2onnx), which is what the mapping pins."""
+    from inferctl.registry import register  # noqa: PLC0415
+
+    data = (REPO_ROOT / "models" / model_file).read_bytes()
+    return register(model_file, data, trust_pickle=True).data
+
+
+def served_digest(model_file: str) -> str:
+    """The SHA-256 the mapping pins for a demo model (clients see its first 12 hex digits)."""
+    return hashlib.sha256(served_bytes(model_file)).hexdigest()
 
 
 @dataclass

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from model_runtime.models import ModelCache
 
 from bench import memory, report, warm
 from bench.timing import Stats
@@ -61,7 +62,7 @@ def test_warm_comparison_measures_every_handler_and_counts_aws_calls(warm_rows: 
     # Then every (model, batch, handler) has positive figures and a ratio to the singleton
     assert {(r.model, r.batch, r.handler) for r in rows} == {
         (m, b, h) for m in ("A", "B") for b in (1, 100) for h in warm.HANDLERS
-    }
+    } | {(m, 1, warm.UNSEEN_TOKEN) for m in ("A", "B")}
     for row in rows:
         assert (
             row.stats.n
@@ -106,20 +107,21 @@ def test_memory_cycles_more_tenants_than_the_cache_holds() -> None:
     # Then the figures exist and the cache stayed within its bound of models
     assert result.requests == 6
     assert 0 < result.cached_models <= 2
-    assert result.bound_bytes == 2 * result.model_bytes
+    assert result.bound_bytes == 2 * result.model_bytes * ModelCache.MEMORY_PER_FILE_BYTE
     assert result.baseline_bytes > 0 and result.peak_bytes > 0 and result.final_bytes > 0
 
 
 def test_profile_breakdown_and_report_render(warm_rows: list[warm.WarmRow]) -> None:
     # Given a few profiled warm calls, a step-by-step breakdown, and results without the slow sections
-    text = warm.profile_warm(calls=3, top=5)
+    text = warm.profile_warm(calls=3, top=40)  # ties at this resolution: a long list
     steps = warm.breakdown_warm(iterations=3)
     results = report.Results(meta={"mode": "smoke"}, warm=warm_rows)
     # When they are rendered
     rendered = report.render(results)
     breakdown = warm.render_breakdown(steps)
-    # Then the profile names the handler, every step has figures, and the report has table and targets
-    assert "lambda_handler" in text
+    # Then the profile names the predict route, every step has figures, and the report has table and
+    # targets. (Python 3.12's cProfile does not always list the decorated `lambda_handler` frame.)
+    assert "app.py" in text and "(predict)" in text
     assert all(_positive(step.stats) for step in steps)
     assert "verify_token" in breakdown and "framework" in breakdown
     assert "Warm predict" in rendered and "Targets" in rendered

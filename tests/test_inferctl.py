@@ -1,7 +1,7 @@
 """The operator CLI (`python -m inferctl`), run in-process against moto's `mock_aws`.
 
-What it guards: a mapping pins what the model file itself says (digest, n_features, classes,
-scikit-learn version); bad input is one `error:` line, exit status 1, and *nothing written*;
+What it guards: a mapping pins what the registered model says (digest of the served bytes,
+format, n_features, classes); bad input is one `error:` line, exit status 1, and *nothing written*;
 publishing a version keeps the operator's status and revocations; user listings never carry
 hashes; revocation and key rotation have the effect the request path relies on.
 """
@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import sklearn
 import sklearn.base
+import skops.io
 from model_runtime import aws, store, tokens
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.models import sha256_hex
@@ -31,7 +32,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from inferctl import signing_keys
 from inferctl.cli import build_parser, main
-from inferctl.onboarding import OnboardingError, inspect_model, revoke_tokens
+from inferctl.onboarding import OnboardingError, revoke_tokens
+from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
 from tests.conftest import MODELS_DIR, Stack, token_for
 from tests.support import reset_runtime_caches
@@ -67,9 +69,13 @@ def fitted(n_features: int = 3, labels: tuple[Any, ...] = (0, 1)) -> LogisticReg
     return LogisticRegression().fit(rows, targets)
 
 
-def model_file(tmp_path: Path, model: Any, name: str = "model.pkl") -> Path:
+def model_file(tmp_path: Path, model: Any, name: str = "model.skops") -> Path:
+    """The model as a skops file, or as a joblib pickle when `name` ends in .pkl."""
     path = tmp_path / name
-    joblib.dump(model, path)
+    if path.suffix == ".pkl":
+        joblib.dump(model, path)
+    else:
+        path.write_bytes(skops.io.dumps(model))
     return path
 
 
@@ -92,23 +98,23 @@ def assert_refused(run: Run, *fragments: str) -> None:
 # --- create-tenant / publish-model -----------------------------------------------------------
 
 
-def test_create_tenant_pins_what_the_model_file_says(stack: Stack, inferctl: Any, tmp_path: Path) -> None:
-    # Given a fitted 3-feature classifier with string labels
+def test_create_tenant_pins_what_the_model_says(stack: Stack, inferctl: Any, tmp_path: Path) -> None:
+    # Given a fitted 3-feature classifier with string labels, as a skops file
     path = model_file(tmp_path, fitted(3, ("cat", "dog")))
-    data = path.read_bytes()
     # When an operator onboards a tenant with it
     run = inferctl("create-tenant", "tenant-c", "--model", str(path), "--max-batch", "50")
-    # Then the mapping pins the file's digest and the model's own facts
+    # Then the mapping pins the ONNX conversion's digest and the model's own facts
     assert run.code == 0, run.err
     tenant = stack.tenant("tenant-c")
-    assert tenant.model_sha256 == sha256_hex(data)
+    served = aws.s3().get_object(Bucket=stack.bucket, Key=tenant.model_key)["Body"].read()
+    assert tenant.model_sha256 == sha256_hex(served)
+    assert tenant.model_key == f"models/tenant-c/{tenant.model_sha256}.onnx"
     assert (tenant.n_features, tenant.classes, tenant.max_batch) == (3, ("cat", "dog"), 50)
-    assert tenant.sklearn_version == sklearn.__version__
+    assert (tenant.model_format, tenant.sklearn_version) == ("onnx", "")
     assert tenant.active and tenant.tokens_not_before == 0
-    # And the bytes are stored content-addressed, unchanged
-    assert tenant.model_key == f"models/tenant-c/{sha256_hex(data)}.pkl"
-    assert aws.s3().get_object(Bucket=stack.bucket, Key=tenant.model_key)["Body"].read() == data
+    # And the operator is told what was registered and the probe result
     assert tenant.model_version in run.out
+    assert "onnx from skops" in run.out and "rows agree" in run.out
 
 
 def test_create_tenant_defaults_max_batch_to_1000(stack: Stack, inferctl: Any, tmp_path: Path) -> None:
@@ -131,16 +137,24 @@ def old_sklearn_pickle(tmp_path: Path) -> Path:
         sklearn.base.__version__ = real
 
 
-BAD_MODELS = {
-    "missing file": (lambda tmp: tmp / "nope.pkl", "cannot read"),
-    "not a pickle": (lambda tmp: _write(tmp / "x.pkl", b"\x00not a pickle"), "not a joblib/pickle model"),
-    "unfitted": (lambda tmp: model_file(tmp, LogisticRegression()), "not fitted"),
+BAD_MODELS: dict[str, tuple[Any, tuple[str, ...], str]] = {
+    "missing file": (lambda tmp: tmp / "nope.skops", (), "cannot read"),
+    "not a skops file": (lambda tmp: _write(tmp / "x.skops", b"\x00not a zip"), (), "not a skops file"),
+    "unknown format": (lambda tmp: _write(tmp / "x.txt", b"hello"), (), "unknown model format .txt"),
+    "pickle, no --trust-pickle": (lambda tmp: model_file(tmp, fitted(), "m.pkl"), (), "refusing a pickle"),
+    "not a pickle": (
+        lambda tmp: _write(tmp / "x.pkl", b"\x00not a pickle"),
+        ("--trust-pickle",),
+        "not a joblib/pickle model",
+    ),
+    "unfitted": (lambda tmp: model_file(tmp, LogisticRegression()), (), "not fitted"),
     "regressor": (
         lambda tmp: model_file(tmp, LinearRegression().fit([[0], [1]], [0, 1])),
+        (),
         "not a scikit-learn classifier",
     ),
-    "not an estimator": (lambda tmp: model_file(tmp, {"predict": 1}), "not a scikit-learn classifier"),
-    "other sklearn version": (old_sklearn_pickle, "saved with scikit-learn 1.0.0"),
+    "not an estimator": (lambda tmp: model_file(tmp, {"predict": 1}), (), "not a scikit-learn classifier"),
+    "other sklearn version": (old_sklearn_pickle, ("--trust-pickle",), "saved with scikit-learn 1.0.0"),
 }
 
 
@@ -154,12 +168,12 @@ def test_bad_model_file_is_refused_before_any_write(
     demo: Stack, inferctl: Any, tmp_path: Path, case: str
 ) -> None:
     # Given a model file that must not be served
-    make, message = BAD_MODELS[case]
+    make, flags, message = BAD_MODELS[case]
     path = make(tmp_path)
     before = world(demo)
     # When it is used to create a tenant, or as a new version of an existing one
     for argv in (("create-tenant", "tenant-c"), ("publish-model", "tenant-a")):
-        run = inferctl(*argv, "--model", str(path))
+        run = inferctl(*argv, "--model", str(path), *flags)
         # Then the command fails with one line naming the problem, and nothing is written
         assert_refused(run, message)
         assert world(demo) == before
@@ -168,9 +182,9 @@ def test_bad_model_file_is_refused_before_any_write(
 def test_other_sklearn_version_names_both_versions(tmp_path: Path) -> None:
     # Given a pickle from scikit-learn 1.0.0
     data = old_sklearn_pickle(tmp_path).read_bytes()
-    # When it is inspected
-    with pytest.raises(OnboardingError) as refused:
-        inspect_model(data)
+    # When it is registered as a trusted pickle
+    with pytest.raises(RegistrationError) as refused:
+        register("old.pkl", data, trust_pickle=True)
     # Then the operator learns which version to re-export with
     assert "1.0.0" in str(refused.value) and sklearn.__version__ in str(refused.value)
 
@@ -212,8 +226,8 @@ def test_publish_model_changes_the_model_and_keeps_status_and_revocation(
     # Then the mapping pins the new model
     assert run.code == 0, run.err
     after = demo.tenant("tenant-a")
-    assert after.model_sha256 == sha256_hex(path.read_bytes())
-    assert (after.n_features, after.classes) == (3, (5, 6, 7))
+    assert after.model_sha256 != before.model_sha256
+    assert (after.n_features, after.classes, after.model_format) == (3, (5, 6, 7), "onnx")
     # And what the operator decided about the tenant is unchanged
     assert (after.status, after.tokens_not_before, after.max_batch) == (
         "disabled",
@@ -228,7 +242,13 @@ def test_publish_model_can_change_max_batch(demo: Stack, inferctl: Any) -> None:
     # Given tenant-b
     # When its model is republished with a new batch cap
     run = inferctl(
-        "publish-model", "tenant-b", "--model", str(MODELS_DIR / "model_user_b.pkl"), "--max-batch", "10"
+        "publish-model",
+        "tenant-b",
+        "--model",
+        str(MODELS_DIR / "model_user_b.pkl"),
+        "--trust-pickle",
+        "--max-batch",
+        "10",
     )
     # Then the cap changes and the model stays the same
     assert run.code == 0, run.err

@@ -35,9 +35,11 @@ import numpy as np
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
+import skops.io
 from sklearn.linear_model import LogisticRegression
 
-from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT
+from inferctl.registry import register
+from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
 pytestmark = pytest.mark.blackbox
 
@@ -170,9 +172,9 @@ def login(server: Served, username: str, password: str) -> str:
 
 
 def file_model(name: str) -> tuple[Any, str]:
-    """A committed model and the version clients see (first 12 hex digits of its SHA-256)."""
-    path = MODELS_DIR / name
-    return joblib.load(path), hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    """A committed model and the version clients see: the first 12 hex digits of the SHA-256 of
+    what it is served as (its ONNX conversion)."""
+    return joblib.load(MODELS_DIR / name), served_digest(name)[:12]
 
 
 # --- the walkthrough ---------------------------------------------------------------------------
@@ -308,8 +310,8 @@ def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Served, tmp
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(60, 3))
     model = LogisticRegression().fit(rows, (rows[:, 0] + rows[:, 2] > 0).astype(int))
-    path = tmp_path / "carol.pkl"
-    joblib.dump(model, path)
+    path = tmp_path / "carol.skops"
+    path.write_bytes(skops.io.dumps(model))
     # When an operator onboards tenant-c and its user with the CLI, against the running stack
     created = inferctl(server, "create-tenant", "tenant-c", "--model", str(path))
     user = inferctl(
@@ -323,7 +325,8 @@ def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Served, tmp
     reply = http("POST", f"{server.url}/api/v1/predict", {"instances": sample}, token)
     assert reply.status == 200, reply.body
     assert reply.body["predictions"] == model.predict(np.array(sample)).tolist()
-    assert reply.body["model_version"] == hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    served = register("carol.skops", path.read_bytes()).data  # the ONNX conversion, deterministic
+    assert reply.body["model_version"] == hashlib.sha256(served).hexdigest()[:12]
     # And the CLI's listing shows three tenants and no password hash
     users = inferctl(server, "list-users")
     assert users.returncode == 0 and "carol" in users.stdout and "argon2" not in users.stdout

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import REPO_ROOT
 
-HEAVY_MODULES = ("numpy", "sklearn", "scipy", "joblib")
+HEAVY_MODULES = ("numpy", "sklearn", "scipy", "joblib", "onnxruntime", "skops")
 LAYER = REPO_ROOT / "layers" / "model_runtime"
 
 # Runs in the child. argv: module to import, "serve" or "import-only", result file.
@@ -27,7 +27,7 @@ CHILD = r"""
 import importlib, json, os, sys
 from types import SimpleNamespace
 
-HEAVY = ("numpy", "sklearn", "scipy", "joblib")
+HEAVY = ("numpy", "sklearn", "scipy", "joblib", "onnxruntime", "skops")
 module_name, mode, result_path = sys.argv[1:4]
 
 
@@ -128,9 +128,21 @@ def test_login_never_imports_numpy_or_sklearn(tmp_path: Path, pythonpath: list[P
     assert result["after_requests"] == []
 
 
-def test_predict_import_is_reported_heavy(tmp_path: Path) -> None:
+def test_predict_imports_onnxruntime_and_no_pickle_loader(tmp_path: Path) -> None:
     # Given the same fresh interpreter, with the predict function instead
     # When it imports the predict handler
     result = run_child(tmp_path, [REPO_ROOT / "functions" / "predict", LAYER], "app", "import-only")
-    # Then the check reports numpy and scikit-learn: it can fail, so its pass above means something
-    assert {"numpy", "sklearn", "joblib"} <= set(result["after_import"])
+    # Then the check reports numpy and ONNX Runtime: it can fail, so its pass above means something
+    assert {"numpy", "onnxruntime"} <= set(result["after_import"])
+    # And neither scikit-learn nor joblib: serving ONNX needs no library that unpickles models
+    assert not {"sklearn", "joblib", "skops"} & set(result["after_import"])
+
+
+def test_no_function_code_can_unpickle() -> None:
+    # Given every module the functions run (their handlers and the layer package)
+    sources = [*(REPO_ROOT / "functions").rglob("*.py"), *(LAYER / "model_runtime").rglob("*.py")]
+    # Then none names a pickle loader: the only model readers are ONNX Runtime and audited skops
+    for path in sources:
+        text = path.read_text()
+        for loader in ("joblib", "pickle.load", "cloudpickle", "dill", "torch.load", "allow_pickle"):
+            assert loader not in text, f"{path.relative_to(REPO_ROOT)} mentions {loader}"

@@ -1,8 +1,9 @@
-"""`model_runtime.models`: integrity before deserialization, version rollout, and the cache bound.
+"""`model_runtime.models`: integrity before parsing, no pickle ever, refusals remembered, version
+rollout, and the cache bound.
 
 A pickle runs code when it is loaded, so the tests use a real exploit (a pickle that creates a
-marker file when loaded) and check that the marker never appears: proof that the refusal happened
-before `joblib.load`, not after.
+marker file when loaded) and check that the marker never appears, whatever the mapping says about
+it: predict has no code path that unpickles.
 """
 
 from __future__ import annotations
@@ -16,18 +17,37 @@ from typing import Any
 
 import joblib
 import pytest
+import skops.io
 from model_runtime import aws, store
 from model_runtime.models import ModelCache, load_verified, model_cache, sha256_hex
 from model_runtime.settings import get_settings
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from functions.predict import app as predict_app
 from functions.predict.app import lambda_handler
 from inferctl.onboarding import put_model
 from tests.conftest import MODELS_DIR, Stack, load_event, onboard
-from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
+from tests.support import (
+    FakeLambdaContext,
+    assert_problem,
+    assert_security_headers,
+    response_header,
+    served_bytes,
+)
 
-MODEL_A = (MODELS_DIR / "model_user_a.pkl").read_bytes()  # 4 features
-MODEL_B = (MODELS_DIR / "model_user_b.pkl").read_bytes()  # 13 features
+MODEL_A = served_bytes("model_user_a.pkl")  # ONNX, 4 features
+MODEL_B = served_bytes("model_user_b.pkl")  # ONNX, 13 features
+COST_A = len(MODEL_A) * ModelCache.MEMORY_PER_FILE_BYTE  # what each counts against the cache bound
+COST_B = len(MODEL_B) * ModelCache.MEMORY_PER_FILE_BYTE
+
+
+def other_model_a() -> bytes:
+    """A second version of model A: another regularisation, as an audited skops file."""
+    X, y = load_iris(return_X_y=True)
+    return skops.io.dumps(LogisticRegression(C=0.5, max_iter=1000, random_state=0).fit(X, y))
+
+
 GENERIC_DETAIL = "The model is temporarily unavailable."
 
 
@@ -161,29 +181,45 @@ def test_tampered_model_object_is_refused_before_loading(
     assert len(model_cache()) == 0
 
 
-def test_version_check_runs_before_loading_even_when_the_digest_matches(
+def test_a_mapping_that_pins_a_pickle_is_refused_even_when_the_digest_matches(
     demo: Stack,
     alice_token: str,
     context: FakeLambdaContext,
     tmp_path: pathlib.Path,
     stdout: StdoutRecords,
 ) -> None:
-    # Given the exploit's own digest pinned in the mapping, recorded for another scikit-learn
+    # Given the exploit's own digest pinned in a mapping written before formats existed (a pickle)
     tenant = demo.tenant("tenant-a")
     marker = tmp_path / "pwned"
     data = malicious_pickle(marker)
     overwrite_model_object(demo, tenant.model_key, data)
-    pin_mapping(demo, "tenant-a", model_sha256=sha256_hex(data), sklearn_version="0.0.0-other")
+    pin_mapping(demo, "tenant-a", model_sha256=sha256_hex(data), model_format="pickle")
     stdout.start()
     # When alice asks for a prediction
     response = predict_as_alice(context, alice_token)
-    # Then it is refused with the generic 503, and the exploit never ran
+    # Then it is refused with the generic 503, and the exploit never ran: no pickle is ever loaded
     assert_generic_503(response, demo, demo.tenant("tenant-a"))
     assert not marker.exists()
     # And the log says why
     records = stdout.records()
-    assert [e["reason"] for e in security_events(records)] == ["sklearn_version"]
+    assert [e["reason"] for e in security_events(records)] == ["format"]
     assert emitted_metric(records, "ModelIntegrityFailure")
+
+
+def test_a_pinned_pickle_named_as_onnx_is_refused_without_running_it(
+    demo: Stack, alice_token: str, context: FakeLambdaContext, tmp_path: pathlib.Path, stdout: StdoutRecords
+) -> None:
+    # Given the exploit pinned with its digest and the onnx format
+    tenant = demo.tenant("tenant-a")
+    marker = tmp_path / "pwned"
+    data = malicious_pickle(marker)
+    overwrite_model_object(demo, tenant.model_key, data)
+    pin_mapping(demo, "tenant-a", model_sha256=sha256_hex(data), model_format="onnx")
+    stdout.start()
+    # When alice asks for a prediction / Then ONNX Runtime cannot parse it, and nothing ran
+    assert_generic_503(predict_as_alice(context, alice_token), demo, demo.tenant("tenant-a"))
+    assert not marker.exists()
+    assert [e["reason"] for e in security_events(stdout.records())] == ["unreadable"]
 
 
 def test_load_verified_refuses_wrong_digest_without_deserializing(
@@ -198,7 +234,7 @@ def test_load_verified_refuses_wrong_digest_without_deserializing(
     # Then nothing was deserialized
     assert not marker.exists()
     # And the genuine bytes do load
-    assert load_verified(tenant, MODEL_A).n_features_in_ == 4
+    assert load_verified(tenant, MODEL_A).n_features == 4
 
 
 def test_missing_model_object_is_a_generic_503(
@@ -215,6 +251,48 @@ def test_missing_model_object_is_a_generic_503(
     assert [e["reason"] for e in security_events(stdout.records())] == ["missing"]
 
 
+def test_a_refused_model_is_not_fetched_again_within_the_mapping_ttl(  # noqa: PLR0917 (fixtures)
+    demo: Stack,
+    alice_token: str,
+    context: FakeLambdaContext,
+    s3_calls: list[str],
+    stdout: StdoutRecords,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given tenant-a's model object was tampered with, and a controllable clock
+    clock = [1000.0]
+    monkeypatch.setattr("model_runtime.models.time.monotonic", lambda: clock[0])
+    tenant = demo.tenant("tenant-a")
+    overwrite_model_object(demo, tenant.model_key, b"tampered")
+    s3_calls.clear()
+    stdout.start()
+    # When alice retries five times within the mapping TTL
+    for _ in range(5):
+        assert_generic_503(predict_as_alice(context, alice_token), demo, tenant)
+    # Then the object was read from S3 once, and the operator got one security log line
+    assert s3_calls.count("GetObject") == 1
+    assert len(security_events(stdout.records())) == 1
+    # When the TTL has passed / Then the next retry reads (and refuses, and logs) once more
+    clock[0] += get_settings().mapping_ttl_seconds + 1
+    assert_generic_503(predict_as_alice(context, alice_token), demo, tenant)
+    assert s3_calls.count("GetObject") == 2
+    assert len(security_events(stdout.records())) == 1
+
+
+def test_a_refusal_does_not_outlive_a_new_version(
+    demo: Stack, alice_token: str, context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given no mapping cache, and tenant-a refused for a tampered object
+    monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
+    get_settings.cache_clear()
+    tenant = demo.tenant("tenant-a")
+    overwrite_model_object(demo, tenant.model_key, b"tampered")
+    assert predict_as_alice(context, alice_token)["statusCode"] == 503
+    # When the operator publishes a repaired version / Then it is served at once
+    put_model("tenant-a", other_model_a(), None, new_tenant=False, filename="v2.skops")
+    assert predict_as_alice(context, alice_token)["statusCode"] == 200
+
+
 # --- version rollout -------------------------------------------------------------------------------
 
 
@@ -228,12 +306,11 @@ def test_new_model_version_is_served_after_the_mapping_ttl_and_the_old_one_evict
     first = predict_as_alice(context, alice_token)
     assert json.loads(first["body"])["model_version"] == old.model_version
     assert ("tenant-a", old.model_sha256) in model_cache()
-    # When the operator publishes version 2: the same estimator, serialized differently
-    buffer = io.BytesIO()
-    joblib.dump(joblib.load(io.BytesIO(MODEL_A)), buffer, compress=3)
-    new_bytes = buffer.getvalue()
-    facts = put_model("tenant-a", new_bytes, 1000, new_tenant=False)
+    # When the operator publishes version 2
+    facts = put_model("tenant-a", other_model_a(), 1000, new_tenant=False, filename="v2.skops")
     assert facts.sha256 != old.model_sha256
+    new_key = demo.tenant("tenant-a").model_key
+    new_size = aws.s3().head_object(Bucket=demo.bucket, Key=new_key)["ContentLength"]
     # Then within the mapping TTL the cached mapping still serves version 1
     clock[0] += get_settings().mapping_ttl_seconds - 1
     during = predict_as_alice(context, alice_token)
@@ -247,7 +324,7 @@ def test_new_model_version_is_served_after_the_mapping_ttl_and_the_old_one_evict
     assert ("tenant-a", facts.sha256) in model_cache()
     assert ("tenant-a", old.model_sha256) not in model_cache()
     assert len(model_cache()) == 1
-    assert model_cache().total_bytes == len(new_bytes)
+    assert model_cache().total_bytes == new_size * ModelCache.MEMORY_PER_FILE_BYTE
 
 
 def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
@@ -259,7 +336,8 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
     old = demo.tenant("tenant-a")
     assert predict_as_alice(context, alice_token)["statusCode"] == 200
     # When the operator points tenant-a at a 13-feature model
-    facts = put_model("tenant-a", MODEL_B, 1000, new_tenant=False)
+    model_b = (MODELS_DIR / "model_user_b.pkl").read_bytes()
+    facts = put_model("tenant-a", model_b, 1000, new_tenant=False, filename="b.pkl", trust_pickle=True)
     # Then alice's next 4-feature batch no longer fits her model
     assert predict_as_alice(context, alice_token)["statusCode"] == 400
     # And a 13-feature batch is answered by the new version
@@ -277,7 +355,7 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
 
 @pytest.fixture
 def small_tenants(demo: Stack) -> dict[str, store.Tenant]:
-    """tenant-a (991-byte model), tenant-c and tenant-d (same bytes), tenant-b (3345 bytes)."""
+    """tenant-a (MODEL_A), tenant-c and tenant-d (same bytes), tenant-b (MODEL_B, larger)."""
     onboard("carol", "carol-local-demo", "tenant-c", "model_user_a.pkl")
     onboard("dave", "dave-local-demo", "tenant-d", "model_user_a.pkl")
     return {
@@ -289,7 +367,7 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
     small_tenants: dict[str, store.Tenant],
 ) -> None:
     # Given a bound that holds two of the small models but not three
-    cache = ModelCache(max_bytes=2 * len(MODEL_A) + len(MODEL_A) // 2)
+    cache = ModelCache(max_bytes=2 * COST_A + COST_A // 2)
     a, c, d = small_tenants["tenant-a"], small_tenants["tenant-c"], small_tenants["tenant-d"]
     # When tenants a and c are served, then a again (so c is the least recently used), then d
     for tenant in (a, c, a, d):
@@ -300,24 +378,24 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
     assert ("tenant-c", c.model_sha256) not in cache
     assert ("tenant-a", a.model_sha256) in cache
     assert ("tenant-d", d.model_sha256) in cache
-    assert cache.total_bytes == 2 * len(MODEL_A)
+    assert cache.total_bytes == 2 * COST_A
 
 
 def test_cache_bound_holds_across_mixed_sizes(
     small_tenants: dict[str, store.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound smaller than the sum of all four tenants' models
-    cache = ModelCache(max_bytes=len(MODEL_B) + 2 * len(MODEL_A))
+    cache = ModelCache(max_bytes=COST_B + 2 * COST_A)
     order = ["tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-b", "tenant-a", "tenant-c"]
     # When they are served in turn
     for tenant_id in order:
         model = cache.get(small_tenants[tenant_id])
         # Then every request is answered by that tenant's model, and the bound always holds
-        assert model.n_features_in_ == small_tenants[tenant_id].n_features
+        assert model.n_features == small_tenants[tenant_id].n_features
         assert cache.total_bytes <= cache.max_bytes
         # And the running total is exactly the size of what is held
         held = [t for t in small_tenants.values() if (t.tenant_id, t.model_sha256) in cache]
-        assert cache.total_bytes == sum(len(MODEL_B) if t.n_features == 13 else len(MODEL_A) for t in held)
+        assert cache.total_bytes == sum(COST_B if t.n_features == 13 else COST_A for t in held)
     # And models were refetched only after eviction: fewer fetches than requests
     assert s3_calls.count("GetObject") < len(order)
 
@@ -326,24 +404,24 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
     small_tenants: dict[str, store.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound that holds the small models but not tenant-b's, with tenant-a cached
-    cache = ModelCache(max_bytes=len(MODEL_B) - 1)
+    cache = ModelCache(max_bytes=COST_B - 1)
     a, b = small_tenants["tenant-a"], small_tenants["tenant-b"]
     cache.get(a)
     # When tenant-b is served twice
     first = cache.get(b)
     second = cache.get(b)
     # Then it is served each time, fetched each time, and never held
-    assert first.n_features_in_ == second.n_features_in_ == 13
+    assert first.n_features == second.n_features == 13
     assert ("tenant-b", b.model_sha256) not in cache
     assert s3_calls.count("GetObject") == 3
     # And it did not push tenant-a out to make room it would never use
     assert ("tenant-a", a.model_sha256) in cache
-    assert cache.total_bytes == len(MODEL_A)
+    assert cache.total_bytes == COST_A
 
 
 def test_cache_is_keyed_by_tenant_and_digest(small_tenants: dict[str, store.Tenant]) -> None:
     # Given two tenants whose mappings pin the very same bytes
-    cache = ModelCache(max_bytes=10 * len(MODEL_B))
+    cache = ModelCache(max_bytes=10 * COST_B)
     a, c = small_tenants["tenant-a"], small_tenants["tenant-c"]
     assert a.model_sha256 == c.model_sha256
     # When both are served

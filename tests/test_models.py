@@ -21,7 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
-LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "model_runtime" / "requirements.txt"
+LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "sklearn_runtime" / "requirements.txt"  # scikit-learn moved there
 EXPECTED_MODELS = {"model_user_a.pkl": 4, "model_user_b.pkl": 13}
 
 

@@ -171,7 +171,7 @@ def test_non_standard_json_constants_are_refused(token: str) -> None:
         (b"{}", "'instances' is required."),
         (
             b'{"instances": [[1, 2, 3, 4]], "tenant_id": "SECRETSTRING"}',
-            "'instances' is the only field allowed.",
+            "'instances' and 'parameters' are the only fields allowed.",
         ),
         (
             b'{"instances": [[1, 2, 3, 4]], "instances": [[987654.321, 2, 3, 4]]}',

@@ -37,6 +37,7 @@ from tests.support import (
     assert_problem,
     assert_security_headers,
     response_header,
+    served_digest,
 )
 
 MANIFEST = json.loads((MODELS_DIR / "manifest.json").read_text())["models"]
@@ -100,7 +101,7 @@ def reference_model(tenant_id: str) -> Any:
 def expected(tenant_id: str, rows: list[list[float]]) -> dict[str, Any]:
     return {
         "predictions": reference_model(tenant_id).predict(np.asarray(rows, dtype=float)).tolist(),
-        "model_version": MANIFEST[MODEL_FILE[tenant_id]]["sha256"][:12],
+        "model_version": served_digest(MODEL_FILE[tenant_id])[:12],
     }
 
 
@@ -376,7 +377,7 @@ def test_each_tenant_gets_its_own_models_predictions(
     body = ok_body(call(event))
     # Then the predictions are the committed model's own on those rows, with its short digest
     assert body == expected(tenant_id, rows_of(event_name))
-    assert body["model_version"] == MANIFEST[MODEL_FILE[tenant_id]]["sha256"][:12]
+    assert body["model_version"] == served_digest(MODEL_FILE[tenant_id])[:12]
 
 
 def test_alternating_tenants_on_one_warm_container_never_mix(
@@ -426,7 +427,7 @@ def test_tenant_in_query_and_headers_is_ignored(alice_token: str, s3_calls: list
     assert body == expected("tenant-a", rows_of("predict_tenant_in_query_and_headers"))
     assert len(rows_of("predict_tenant_in_query_and_headers")[0]) == 4
     assert len(model_cache()) == 1
-    assert ("tenant-a", MANIFEST["model_user_a.pkl"]["sha256"]) in model_cache()
+    assert ("tenant-a", served_digest("model_user_a.pkl")) in model_cache()
 
 
 def test_tenant_in_body_is_refused_before_any_model_fetch(alice_token: str, s3_calls: list[str]) -> None:
@@ -624,15 +625,16 @@ def test_model_card_describes_the_callers_model_without_locations(
     assert response["statusCode"] == 200
     card = json.loads(response["body"])
     entry = MANIFEST[MODEL_FILE[tenant_id]]
+    digest = served_digest(MODEL_FILE[tenant_id])
     assert card == {
         "n_features": entry["n_features"],
         "max_batch": 1000,
         "classes": entry["classes"],
-        "version": entry["sha256"][:12],
-        "sklearn_version": entry["sklearn_version"],
+        "version": digest[:12],
+        "format": "onnx",
     }
     # And nothing that locates the model: no key, bucket or full digest
-    assert entry["sha256"] not in response["body"]
+    assert digest not in response["body"]
     assert demo.bucket not in response["body"]
     assert "models/" not in response["body"]
 
@@ -642,9 +644,9 @@ def test_alices_model_card(alice_token: str) -> None:
     response = call(load_event("model_card", alice_token=alice_token))
     # When read / Then it is the 4-feature, 3-class card of model A
     card = json.loads(response["body"])
-    assert set(card) == {"n_features", "max_batch", "classes", "version", "sklearn_version"}
+    assert set(card) == {"n_features", "max_batch", "classes", "version", "format"}
     assert (card["n_features"], card["max_batch"], card["classes"]) == (4, 1000, [0, 1, 2])
-    assert card["version"] == MANIFEST["model_user_a.pkl"]["sha256"][:12]
+    assert card["version"] == served_digest("model_user_a.pkl")[:12]
 
 
 @pytest.mark.parametrize("case", ["missing", "garbage", "alg-none", "tampered-payload"])

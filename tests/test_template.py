@@ -6,12 +6,14 @@ becomes `{"Fn::GetAtt": ["A", "B"]}`), so these tests read the same structure Cl
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
 import pytest
+from model_runtime import store
 from samcli.yamlhelper import yaml_parse
 
-from tests.support import TEMPLATE, template_resources
+from tests.support import REPO_ROOT, TEMPLATE, template_resources
 
 TABLE_ARN = {"Fn::GetAtt": ["InferenceTable", "Arn"]}
 MODELS_PREFIX_ARN = {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
@@ -188,6 +190,47 @@ def test_predict_policy_is_read_only_and_cannot_sign(resources: dict[str, Any]) 
     assert keys["Condition"] == {
         "StringEquals": {f"aws:ResourceTag/{SIGNING_KEY_TAG}": {"Ref": "AWS::StackName"}}
     }
+
+
+def test_predict_reads_only_tenant_mappings_and_the_key_ring(resources: dict[str, Any]) -> None:
+    # Given predict's one DynamoDB statement
+    (read,) = statement_with(resources["PredictFunction"], "dynamodb:GetItem")
+    patterns = read["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert set(read["Condition"]) == {"ForAllValues:StringLike"}
+
+    def allowed(key: str) -> bool:
+        return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+
+    # Then the items the request path reads are allowed (the key names come from store.py)
+    assert allowed(store.tenant_pk("tenant-a")) and allowed(store.KEYRING_PK)
+    # And users (password hashes) and login attempt counters are not
+    assert not allowed(store.user_pk("alice")) and not allowed(store.attempts_pk("alice"))
+    assert not allowed("keyring-other") and not allowed("xtenant#a")
+
+
+def test_model_runtimes_are_predicts_alone_and_scikit_learn_is_opt_in(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    # Given the layers: the shared one in Globals, the model runtimes on predict only
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "ModelRuntimeLayer"}]
+    assert "Layers" not in resources["LoginFunction"]["Properties"]
+    assert template["Resources"]["PredictFunction"]["Properties"]["Layers"] == [
+        {"Ref": "OnnxRuntimeLayer"},
+        {"Fn::If": ["SklearnRuntime", {"Ref": "SklearnRuntimeLayer"}, {"Ref": "AWS::NoValue"}]},
+    ]
+    # Then the scikit-learn layer exists only when the parameter turns it on (off by default)
+    assert template["Parameters"]["EnableSklearnRuntime"]["Default"] == "false"
+    assert template["Resources"]["SklearnRuntimeLayer"]["Condition"] == "SklearnRuntime"
+
+    # And what each layer installs: no ML in the shared one, no scikit-learn or scipy in ONNX's
+    def pins(layer: str) -> set[str]:
+        text = (REPO_ROOT / "layers" / layer / "requirements.txt").read_text()
+        return {line.split("==")[0].lower() for line in text.splitlines() if "==" in line}
+
+    ml = {"numpy", "scipy", "scikit-learn", "joblib", "onnxruntime", "skops"}
+    assert not pins("model_runtime") & ml
+    assert pins("onnx_runtime") == {"numpy", "onnxruntime"}
+    assert {"scikit-learn", "scipy", "skops"} <= pins("sklearn_runtime")
 
 
 # --- operations ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Predict: the caller's own model answers the caller's rows, and nothing else is reachable.
 
 POST /api/v1/predict   Authorization: Bearer <token>, {"instances": [[...], ...]}
+                       (optionally with "parameters": {"probabilities": true})
 GET  /api/v1/model     the caller's model card
 
 The order of the steps is the security design (README, "Request path of predict"): the cheap,
@@ -10,6 +11,7 @@ must fit that model before the model is fetched, let alone run.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -28,7 +30,8 @@ from model_runtime.http import (
     utf8_or_unspecified,
 )
 from model_runtime.models import model_cache
-from model_runtime.payload import validate_instances
+from model_runtime.payload import validate_request
+from model_runtime.request_metrics import PredictionMetrics
 from model_runtime.settings import get_settings, require_settings
 from model_runtime.store import Tenant
 from model_runtime.tenant_metrics import tenant_metrics
@@ -38,6 +41,11 @@ logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
 require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")  # init fails, naming it
+
+
+@lru_cache(maxsize=1)
+def prediction_metrics() -> PredictionMetrics:
+    return PredictionMetrics(metrics)
 
 
 def caller_tenant(event: Event) -> Tenant:
@@ -65,41 +73,53 @@ def predict(event: Event) -> Response:
         raise UnsupportedMediaType(
             "Send the instances as application/json in UTF-8, without a Content-Encoding."
         )
-    rows = validate_instances(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
-    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + load
-    predictions = model.predict(rows).tolist()  # 6.
-    tenant_metrics.predicted(len(predictions))
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="PredictedRows", unit=MetricUnit.Count, value=len(predictions))
-    return json_response(200, {"predictions": predictions, "model_version": tenant.model_version})
+    rows, parameters = validate_request(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
+    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
+    result: dict[str, Any] = {"predictions": model.predict(rows)}  # 6.
+    if parameters.probabilities:  # columns in the order of the model card's `classes`
+        result["probabilities"] = model.predict_proba(rows)
+    result["model_version"] = tenant.model_version
+    prediction_metrics().emit(len(rows))  # Predictions, PredictedRows: one pre-built EMF line
+    tenant_metrics.predicted(len(rows))
+    return json_response(200, result)
 
 
 @app.route("GET", "/api/v1/model")
 def model_card(event: Event) -> Response:
     tenant = caller_tenant(event)
     metrics.add_metric(name="ModelCardServed", unit=MetricUnit.Count, value=1)
-    return json_response(
-        200,
-        {
-            "n_features": tenant.n_features,
-            "max_batch": tenant.max_batch,
-            "classes": list(tenant.classes),
-            "version": tenant.model_version,
-            "sklearn_version": tenant.sklearn_version,
-        },
-    )
+    card: dict[str, Any] = {
+        "n_features": tenant.n_features,
+        "max_batch": tenant.max_batch,
+        "classes": list(tenant.classes),
+        "version": tenant.model_version,
+        "format": tenant.model_format,
+    }
+    if tenant.sklearn_version:  # the runtime a skops model needs; ONNX needs none
+        card["sklearn_version"] = tenant.sklearn_version
+    return json_response(200, card)
 
 
 # Warm-path budget (README, Performance): Logger.inject_lambda_context costs more per request than
 # our own checks, so the request id is set by hand (the happy path logs nothing). Powertools'
 # Tracer is not used: importing the X-Ray SDK added 0.28 s to every cold start, and Lambda's
-# active tracing (template.yaml) records each invocation and its init without it.
-@metrics.log_metrics(capture_cold_start_metric=True)
+# active tracing (template.yaml) records each invocation and its init without it. Metrics are
+# flushed only when a request added some (`log_metrics` would also warn on every happy request,
+# whose metrics are written as one pre-built line: model_runtime/request_metrics.py).
+cold_start = True
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    global cold_start  # noqa: PLW0603 - one flag per container, as Powertools keeps its own
+    if cold_start:
+        cold_start = False
+        metrics.provider.add_cold_start_metric(context)  # ColdStart, by function_name and service
     tenant_metrics.start()
     logger.clear_state()
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     logger.append_keys(function_request_id=context.aws_request_id)
     result = app.resolve(event)
-    tenant_metrics.flush(result["statusCode"])
+    tenant_metrics.flush(result["statusCode"])  # the per-tenant line (model_runtime/tenant_metrics.py)
+    if metrics.metric_set:
+        metrics.flush_metrics()
     return result

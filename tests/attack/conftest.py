@@ -62,6 +62,8 @@ LEAK_MARKERS = (
     "botocore",
     "arn:aws",
     ".pkl",
+    ".onnx",
+    ".skops",
     "tenant#",
     "user#",
 )
@@ -447,7 +449,7 @@ class Provisioned:
             (self.disabled_tenant, self.disabled_user),
             (self.unmapped_tenant, self.unmapped_user),
         ):
-            commands.append((["create-tenant", tenant, "--model", model], ""))
+            commands.append((["create-tenant", tenant, "--model", model, "--trust-pickle"], ""))
             commands.append(
                 (["create-user", user.username, "--tenant", tenant, "--password-stdin"], user.password)
             )

@@ -9,6 +9,7 @@ positions and counts, never the values sent.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any, NoReturn
 
@@ -27,14 +28,25 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
     Raises `BadRequest` for anything else: 1..max_batch rows, each exactly n_features finite
     numbers (int or float, not bool), no other keys.
     """
+    rows, parameters = validate_request(body, n_features, max_batch)
+    if parameters != Parameters():
+        raise BadRequest("'instances' is the only field allowed.")
+    return rows
+
+
+def validate_request(
+    body: bytes, n_features: int, max_batch: int
+) -> tuple[npt.NDArray[np.float64], Parameters]:
+    """`validate_instances` for a body that may also ask for probabilities:
+    `{"instances": [...], "parameters": {"probabilities": true}}`. Any other parameter is a 400.
+    """
     _refuse_by_byte_counts(body, n_features, max_batch)
     document = parse_json(body)
     if not isinstance(document, dict):
         raise BadRequest("The request body must be a JSON object.")
     if "instances" not in document:
         raise BadRequest("'instances' is required.")
-    if len(document) != 1:
-        raise BadRequest("'instances' is the only field allowed.")
+    parameters = _parameters(document)
     instances = document["instances"]
     if not isinstance(instances, list):
         raise BadRequest("'instances' must be a list of rows.")
@@ -69,7 +81,32 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
         _reject_first(())
     if not np.isfinite(rows).all():
         _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
-    return rows
+    return rows, parameters
+
+
+@dataclass(frozen=True, slots=True)
+class Parameters:
+    """What a prediction request may ask for beside its rows."""
+
+    probabilities: bool = False
+
+
+_PARAMETERS_KEY = "parameters"
+
+
+def _parameters(document: dict[str, Any]) -> Parameters:
+    """The optional `"parameters": {"probabilities": true|false}` member; anything else is a 400."""
+    if len(document) == 1:
+        return Parameters()
+    if len(document) != 2 or _PARAMETERS_KEY not in document:
+        raise BadRequest("'instances' and 'parameters' are the only fields allowed.")
+    given = document[_PARAMETERS_KEY]
+    if not isinstance(given, dict) or not set(given) <= {"probabilities"}:
+        raise BadRequest("'parameters' may only hold 'probabilities'.")
+    probabilities = given.get("probabilities", False)
+    if type(probabilities) is not bool:
+        raise BadRequest("'parameters.probabilities' must be true or false.")
+    return Parameters(probabilities=probabilities)
 
 
 # Below this size, parsing costs about what counting does, and the parser names the position.
@@ -79,14 +116,16 @@ PARSE_FREELY_BYTES = 4096
 def _refuse_by_byte_counts(body: bytes, n_features: int, max_batch: int) -> None:
     """Refuse, without parsing, a body whose byte counts alone prove it is not a valid batch.
 
-    A valid body holds no string but its key, so every bracket and comma in it is structure:
+    A valid body without parameters holds no string but its key, so every bracket and comma in
+    it is structure:
     rows + 1 of each bracket, n_features - 1 commas in each row and rows - 1 between them, that
     is rows * n_features - 1 commas in all. A body with too many rows or values, or (past
     PARSE_FREELY_BYTES) whose counts do not fit that equation, costs counting, not parsing.
     """
     shape = f"'instances' must hold 1 to {max_batch} rows of exactly {n_features} numbers."
-    commas = _count_up_to(body, b",", max_batch * n_features)
-    if commas >= max_batch * n_features:
+    # The optional "parameters" member adds one comma, hence the limit is rows * n_features.
+    commas = _count_up_to(body, b",", max_batch * n_features + 1)
+    if commas > max_batch * n_features:
         raise BadRequest(shape)  # before the whole-body count below: this one may stop early
     opens = body.count(b"[")
     if opens > max_batch + 1:

@@ -1,9 +1,10 @@
 """The DynamoDB item design: one table, partition key `pk` (string), no sort key.
 
 - `user#<username>`: a login. tenant_id, password_hash, roles (list), status, created_at.
-- `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, n_features, max_batch,
-  classes_json, sklearn_version, status, tokens_not_before, subjects_not_before, updated_at;
-  api_key_id, api_key and usage_tier once the tenant has an API Gateway API key (inferctl).
+- `tenant#<tenant_id>`: a tenant's mapping. model_key, model_sha256, model_format, n_features,
+  max_batch, classes_json, sklearn_version, status, tokens_not_before, subjects_not_before,
+  updated_at; api_key_id, api_key and usage_tier once the tenant has an API Gateway API key
+  (inferctl).
 - `attempts#<username>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list).
 - `client#<client_id>`: a machine client (OAuth2 client credentials). tenant_id, secret_sha256,
@@ -68,6 +69,9 @@ class Tenant:
     # returns it as usageIdentifierKey); empty for a tenant onboarded without one.
     api_key: str = ""
     usage_tier: str = ""
+    # How the pinned bytes are served: "onnx" or "skops". Mappings written before formats
+    # existed have none and pinned a pickle: they read as "pickle", which is never served.
+    model_format: str = "pickle"
 
     @property
     def active(self) -> bool:
@@ -163,6 +167,7 @@ def get_tenant(tenant_id: str) -> Tenant | None:
         subjects_not_before=_numbers_by_name(item, "subjects_not_before"),
         api_key=_s(item, "api_key"),
         usage_tier=_s(item, "usage_tier"),
+        model_format=_s(item, "model_format", "pickle"),
     )
 
 

@@ -1,0 +1,190 @@
+"""scikit-learn estimators from skops files: audited without being loaded, then loaded with exactly
+the audited types, then checked for consistency before anything predicts with them.
+
+Used by predict only where the template attaches the scikit-learn layer (scikit-learn, scipy,
+skops), for estimators that cannot be converted to ONNX; and by the operator CLI at registration.
+A skops file is a zip of numpy arrays and a JSON schema naming every type it holds: the audit
+reads that schema (no object is built) and refuses any type outside `ALLOWED`, naming it.
+
+scikit-learn's trees index their node arrays without bounds checks, so an audited file can still
+hold a tree that reads past a row (a "4-feature" tree testing feature 12): `check_consistency`
+refuses such a model before it predicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+# Node kinds of the skops schema that build data, never call a function named in the file.
+_DATA_LOADERS = frozenset(
+    {"DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "NdArrayNode", "ObjectNode", "TreeNode"}
+)
+_BUILTINS = frozenset(f"builtins.{name}" for name in ("dict", "list", "tuple", "str", "int", "float", "bool"))
+# Internal objects fitted estimators hold (tree node storage, loss and link functions).
+_SKLEARN_INTERNALS = frozenset({"sklearn.tree._tree.Tree"})
+_SKLEARN_INTERNAL_MODULES = ("sklearn._loss.",)
+_MODULE_NAME = re.compile(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+")
+MAX_SCHEMA_BYTES = 16 * 1024 * 1024
+
+
+class UnsafeModel(Exception):
+    """The file holds something outside the allowlist, or a model inconsistent with itself."""
+
+
+def sklearn_version() -> str:
+    import sklearn  # noqa: PLC0415
+
+    return str(sklearn.__version__)
+
+
+def _schema(data: bytes) -> Any:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            info = archive.getinfo("schema.json")
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise UnsafeModel("the skops schema is too large")
+            return json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise UnsafeModel("the file is not a skops file") from error
+
+
+def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
+    stack = [schema]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            if "__module__" in value or "__loader__" in value:
+                yield value
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _is_allowed(name: str) -> bool:
+    module, _, attribute = name.rpartition(".")
+    if name in _BUILTINS or name in ("numpy.ndarray", "numpy.dtype"):
+        return True
+    if module in ("numpy", "numpy.dtypes"):
+        found = getattr(np if module == "numpy" else np.dtypes, attribute, None)
+        return isinstance(found, type) and (module == "numpy.dtypes" or issubclass(found, np.generic))
+    if not _MODULE_NAME.fullmatch(module) or "test" in module:
+        return False
+    if name in _SKLEARN_INTERNALS or name.startswith(_SKLEARN_INTERNAL_MODULES):
+        return True
+    from sklearn.base import BaseEstimator  # noqa: PLC0415
+
+    try:  # a scikit-learn module is imported by name, never a name the file made up elsewhere
+        found = getattr(importlib.import_module(module), attribute, None)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, BaseEstimator)
+
+
+def audit_skops(data: bytes) -> list[str]:
+    """Every type the skops file names, sorted; `UnsafeModel` naming the first one not allowed.
+
+    Reads the schema only: nothing in the file is constructed or called.
+    """
+    names: set[str] = set()
+    for node in _nodes(_schema(data)):
+        loader = node.get("__loader__")
+        name = f"{node.get('__module__', '?')}.{node.get('__class__', '?')}"
+        if loader is not None and loader not in _DATA_LOADERS:
+            raise UnsafeModel(f"the skops file holds a {loader} ({name}), which would call code")
+        names.add(name)
+    for name in sorted(names):
+        if not _is_allowed(name):
+            raise UnsafeModel(f"the skops file holds type {name}, which is not a scikit-learn estimator part")
+    return sorted(names)
+
+
+def load_audited(data: bytes) -> Any:
+    """The object in a skops file, loaded trusting exactly the types `audit_skops` allowed."""
+    import skops.io  # noqa: PLC0415
+
+    return skops.io.loads(data, trusted=audit_skops(data))
+
+
+def load_skops(data: bytes) -> SklearnModel:
+    """Audit, load with exactly the audited types, then check the model's consistency."""
+    model = load_audited(data)
+    n_features = getattr(model, "n_features_in_", None)
+    if not isinstance(n_features, int) or not hasattr(model, "predict"):
+        raise UnsafeModel("the model is not a fitted estimator recording n_features_in_")
+    check_consistency(model, n_features)
+    return SklearnModel(model)
+
+
+def _trees(model: Any) -> Iterator[Any]:
+    tree = getattr(model, "tree_", None)
+    if tree is not None:
+        yield tree
+    members = getattr(model, "estimators_", None)
+    if members is not None:
+        for member in np.ravel(np.asarray(members, dtype=object)):
+            yield from _trees(member)
+    for _, step in getattr(model, "steps", None) or ():
+        yield from _trees(step)
+
+
+def check_consistency(model: Any, n_features: int) -> None:
+    """Refuse a model that would read past a row of `n_features` values.
+
+    Trees: every split's feature index is below `n_features`, and every child index is a node of
+    the same tree. Linear models: the coefficient matrix has `n_features` columns.
+    """
+    for tree in _trees(model):
+        node_count = int(tree.node_count)
+        features = np.asarray(tree.feature)
+        left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
+        splits = left != -1
+        if int(tree.n_features) != n_features or (features[splits] >= n_features).any():
+            raise UnsafeModel(
+                f"a tree reads feature {int(features[splits].max(initial=0))} but the model declares "
+                f"{n_features} features"
+            )
+        if (features[splits] < 0).any() or ((left >= node_count) | (right >= node_count)).any():
+            raise UnsafeModel("a tree's node indices are out of range")
+        if ((left == -1) != (right == -1)).any() or (left[splits] <= 0).any() or (right[splits] <= 0).any():
+            raise UnsafeModel("a tree's node indices are out of range")
+    coef = getattr(model, "coef_", None)
+    if coef is not None and np.ndim(coef) >= 1 and np.shape(coef)[-1] != n_features:
+        raise UnsafeModel(f"the coefficients have {np.shape(coef)[-1]} columns, not {n_features}")
+
+
+class SklearnModel:
+    """A fitted scikit-learn classifier loaded from an audited skops file."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    @property
+    def estimator(self) -> Any:
+        return self._model
+
+    @property
+    def n_features(self) -> int:
+        return int(self._model.n_features_in_)
+
+    @property
+    def has_probabilities(self) -> bool:
+        return hasattr(self._model, "predict_proba")
+
+    def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]:
+        return list(self._model.predict(rows).tolist())
+
+    def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]:
+        from model_runtime.errors import BadRequest  # noqa: PLC0415
+
+        if not self.has_probabilities:
+            raise BadRequest("This model does not give probabilities.")
+        return [[float(p) for p in row] for row in self._model.predict_proba(rows).tolist()]
