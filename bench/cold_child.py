@@ -190,7 +190,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         from functions.authorizer.app import lambda_handler
 
         prepared["t_imported"] = time.perf_counter_ns()
-        answer = lambda_handler(prepared["authorizer_event"], Context())
+        answer = lambda_handler(prepared["authorizer_event"], _context())
         effect = answer["policyDocument"]["Statement"][0]["Effect"]
         return {"status": 200 if effect == "Allow" else 403, "body": {"effect": effect}}
     if kind == "authorizer_bare":

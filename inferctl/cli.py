@@ -346,7 +346,7 @@ def _model_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, in one place
     parser = argparse.ArgumentParser(
         prog="python -m inferctl",
         description="Operate the multi-tenant inference API: tenants, users, models, signing keys.",

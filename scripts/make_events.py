@@ -133,6 +133,30 @@ ALL: dict[str, dict[str, Any]] = {
 }
 
 
+def authorizer_event(method: str, path: str, token: str | None) -> dict[str, Any]:
+    """What API Gateway sends the REQUEST authorizer (functions/authorizer): the request without
+    its body, the type and the invoked method's ARN."""
+    request = event(method, path, content_type=None, token=token)
+    for name in ("body", "isBase64Encoded"):
+        request.pop(name)
+    arn = f"arn:aws:execute-api:us-east-1:123456789012:1234567890/live/{method}{path}"
+    return {"type": "REQUEST", "methodArn": arn, **request}
+
+
+# Machine clients (OAuth2 client credentials) and the authorizer of the tenant routes.
+ALL |= {
+    "token_client_credentials": event(
+        "POST",
+        TOKEN,
+        "grant_type=client_credentials",
+        content_type="application/x-www-form-urlencoded",
+        headers={"Authorization": "Basic <client-basic>"},
+    ),
+    "authorizer_alice": authorizer_event("POST", PREDICT, "alice-token"),
+    "authorizer_no_token": authorizer_event("POST", PREDICT, None),
+}
+
+
 def main() -> None:
     EVENTS.mkdir(exist_ok=True)
     for old in EVENTS.glob("*.json"):

@@ -63,16 +63,10 @@ def plans_of(key_id: str) -> set[str]:
 
 
 def authorizer_event(token: str | None) -> dict[str, Any]:
-    """A REQUEST authorizer event for predict, as API Gateway sends it (no body)."""
-    event = load_event("predict_alice", alice_token="placeholder")
-    event.pop("body")
-    event.pop("isBase64Encoded")
-    for headers in (event["headers"], event["multiValueHeaders"]):
-        headers.pop("Authorization")
-    if token is not None:
-        event["headers"]["Authorization"] = f"Bearer {token}"
-        event["multiValueHeaders"]["Authorization"] = [f"Bearer {token}"]
-    return {"type": "REQUEST", "methodArn": METHOD_ARN, **event}
+    """A REQUEST authorizer event for predict (`events/authorizer_*.json`), as API Gateway sends it."""
+    if token is None:
+        return load_event("authorizer_no_token")
+    return load_event("authorizer_alice", alice_token=token)
 
 
 def authorize(token: str | None) -> dict[str, Any]:

@@ -64,7 +64,9 @@ def invoke(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def client_token(client_id: str, client_secret: str) -> dict[str, Any]:
-    return invoke(token_event("grant_type=client_credentials", basic(client_id, client_secret)))
+    """`events/token_client_credentials.json` with this client's HTTP Basic credentials."""
+    encoded = basic(client_id, client_secret).removeprefix("Basic ")
+    return invoke(load_event("token_client_credentials", client_basic=encoded))
 
 
 @pytest.fixture

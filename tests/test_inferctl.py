@@ -32,7 +32,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from inferctl import signing_keys
 from inferctl.cli import build_parser, main
-from inferctl.onboarding import OnboardingError, revoke_tokens
+from inferctl.onboarding import revoke_tokens
 from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
 from tests.conftest import MODELS_DIR, Stack, token_for

@@ -34,8 +34,8 @@ import joblib
 import numpy as np
 import pytest
 import requests
-from authlib.integrations.requests_client import OAuth2Session, OAuthError
 import skops.io
+from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
 from inferctl.registry import register
