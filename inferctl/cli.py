@@ -291,8 +291,8 @@ def revoke_client(args: argparse.Namespace, target: Target, console: Console) ->
     target.require_table()
     machine_clients.revoke_client(args.client_id)
     console.say(
-        f"revoked client {args.client_id}: no new tokens; tokens already issued stay valid until they "
-        f"expire (at most {get_settings().token_ttl_seconds} s) unless you revoke-tokens its tenant"
+        f"revoked client {args.client_id}: no new tokens, and its issued tokens are refused within "
+        f"{get_settings().mapping_ttl_seconds} s"
     )
 
 
@@ -513,8 +513,8 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         "revoke-client",
         revoke_client,
         "stop a machine client from getting tokens",
-        "Revoke a machine client: no new tokens; tokens already issued stay valid until they expire "
-        "(revoke-tokens cuts a whole tenant's).",
+        "Revoke a machine client: no new tokens, and predict refuses its issued tokens within the "
+        "mapping TTL.",
     )
     sub.add_argument("client_id", metavar="CLIENT_ID")
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from model_runtime import aws
 from model_runtime.oauth import client_secret_digest, new_client_id, new_client_secret, valid_client_id
 from model_runtime.settings import get_settings
-from model_runtime.store import ACTIVE, client_pk
+from model_runtime.store import ACTIVE, client_pk, get_client
 
-from inferctl.onboarding import OnboardingError, _scan, _tenant_item, validate_tenant_id
+from inferctl.onboarding import OnboardingError, _scan, _tenant_item, revoke_subject, validate_tenant_id
 
 REVOKED = "revoked"
 
@@ -57,9 +57,9 @@ def create_client(tenant_id: str, now: int | None = None) -> NewClient:
     return new
 
 
-def revoke_client(client_id: str) -> None:
-    """The client can no longer get tokens. Tokens it already holds stay valid until they expire
-    (use `revoke-tokens` on its tenant to cut them at once)."""
+def revoke_client(client_id: str, now: int | None = None) -> None:
+    """The client can no longer get tokens, and the tokens it holds are refused within the mapping
+    TTL (its cut-off rides in the tenant's mapping, like a disabled user's)."""
     client = aws.dynamodb()
     if not valid_client_id(client_id):
         raise OnboardingError(f"unknown client {client_id!r}")
@@ -74,6 +74,9 @@ def revoke_client(client_id: str) -> None:
         )
     except client.exceptions.ConditionalCheckFailedException:
         raise OnboardingError(f"unknown client {client_id!r}") from None
+    revoked = get_client(client_id)
+    if revoked is not None:
+        revoke_subject(revoked.tenant_id, client_id, (int(time.time()) if now is None else now) + 1)
 
 
 def list_clients(tenant_id: str | None = None) -> list[ClientRow]:

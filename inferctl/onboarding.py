@@ -226,7 +226,7 @@ def set_user_status(username: str, *, active: bool, now: int | None = None) -> N
         raise OnboardingError(f"unknown user {username!r}") from None
     user = get_user(username)
     if not active and user is not None:
-        _revoke_subject(user.tenant_id, username, (int(time.time()) if now is None else now) + 1)
+        revoke_subject(user.tenant_id, username, (int(time.time()) if now is None else now) + 1)
 
 
 # A subject's cut-off matters only while a token issued before it can still be alive: at most the
@@ -235,8 +235,9 @@ def set_user_status(username: str, *, active: bool, now: int | None = None) -> N
 SUBJECT_CUTOFF_KEPT_SECONDS = 2 * 3600
 
 
-def _revoke_subject(tenant_id: str, subject: str, not_before: int) -> None:
-    """Refuse `subject`'s tokens issued before `not_before` (same whole-second rule as below)."""
+def revoke_subject(tenant_id: str, subject: str, not_before: int) -> None:
+    """Refuse `subject`'s (a user's or a machine client's) tokens issued before `not_before`
+    (same whole-second rule as `revoke_tokens`), within the mapping TTL."""
     key = {"pk": {"S": tenant_pk(tenant_id)}}
     tenant = get_tenant(tenant_id)
     if tenant is None:

@@ -23,6 +23,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from functions.login import app as login_app
+from functions.predict import app as predict_app
 from inferctl.cli import main as inferctl
 from inferctl.onboarding import set_tenant_status
 from tests.conftest import Stack, load_event
@@ -374,3 +375,20 @@ def test_authlib_raises_on_every_token_endpoint_error(machine: tuple[str, str], 
         make_session(machine).fetch_token(TOKEN_URL, **arguments)
     # Then it raises, with the RFC 6749 5.2 code, instead of storing the error as a token
     assert raised.value.error == expected
+
+
+def test_revoking_a_client_cuts_its_issued_tokens(
+    machine: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a machine client's token, issued a few seconds ago and served by predict
+    client_id, client_secret = machine
+    token = json.loads(client_token(client_id, client_secret)["body"])["access_token"]
+    event = load_event("predict_alice", alice_token=token)
+    assert predict_app.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
+    # When the operator revokes the client, and the mapping TTL passes (the cached mapping expires)
+    assert inferctl(["revoke-client", client_id], stdout=io.StringIO()) == 0
+    store.tenants.clear()
+    # Then predict refuses the token it still holds
+    response = predict_app.lambda_handler(event, FakeLambdaContext())
+    assert_problem(response, 401)
+    assert response_header(response, "WWW-Authenticate") == 'Bearer realm="inference"'
