@@ -205,6 +205,7 @@ def test_create_tenant_gives_the_tenant_a_key_on_its_tier(tiers: dict[str, str])
         "tenant-c",
         "--model",
         str(REPO_ROOT / "models/model_user_a.pkl"),
+        "--trust-pickle",
         "--tier",
         "premium",
     )
@@ -246,10 +247,10 @@ def test_unknown_tier_or_tenant_is_refused_and_writes_nothing(
     assert "no usage plan for tier 'gold'" in capsys.readouterr().err
     assert cli("set-tier", "tenant-zz", "premium")[0] == 1
     assert "unknown tenant" in capsys.readouterr().err
-    code, _ = cli(
-        "create-tenant", "tenant-d", "--model", str(REPO_ROOT / "models/model_user_a.pkl"), "--tier", "gold"
-    )
+    model = str(REPO_ROOT / "models/model_user_a.pkl")
+    code, _ = cli("create-tenant", "tenant-d", "--model", model, "--trust-pickle", "--tier", "gold")
     assert code == 1
+    assert "no usage plan for tier 'gold'" in capsys.readouterr().err
     assert aws.dynamodb().scan(TableName=os.environ["TABLE_NAME"])["Items"] == items_before
 
 

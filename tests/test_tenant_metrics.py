@@ -102,3 +102,21 @@ def test_metrics_can_be_switched_off(
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     assert invoke(load_event("predict_alice", alice_token=alice_token), capsys)[1] == []
+
+
+def test_a_served_prediction_writes_one_metrics_line_for_tenant_and_service(
+    alice_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a warm container (model loaded, so no cache-miss metrics)
+    event = load_event("predict_alice", alice_token=alice_token)
+    assert predict_app.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
+    capsys.readouterr()
+    # When alice predicts two rows
+    assert predict_app.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
+    # Then stdout holds exactly one EMF document for the request
+    documents = [json.loads(raw) for raw in capsys.readouterr().out.splitlines() if raw.startswith("{")]
+    (line,) = [document for document in documents if "_aws" in document]
+    # And it counts the prediction and its rows service-wide too, under the names alarms read
+    assert metric_names(line, ["service"]) == {"Predictions", "PredictedRows"}
+    assert (line["service"], line["Predictions"], line["PredictedRows"]) == ("test", 1, 2)
+    assert tenant_lines(json.dumps(line)) == [line]  # and CloudWatch can read every directive

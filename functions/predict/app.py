@@ -11,7 +11,6 @@ must fit that model before the model is fetched, let alone run.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -31,7 +30,6 @@ from model_runtime.http import (
 )
 from model_runtime.models import model_cache
 from model_runtime.payload import validate_request
-from model_runtime.request_metrics import PredictionMetrics
 from model_runtime.settings import get_settings, require_settings
 from model_runtime.store import Tenant
 from model_runtime.tenant_metrics import tenant_metrics
@@ -41,11 +39,6 @@ logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
 require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")  # init fails, naming it
-
-
-@lru_cache(maxsize=1)
-def prediction_metrics() -> PredictionMetrics:
-    return PredictionMetrics(metrics)
 
 
 def caller_tenant(event: Event) -> Tenant:
@@ -79,8 +72,7 @@ def predict(event: Event) -> Response:
     if parameters.probabilities:  # columns in the order of the model card's `classes`
         result["probabilities"] = model.predict_proba(rows)
     result["model_version"] = tenant.model_version
-    prediction_metrics().emit(len(rows))  # Predictions, PredictedRows: one pre-built EMF line
-    tenant_metrics.predicted(len(rows))
+    tenant_metrics.predicted(len(rows))  # Predictions, PredictedRows: in the request's one EMF line
     return json_response(200, result)
 
 
@@ -105,7 +97,7 @@ def model_card(event: Event) -> Response:
 # Tracer is not used: importing the X-Ray SDK added 0.28 s to every cold start, and Lambda's
 # active tracing (template.yaml) records each invocation and its init without it. Metrics are
 # flushed only when a request added some (`log_metrics` would also warn on every happy request,
-# whose metrics are written as one pre-built line: model_runtime/request_metrics.py).
+# whose metrics are written as one EMF line: model_runtime/tenant_metrics.py).
 cold_start = True
 
 
