@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from samcli.yamlhelper import yaml_dump, yaml_parse
+
 from local.serve import DEMO_TENANTS, REPO_ROOT
 
 OFFICIAL_IMAGE = "public.ecr.aws/lambda/python:3.12"
@@ -53,6 +55,8 @@ DOCKER_ENGINE = REPO_ROOT / "scripts" / "docker-engine"
 STACK_DIR = REPO_ROOT / ".local" / "sam-local"
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 BUILT_TEMPLATE = BUILD_DIR / "template.yaml"
+# Beside the built template, so its relative CodeUri and ContentUri paths still resolve.
+SAM_LOCAL_TEMPLATE = BUILD_DIR / "template.sam-local.yaml"
 BUILD_SOURCES = ("template.yaml", "functions", "layers")
 SAM = Path(sys.executable).parent / "sam"
 HOST = "127.0.0.1"
@@ -245,13 +249,33 @@ def answers(url: str) -> bool:
         return False
 
 
+def write_sam_local_template() -> Path:
+    """The built template without the API's Lambda authorizer, for `sam local` only.
+
+    SAM CLI's local gateway does not emulate an authorizer's "Unauthorized" error (API Gateway's
+    401): it reports "invalid or missing principalId" and answers 502. Predict verifies every
+    token itself (defence in depth), so without the authorizer a bad token still gets predict's
+    own 401; usage plans, which the authorizer feeds, are not enforced locally anyway. The
+    in-process stack (`make serve`) keeps the authorizer: local/gateway.py maps its refusals.
+    """
+    template = yaml_parse(BUILT_TEMPLATE.read_text())
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Api":
+            properties.pop("Auth", None)
+        for event in (properties.get("Events") or {}).values():
+            (event.get("Properties") or {}).pop("Auth", None)
+    SAM_LOCAL_TEMPLATE.write_text(yaml_dump(template))
+    return SAM_LOCAL_TEMPLATE
+
+
 @contextmanager
 def start_api(image: str, port: int, *, quiet: bool) -> Iterator[str]:
     """`sam local start-api` on 127.0.0.1:`port` with warm containers; yields the API's URL."""
     url = f"http://{HOST}:{port}"
     argv = [
         SAM, "local", "start-api",
-        "--template", BUILT_TEMPLATE,
+        "--template", write_sam_local_template(),
         "--env-vars", STACK_DIR / "env.json",
         "--host", HOST,
         "--port", str(port),
