@@ -10,6 +10,7 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from model_runtime import payload
 from model_runtime.errors import BadRequest
-from model_runtime.payload import validate_instances
+from model_runtime.payload import Parameters, validate_instances, validate_request
 from model_runtime.strict_json import parse_json
 
 N_FEATURES = 4
@@ -540,14 +541,14 @@ def test_a_large_body_of_the_wrong_shape_is_refused_unparsed(
     assert parser_calls == []
 
 
-def test_a_large_valid_body_is_still_parsed_and_accepted(parser_calls: list[bytes]) -> None:
+def test_a_large_valid_body_is_accepted_by_the_fast_path(parser_calls: list[bytes]) -> None:
     # Given a valid batch past PARSE_FREELY_BYTES, with spaces after its commas
     body = rows_body([VALID_ROW] * MAX_BATCH)
     assert len(body) > payload.PARSE_FREELY_BYTES
     # When validated
-    # Then the counts fit, so it is parsed and accepted
+    # Then the counts fit, and the numbers-only fast path accepts it without the JSON parser
     assert validate_instances(body, N_FEATURES, MAX_BATCH).shape == (MAX_BATCH, N_FEATURES)
-    assert len(parser_calls) == 1
+    assert parser_calls == []
 
 
 def test_a_large_body_with_other_strings_is_left_to_the_parser(parser_calls: list[bytes]) -> None:
@@ -558,3 +559,276 @@ def test_a_large_body_with_other_strings_is_left_to_the_parser(parser_calls: lis
     # Then the counts are not trusted: the parser decides, and names the cell
     assert detail == f"instances[{MAX_BATCH - 1}] has 3 values; this model takes 4."
     assert len(parser_calls) == 1
+
+
+# --- the numbers-only fast path: it accepts only what the strict path accepts, and the same ------
+
+Outcome = tuple[Any, ...]
+
+
+def strict_outcome(
+    body: bytes, n_features: int = PROPERTY_FEATURES, max_batch: int = PROPERTY_MAX_BATCH
+) -> Outcome:
+    """validate_request's answer with the fast path switched off."""
+    with mock.patch.object(payload, "FAST_PATH_BYTES", 1 << 62):
+        return outcome(body, n_features, max_batch)
+
+
+def outcome(body: bytes, n_features: int = PROPERTY_FEATURES, max_batch: int = PROPERTY_MAX_BATCH) -> Outcome:
+    try:
+        rows, parameters = validate_request(body, n_features, max_batch)
+    except BadRequest as error:
+        return ("refused", error.status, error.detail)
+    return ("accepted", rows.dtype, rows.tolist(), parameters)  # tolist: -0.0 == 0.0
+
+
+def fast_outcome(
+    body: bytes, n_features: int = PROPERTY_FEATURES, max_batch: int = PROPERTY_MAX_BATCH
+) -> Outcome | None:
+    accepted = payload._numbers_only_rows(body, n_features, max_batch)
+    if accepted is None:
+        return None
+    rows, parameters = accepted
+    return ("accepted", rows.dtype, rows.tolist(), parameters)
+
+
+def padded(body: bytes) -> bytes:
+    """`body` with leading whitespace, so that validate_request takes the fast path at any size."""
+    return b" " * payload.FAST_PATH_BYTES + body
+
+
+def assert_fast_path_agrees(
+    body: bytes, n_features: int = PROPERTY_FEATURES, max_batch: int = PROPERTY_MAX_BATCH
+) -> Outcome | None:
+    """The fast path accepts nothing the strict path refuses, with the same rows and parameters;
+    validate_request (fast path first) answers exactly as the strict path, refusals included."""
+    fast = fast_outcome(body, n_features, max_batch)
+    if fast is not None:
+        assert fast == strict_outcome(body, n_features, max_batch)
+    assert outcome(padded(body), n_features, max_batch) == strict_outcome(padded(body), n_features, max_batch)
+    return fast
+
+
+def json_text(document: Any, separator: bytes) -> bytes:
+    return render(document).replace(",", separator.decode()).encode()
+
+
+@PROPERTY_SETTINGS
+@given(valid_batches(), st.sampled_from([b",", b", "]), st.sampled_from([None, True, False]))
+def test_property_fast_path_accepts_every_valid_batch(
+    batch: tuple[int, int, list[list[int | float]]], separator: bytes, probabilities: bool | None
+) -> None:
+    # Given any valid batch, compact or with ", ", with or without "parameters"
+    n_features, max_batch, rows = batch
+    document: dict[str, Any] = {"instances": rows}
+    if probabilities is not None:
+        document["parameters"] = {"probabilities": probabilities}
+    body = json_text(document, separator)
+    # When the fast path reads it
+    fast = assert_fast_path_agrees(body, n_features, max_batch)
+    # Then it accepts it, with the strict path's rows and parameters
+    assert fast == (
+        "accepted",
+        np.float64,
+        [[float(v) for v in row] for row in rows],
+        Parameters(bool(probabilities)),
+    )
+
+
+BODY_EDITS = st.sampled_from(
+    [
+        b"0",
+        b"1",
+        b"9",
+        b".",
+        b"e",
+        b"E",
+        b"+",
+        b"-",
+        b",",
+        b" ",
+        b", ",
+        b"[",
+        b"]",
+        b"],[",
+        b"{",
+        b"}",
+        b":",
+        b'"',
+        b"\n",
+        b"\t",
+        b"\r",
+        b"\xff",
+        b"\xef\xbb\xbf",
+        b"true",
+        b"null",
+        b"NaN",
+        b"Infinity",
+        b"1e999",
+        b"0" * 400,
+        b'"instances"',
+        b'"parameters"',
+        b'"probabilities"',
+        b"\\u0069",
+    ]
+)
+
+
+@st.composite
+def edited_bodies(draw: st.DrawFn) -> bytes:
+    """A valid body, then up to three byte-level edits (insert, replace or delete) anywhere in it:
+    the grammar's edges (01, .5, 5., +1, 1e, --1, ",,", "[]", " 1", "\n") and the frame's."""
+    rows = draw(st.lists(st.lists(finite_numbers, min_size=3, max_size=3), min_size=1, max_size=4))
+    document: dict[str, Any] = {"instances": rows}
+    if draw(st.booleans()):
+        document["parameters"] = {"probabilities": draw(st.booleans())}
+    body = bytearray(json_text(document, draw(st.sampled_from([b",", b", "]))))
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        start = draw(st.integers(min_value=0, max_value=len(body)))
+        end = start + draw(st.integers(min_value=0, max_value=2))
+        body[start:end] = b"" if draw(st.booleans()) and end > start else draw(BODY_EDITS)
+    return bytes(body)
+
+
+# A number's spelling, part by part: RFC 8259 numbers and the spellings around them that other
+# parsers take (+1, 01, .5, 5., 5.e3, 1e, --1, 1e5e5, 1e999, 400 digits, 5000 digits).
+number_spellings = st.tuples(
+    st.sampled_from(["", "-", "+", "--", "-+"]),
+    st.sampled_from(["", "0", "00", "01", "7", "10", "123", "1" + "0" * 400, "9" * 5000]),
+    st.sampled_from(["", ".", ".5", ".05", ".50", ".5.5"]),
+    st.sampled_from(["", "e", "E", "e+", "e-", "e5", "E+05", "e-7", "e+-5", "e999", "E-999", "e5e5", "e1.5"]),
+).map("".join)
+
+
+@st.composite
+def spelled_bodies(draw: st.DrawFn) -> bytes:
+    """A valid batch with one or two values spelled as above: the body then stands or falls by them."""
+    rows = draw(
+        st.lists(
+            st.lists(finite_numbers.map(json.dumps), min_size=PROPERTY_FEATURES, max_size=PROPERTY_FEATURES),
+            min_size=1,
+            max_size=PROPERTY_MAX_BATCH,
+        )
+    )
+    for _ in range(draw(st.integers(min_value=1, max_value=2))):
+        i = draw(st.integers(min_value=0, max_value=len(rows) - 1))
+        rows[i][draw(st.integers(min_value=0, max_value=PROPERTY_FEATURES - 1))] = draw(number_spellings)
+    separator = draw(st.sampled_from([",", ", "]))
+    text = "[" + separator.join("[" + separator.join(row) + "]" for row in rows) + "]"
+    return ('{"instances":' + text + "}").encode()
+
+
+@settings(PROPERTY_SETTINGS, max_examples=1000)
+@given(st.one_of(spelled_bodies(), edited_bodies(), near_valid_documents().map(lambda d: json_text(d, b","))))
+@example(b'{"instances":[[1,2,3]]}')
+@example(b'{"instances":[[-0,2,3]]}')
+@example(b'{"instances":[[01,2,3]]}')
+@example(b'{"instances":[[1,2,3]],"instances":[[1,2,3]]}')
+def test_property_fast_path_agrees_with_the_strict_path(body: bytes) -> None:
+    # Given a valid body, or one edited at the byte level, or a near-valid document
+    # When both paths read it
+    # Then the fast path accepts only what the strict path accepts, as the same rows, and
+    # validate_request answers exactly as the strict path does, refusal messages included
+    assert_fast_path_agrees(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "rows", "probabilities"),
+    [
+        (b'{"instances":[[1,2,3]]}', [[1, 2, 3]], False),
+        (b'{"instances": [[1.5, -2, 3e2], [0, -0.0, 1E+05]]}', [[1.5, -2, 300], [0, 0, 1e5]], False),
+        (
+            b' \t\r\n{ "instances" : [[1,2,3],[4,5,6]] , "parameters" : { } } \n',
+            [[1, 2, 3], [4, 5, 6]],
+            False,
+        ),
+        (b'{"instances":[[1,2,3]],"parameters":{"probabilities":true}}', [[1, 2, 3]], True),
+        (b'{"instances":[[1,2,3]], "parameters": {"probabilities": false}}', [[1, 2, 3]], False),
+        (b'{"instances":[[0e5,1e-05,-0.25E-1]]}', [[0, 1e-5, -0.025]], False),
+        (b'{"instances":[[10,100.01,1' + b"0" * 300 + b"]]}", [[10, 100.01, 1e300]], False),
+    ],
+    ids=[
+        "compact",
+        "spaces",
+        "whitespace-around",
+        "probabilities",
+        "probabilities-false",
+        "exponents",
+        "big",
+    ],
+)
+def test_fast_path_accepts_numbers_only_bodies(
+    body: bytes, rows: list[list[float]], probabilities: bool
+) -> None:
+    # Given a numbers-only body
+    # When the fast path reads it, Then it is accepted as the strict path would
+    fast = assert_fast_path_agrees(body)
+    assert fast == ("accepted", np.float64, rows, Parameters(probabilities))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"instances":[[1,2,3]],"instances":[[1,2,3]]}',  # duplicate key
+        b'{"instances":[[1,2,3]],"parameters":{"probabilities":true,"probabilities":false}}',
+        b'{"instances":[[1,NaN,3]]}',
+        b'{"instances":[[1,Infinity,3]]}',
+        b'{"instances":[[1,-Infinity,3]]}',
+        b'\xef\xbb\xbf{"instances":[[1,2,3]]}',  # BOM
+        b'{"instances":[[1,2,3]]}\xff',  # not UTF-8
+        b'{"instances":[[1,2,3\xff]]}',
+        b'{"instances":[[1,2]]}',  # a row too short
+        b'{"instances":[[1,2,3,4]]}',  # a row too long
+        b'{"instances":[[1,2,3],[1,2]]}',  # ragged
+        b'{"instances":[[1,2,3],[1,2,3],[1,2,3],[1,2,3],[1,2,3]]}',  # too many rows
+        b'{"instances":[]}',
+        b'{"instances":[[]]}',
+        b'{"instances":[[1,2,3],[]]}',
+        b'{"instances":[[1,true,3]]}',
+        b'{"instances":[[1,null,3]]}',
+        b'{"instances":[[1,"2",3]]}',
+        b'{"instances":[[1,[2],3]]}',  # nested array
+        b'{"instances":[[[1,2,3]]]}',
+        b'{"instances":[[1,{},3]]}',
+        b'{"instances":[[01,2,3]]}',  # leading zeros
+        b'{"instances":[[-01,2,3]]}',
+        b'{"instances":[[00,2,3]]}',
+        b'{"instances":[[1,2,3,]]}',  # trailing commas
+        b'{"instances":[[1,2,3],]}',
+        b'{"instances":[[1,,3]]}',
+        b'{"instances":[[+1,2,3]]}',  # what float() takes but JSON does not
+        b'{"instances":[[.5,2,3]]}',
+        b'{"instances":[[-.5,2,3]]}',
+        b'{"instances":[[5.,2,3]]}',
+        b'{"instances":[[5.e3,2,3]]}',
+        b'{"instances":[[1e,2,3]]}',
+        b'{"instances":[[1e+,2,3]]}',
+        b'{"instances":[[-,2,3]]}',
+        b'{"instances":[[--1,2,3]]}',
+        b'{"instances":[[1e-+5,2,3]]}',
+        b'{"instances":[[1.2.3,2,3]]}',
+        b'{"instances":[[1_0,2,3]]}',
+        b'{"instances":[[0x1,2,3]]}',
+        b'{"instances":[[1e999,2,3]]}',  # beyond float64
+        b'{"instances":[[-1e999,2,3]]}',
+        b'{"instances":[[1' + b"0" * 400 + b",2,3]]}",
+        b'{"instances":[[1' + b"0" * 5000 + b",2,3]]}",  # past Python's int digit limit
+        b'{"instances":[[1,2,3]],"tenant_id":"x"}',  # extra members
+        b'{"instances":[[1,2,3]],"parameters":{"probabilities":"true"}}',
+        b'{"instances":[[1,2,3]],"parameters":{"threshold":1}}',
+        b'{"parameters":{"probabilities":true},"instances":[[1,2,3]]}',  # left to the strict path
+        b'{"\\u0069nstances":[[1,2,3]]}',
+        b'{"instances":[[1,2,3]]',  # truncated
+        b'{"instances":[[1,2,3]]}}',
+        b'{"instances":[[1,2,3]]}x',
+        b'{"instances":[[1,\n2,3]]}',  # whitespace the fast path leaves to the strict path
+        b'{"instances":[[1 ,2,3]]}',
+        b'{"instances":[ [1,2,3]]}',
+        b'{"instances":[[1,2 3]]}',
+    ],
+)
+def test_fast_path_leaves_anything_else_to_the_strict_path(body: bytes) -> None:
+    # Given a body the fast path must not accept (refused, or accepted only by the strict path)
+    # When the fast path reads it, Then it declines, and validate_request answers as the strict path
+    assert fast_outcome(body) is None
+    assert_fast_path_agrees(body)
