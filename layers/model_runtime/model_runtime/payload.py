@@ -199,28 +199,16 @@ def _reject_first(positions: Iterable[int | tuple[int, ...]]) -> NoReturn:
 
 # The frame around the rows; each space stands for optional JSON whitespace (RFC 8259 2).
 _WS = rb"[ \t\n\r]*"
-_HEAD = re.compile(rb' { "instances" : \['.replace(b" ", _WS))
+_HEAD = re.compile(rb' \{ "instances" : \['.replace(b" ", _WS))
 _TAIL = re.compile(
     rb' (?: , "parameters" : \{ (?: "probabilities" : (true|false) )? \} )? \} '.replace(b" ", _WS)
 )
 
 # Each byte of the rows becomes its class; "-" is dropped first (the parser places it, see below).
 _SEP, _ZERO, _DIGIT, _DOT, _EXP, _PLUS, _OTHER = range(7)
+_MEMBERS = {b",\n": _SEP, b"0": _ZERO, b"123456789": _DIGIT, b".": _DOT, b"eE": _EXP, b"+": _PLUS}
 _CLASS_OF = bytes(
-    _SEP
-    if byte in b",\n"
-    else _ZERO
-    if byte == ord("0")
-    else _DIGIT
-    if byte in b"123456789"
-    else _DOT
-    if byte == ord(".")
-    else _EXP
-    if byte in b"eE"
-    else _PLUS
-    if byte == ord("+")
-    else _OTHER
-    for byte in range(256)
+    next((c for members, c in _MEMBERS.items() if byte in members), _OTHER) for byte in range(256)
 )
 
 
