@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +80,7 @@ class Stack:
 
     @property
     def runtime(self) -> PredictRuntime:
-        """The state the handlers use now (a test may install a fresh one: `fresh_runtime`)."""
+        """The state the handlers use now (a test may install a fresh one: `use_runtime`)."""
         return current_runtime()
 
     def tenant(self, tenant_id: str) -> Tenant:
@@ -152,10 +152,3 @@ def s3_calls(demo: Stack) -> list[str]:
     client = demo.runtime.s3
     client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
     return calls
-
-
-@pytest.fixture
-def fresh_runtime(monkeypatch: pytest.MonkeyPatch) -> Callable[[], PredictRuntime]:
-    """Installs a new container's state in the handlers (settings read from the environment now)
-    and returns it: what a test calls after changing a setting, or to start a cold container."""
-    return lambda: use_runtime(monkeypatch=monkeypatch)
