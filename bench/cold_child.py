@@ -123,7 +123,7 @@ def setup(kind: str) -> dict[str, Any]:
         "login_event": login_event("alice", os.environ["BENCH_PASSWORD"]),
         "row": row,
         "model_path": str(MODELS_DIR / model_file),
-        "password_hash": password_hash,
+        "stored_hash": password_hash,
         "password": os.environ["BENCH_PASSWORD"],
     }
 
@@ -159,7 +159,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         prepared["t_imported"] = time.perf_counter_ns()
         hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
         return {
-            "status": 200 if hasher.verify(prepared["password_hash"], prepared["password"]) else 401,
+            "status": 200 if hasher.verify(prepared["stored_hash"], prepared["password"]) else 401,
             "body": {},
         }
     if kind == "authorizer":

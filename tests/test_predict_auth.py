@@ -122,7 +122,7 @@ def set_tenant_attribute(stack: Stack, tenant_id: str, name: str, value: dict[st
 
 
 class Clock:
-    """Stands in for `time.monotonic` inside `model_runtime.store`, so the mapping TTL can pass."""
+    """Stands in for `time.monotonic` inside `model_runtime.ttl_cache`, so the mapping TTL can pass."""
 
     def __init__(self) -> None:
         self.now = time.monotonic()

@@ -1,7 +1,7 @@
 """Predict when DynamoDB, S3 or KMS fail: a retryable 503 that names nothing, and a quick recovery.
 
-The faults are raised by the very boto3 clients the code uses (the cached ones in
-`model_runtime.aws`), with the error shapes botocore produces, and their messages deliberately
+The faults are raised by the very boto3 clients the code uses (the ones the handlers' `Runtime`
+holds), with the error shapes botocore produces, and their messages deliberately
 carry the table, bucket and key names, so a test fails if any of that reaches the client.
 """
 
@@ -99,7 +99,7 @@ StartOutage = Callable[[Any, str, Exception, Callable[..., bool]], Outage]
 
 @pytest.fixture
 def outage(monkeypatch: pytest.MonkeyPatch) -> StartOutage:
-    """Starts an outage on a cached client of `model_runtime.aws`, the one the code calls."""
+    """Starts an outage on a client of the handlers' `Runtime`, the one the code calls."""
 
     def start(client: Any, method: str, fault: Exception, when: Callable[..., bool]) -> Outage:
         started = Outage(client, method, fault, when)

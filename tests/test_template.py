@@ -85,7 +85,7 @@ def test_table_is_on_demand_encrypted_recoverable_and_expires_counters(resources
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["DeletionPolicy"] == "Retain"
-    # And TTL removes attempt counters by the attribute model_runtime.store writes
+    # And TTL removes attempt counters by the attribute model_runtime.table writes
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 

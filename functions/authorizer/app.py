@@ -28,11 +28,13 @@ from model_runtime.access import resolve_tenant
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.http import header
 from model_runtime.runtime import Runtime
+from model_runtime.settings import require_settings
 from model_runtime.tokens import Claims, bearer_token
 
 logger = Logger()
 metrics = Metrics()
-runtime = Runtime.from_environment()  # this container's state, built at init
+# This container's state, built at init; a malformed setting fails the init, naming the variable.
+runtime = Runtime(require_settings(logger))
 
 # The routes this authorizer guards, as the tail of an execute-api ARN (see `allowed_resource`).
 TENANT_ROUTES = "*/api/v1/*"
