@@ -19,7 +19,7 @@ import joblib
 import pytest
 import skops.io
 from model_runtime import table, ttl_cache
-from model_runtime.models import ModelCache, load_verified, sha256_hex
+from model_runtime.models import ModelCache, fetch_model_object, load_verified, sha256_hex
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -358,6 +358,14 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
 # --- the cache bound --------------------------------------------------------------------------------
 
 
+def cache_of(max_bytes: int) -> ModelCache:
+    """A model cache of its own, fetching through the handlers' S3 client (counted by `s3_calls`)."""
+    runtime = current_runtime()
+    return ModelCache(
+        max_bytes, lambda tenant: fetch_model_object(runtime.s3, runtime.settings.model_bucket, tenant)
+    )
+
+
 @pytest.fixture
 def small_tenants(demo: Stack) -> dict[str, table.Tenant]:
     """tenant-a (MODEL_A), tenant-c and tenant-d (same bytes), tenant-b (MODEL_B, larger)."""
@@ -372,7 +380,7 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
     small_tenants: dict[str, table.Tenant],
 ) -> None:
     # Given a bound that holds two of the small models but not three
-    cache = ModelCache(max_bytes=2 * COST_A + COST_A // 2)
+    cache = cache_of(2 * COST_A + COST_A // 2)
     a, c, d = small_tenants["tenant-a"], small_tenants["tenant-c"], small_tenants["tenant-d"]
     # When tenants a and c are served, then a again (so c is the least recently used), then d
     for tenant in (a, c, a, d):
@@ -390,7 +398,7 @@ def test_cache_bound_holds_across_mixed_sizes(
     small_tenants: dict[str, table.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound smaller than the sum of all four tenants' models
-    cache = ModelCache(max_bytes=COST_B + 2 * COST_A)
+    cache = cache_of(COST_B + 2 * COST_A)
     order = ["tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-b", "tenant-a", "tenant-c"]
     # When they are served in turn
     for tenant_id in order:
@@ -409,7 +417,7 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
     small_tenants: dict[str, table.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound that holds the small models but not tenant-b's, with tenant-a cached
-    cache = ModelCache(max_bytes=COST_B - 1)
+    cache = cache_of(COST_B - 1)
     a, b = small_tenants["tenant-a"], small_tenants["tenant-b"]
     cache.get(a)
     # When tenant-b is served twice
@@ -426,7 +434,7 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
 
 def test_cache_is_keyed_by_tenant_and_digest(small_tenants: dict[str, table.Tenant]) -> None:
     # Given two tenants whose mappings pin the very same bytes
-    cache = ModelCache(max_bytes=10 * COST_B)
+    cache = cache_of(10 * COST_B)
     a, c = small_tenants["tenant-a"], small_tenants["tenant-c"]
     assert a.model_sha256 == c.model_sha256
     # When both are served
