@@ -1,14 +1,19 @@
-"""The runtime package's structure: no import cycle, and no global configuration changed by an
-import."""
+"""The runtime package's structure: no import cycle, no global configuration changed by an
+import, and a container's state in one object (`runtime.Runtime`) that nothing else shares."""
 
 from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from model_runtime.models import PredictRuntime
+
+from inferctl.target import configure
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "layers" / "model_runtime" / "model_runtime"
@@ -101,3 +106,27 @@ def test_importing_the_modules_leaves_sklearn_configuration_unchanged() -> None:
     assert completed.returncode == 0, completed.stderr[-3000:]
     # Then importing the runtime, the model modules and the operator CLI changed none of it
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"same": True, "changed": []}
+
+
+def test_a_runtime_creates_nothing_until_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a container's state built from the environment, outside any AWS mock
+    monkeypatch.setenv("MAPPING_TTL_SECONDS", "7")
+    runtime = PredictRuntime.from_environment()
+    # Then it read the settings, and created no session, client, table, token or model cache yet
+    assert runtime.settings.mapping_ttl_seconds == 7
+    assert not {"session", "dynamodb", "s3", "kms", "table", "tokens", "models"} & set(vars(runtime))
+    # And two containers share nothing
+    other = PredictRuntime.from_environment()
+    assert other.tenants is not runtime.tenants and other.tokens is not runtime.tokens
+
+
+def test_inferctl_builds_its_own_runtime_without_touching_the_environment() -> None:
+    # Given the functions' environment
+    before = dict(os.environ)
+    # When the CLI resolves explicit resources and a region
+    target = configure(table="t", bucket="b", key_id="k", region="eu-west-1")
+    # Then its runtime uses them, and the environment (so any function's settings) is unchanged
+    settings = target.runtime.settings
+    assert (settings.table_name, settings.model_bucket, settings.signing_key_id) == ("t", "b", "k")
+    assert target.runtime.session.region_name == "eu-west-1"
+    assert dict(os.environ) == before
