@@ -86,42 +86,18 @@ def setup(kind: str) -> dict[str, Any]:
     digest = hashlib.sha256(onnx_bytes).hexdigest()
     key = f"models/tenant-a/{digest}.onnx"
     session.client("s3").put_object(Bucket=names.bucket, Key=key, Body=onnx_bytes)
-    dynamodb = session.client("dynamodb")
-    dynamodb.put_item(
-        TableName=names.table_name,
-        Item={
-            "pk": {"S": "tenant#tenant-a"},
-            "tenant_id": {"S": "tenant-a"},
-            "model_key": {"S": key},
-            "model_sha256": {"S": digest},
-            "model_format": {"S": "onnx"},
-            "n_features": {"N": str(facts["n_features"])},
-            "max_batch": {"N": "1000"},
-            "classes_json": {"S": json.dumps(facts["classes"])},
-            "sklearn_version": {"S": ""},
-            "status": {"S": "active"},
-            "tokens_not_before": {"N": "0"},
-            "updated_at": {"N": str(int(time.time()))},
-            "api_key": {"S": "bench-api-key-0123456789abcdef"},
-        },
-    )
+    from model_runtime.runtime import Runtime
+    from model_runtime.settings import read_settings
+    from model_runtime.table import ACTIVE, ModelPin, Tenant, TenantChange, User
+
+    state = Runtime(read_settings(), session=session)
+    now = int(time.time())
+    pin = ModelPin(key, digest, "onnx", facts["n_features"], tuple(facts["classes"]), "")
+    state.table.create_tenant(Tenant.new("tenant-a", pin, 1000, now))
+    state.table.update_tenant("tenant-a", TenantChange(api_key="bench-api-key-0123456789abcdef"), now)
     password_hash = os.environ["BENCH_PASSWORD_HASH"]
-    dynamodb.put_item(
-        TableName=names.table_name,
-        Item={
-            "pk": {"S": "user#alice"},
-            "username": {"S": "alice"},
-            "tenant_id": {"S": "tenant-a"},
-            "password_hash": {"S": password_hash},
-            "roles": {"L": [{"S": "predict"}]},
-            "status": {"S": "active"},
-            "created_at": {"N": str(int(time.time()))},
-        },
-    )
-
-    from model_runtime.tokens import issue_token
-
-    token = issue_token("alice", "tenant-a").access_token
+    state.table.create_user(User("alice", "tenant-a", password_hash, ("predict",), ACTIVE, now))
+    token = state.tokens.issue("alice", "tenant-a").access_token
     public_key_der = session.client("kms").get_public_key(KeyId=names.key_id)["PublicKey"]
     for name in [m for m in sys.modules if m.split(".")[0] in ("model_runtime", "jwt")]:
         del sys.modules[name]
@@ -147,7 +123,7 @@ def setup(kind: str) -> dict[str, Any]:
         "login_event": login_event("alice", os.environ["BENCH_PASSWORD"]),
         "row": row,
         "model_path": str(MODELS_DIR / model_file),
-        "password_hash": password_hash,
+        "stored_hash": password_hash,
         "password": os.environ["BENCH_PASSWORD"],
     }
 
@@ -183,7 +159,7 @@ def timed(kind: str, prepared: dict[str, Any]) -> dict[str, Any]:
         prepared["t_imported"] = time.perf_counter_ns()
         hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
         return {
-            "status": 200 if hasher.verify(prepared["password_hash"], prepared["password"]) else 401,
+            "status": 200 if hasher.verify(prepared["stored_hash"], prepared["password"]) else 401,
             "body": {},
         }
     if kind == "authorizer":

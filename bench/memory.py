@@ -110,9 +110,14 @@ def _peak_rss() -> int:
 
 
 def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
-    from model_runtime.models import model_cache  # noqa: PLC0415
-
-    from bench.stack import instances_body, moto_stack, predict_event, predict_handler, token_for  # noqa: PLC0415
+    from bench.stack import (  # noqa: PLC0415
+        instances_body,
+        moto_stack,
+        predict_event,
+        predict_handler,
+        runtime,
+        token_for,
+    )
     from bench.timing import quiet_stdout  # noqa: PLC0415
     from bench.warm import _context  # noqa: PLC0415
     from inferctl.onboarding import put_model  # noqa: PLC0415
@@ -128,7 +133,7 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
         events = []
         for i in range(tenants):
             tenant_id = f"tenant-{i:03d}"
-            put_model(tenant_id, data, 1000, new_tenant=True, filename="forest.onnx")
+            put_model(runtime(), tenant_id, data, 1000, new_tenant=True, filename="forest.onnx")
             events.append(predict_event(token_for(f"user{i}", tenant_id), body))
         with quiet_stdout():
             for _ in range(5):
@@ -142,7 +147,7 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
                     assert lambda_handler(event, context)["statusCode"] == 200
                     requests += 1
         peak = _peak_rss()
-        cache = model_cache()
+        cache = runtime().models
         return {
             "tenants": tenants,
             "model_bytes": len(data),

@@ -2,10 +2,11 @@
 
 Resources come from `template.yaml` (`local.resources`), the function's environment is the
 template's (Globals merged, `!Ref`s resolved), tenants are onboarded with the operator's own code
-(`inferctl.onboarding`) and tokens are issued by the login function's code (`tokens.issue_token`,
-KMS `Sign` in moto). Two bench-only settings: X-Ray tracing is off (there is no daemon), and
-moto keeps S3 objects on disk rather than in this process's memory (the memory benchmark would
-otherwise count the "S3 service" as the function's own RSS).
+(`inferctl.onboarding`) and tokens are issued by the login function's code (`Tokens.issue`, KMS
+`Sign` in moto); each `moto_stack` gives the handlers a fresh container's state (`fresh_runtime`).
+Two bench-only settings: X-Ray tracing is off (there is no daemon), and moto keeps S3 objects on
+disk rather than in this process's memory (the memory benchmark would otherwise count the "S3
+service" as the function's own RSS).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import MODELS_DIR, REPO_ROOT
+
+if TYPE_CHECKING:
+    from model_runtime.models import PredictRuntime
 
 REGION = "us-east-1"
 STACK_NAME = "bench"
@@ -91,52 +95,54 @@ def moto_stack(
             names, stack_name=STACK_NAME, region=REGION, parameter_overrides=parameter_overrides
         )[function]
         os.environ.update(environment)
-        reset_runtime_caches()
+        fresh_runtime()
         yield Stack(names.table_name, names.bucket, names.key_id)
-    reset_runtime_caches()
+    fresh_runtime()
 
 
-def reset_runtime_caches() -> None:
-    """A fresh container: settings, clients, mappings, keys and models forgotten."""
+def fresh_runtime() -> PredictRuntime:
+    """A fresh container for the handlers: settings, clients, mappings, keys and models forgotten."""
     from bench import peers  # noqa: PLC0415
-    from tests.support import reset_runtime_caches as reset  # noqa: PLC0415
+    from tests.support import use_runtime  # noqa: PLC0415
 
-    reset()
     peers.reset_load_per_request()
+    return use_runtime()
+
+
+def runtime() -> PredictRuntime:
+    """The state the handlers use now."""
+    from tests.support import current_runtime  # noqa: PLC0415
+
+    return current_runtime()
 
 
 def onboard_demo_tenants() -> dict[str, str]:
     """Alice (model A) and Bob (model B) as an operator onboards them (trusted pickles, served as
     ONNX); returns name -> the S3 key of the original pickle, for the load-per-request peer."""
-    from model_runtime import aws, store  # noqa: PLC0415
-    from model_runtime.settings import get_settings  # noqa: PLC0415
-
     from inferctl.onboarding import create_user, put_model  # noqa: PLC0415
 
+    state = runtime()
     keys = {}
     for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
         data = (MODELS_DIR / model_file).read_bytes()
-        put_model(tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
-        create_user(username, password, tenant_id)
-        assert store.get_tenant(tenant_id) is not None
+        put_model(state, tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
+        create_user(state, username, password, tenant_id)
+        assert state.table.get_tenant(tenant_id) is not None
         keys[name] = f"peers/{model_file}"
-        aws.s3().put_object(Bucket=get_settings().model_bucket, Key=keys[name], Body=data)
+        state.s3.put_object(Bucket=state.settings.model_bucket, Key=keys[name], Body=data)
     return keys
 
 
 def token_for(username: str, tenant_id: str) -> str:
-    from model_runtime.tokens import issue_token  # noqa: PLC0415
-
-    return issue_token(username, tenant_id).access_token
+    return runtime().tokens.issue(username, tenant_id).access_token
 
 
 def clear_mapping_caches() -> None:
     """Forget cached tenant mappings and the key ring (not keys or models), so the next call
     refreshes them and the following `MAPPING_TTL_SECONDS` are guaranteed AWS-free."""
-    from model_runtime import store  # noqa: PLC0415
-
-    store.tenants.clear()
-    store.keyrings.clear()
+    state = runtime()
+    state.tenants.clear()
+    state.keyrings.clear()
 
 
 def predict_event(token: str, body: str) -> dict[str, Any]:

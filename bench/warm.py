@@ -31,6 +31,7 @@ from bench.stack import (
     onboard_demo_tenants,
     predict_event,
     predict_handler,
+    runtime,
     sample_rows,
     token_for,
 )
@@ -41,9 +42,9 @@ UNSEEN_TOKEN = "ours_unseen_token"
 
 
 def _with_unseen_token(lambda_handler: Callable[..., Any], event: Any, context: Any) -> Any:
-    from model_runtime import tokens  # noqa: PLC0415
+    from functions.predict import app  # noqa: PLC0415
 
-    tokens.verified_tokens.clear()
+    app.runtime.tokens.verified.clear()
     return lambda_handler(event, context)
 
 
@@ -201,14 +202,12 @@ def rejection_bodies(max_body_bytes: int, max_batch: int) -> dict[str, tuple[str
 
 def run_rejections(plan: Plan) -> list[RejectionRow]:
     lambda_handler = predict_handler()
-    from model_runtime.settings import get_settings  # noqa: PLC0415
-
     context = _context()
     with moto_stack():
         onboard_demo_tenants()
         username, _, tenant_id, _ = DEMO_TENANTS["A"]
         token = token_for(username, tenant_id)
-        bodies = rejection_bodies(get_settings().max_body_bytes, 1000)
+        bodies = rejection_bodies(runtime().settings.max_body_bytes, 1000)
         events = {case: predict_event(token, body) for case, (_, _, body) in bodies.items()}
         with quiet_stdout():
             for case, (_, status, _) in bodies.items():
@@ -283,12 +282,9 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
     """Each step of ours on the warm path, timed alone (model A, batch 1), next to the whole
     handler and the singleton. What the steps do not add up to is the framework: Powertools'
     decorators, routing and response building."""
-    from model_runtime import store  # noqa: PLC0415
+    from model_runtime.access import resolve_tenant  # noqa: PLC0415
     from model_runtime.http import json_response, raw_body  # noqa: PLC0415
-    from model_runtime.models import model_cache  # noqa: PLC0415
     from model_runtime.payload import validate_instances  # noqa: PLC0415
-    from model_runtime.settings import get_settings  # noqa: PLC0415
-    from model_runtime.tokens import verify_token  # noqa: PLC0415
 
     lambda_handler = predict_handler()
     from functions.predict import app as predict_app  # noqa: PLC0415 - imported by predict_handler
@@ -304,21 +300,22 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
             lambda_handler(event, context)
             clear_mapping_caches()
             lambda_handler(event, context)
-        body = raw_body(event, get_settings().max_body_bytes)
-        claims = verify_token(token)
-        tenant = store.resolve_tenant(claims)
+        state = runtime()
+        body = raw_body(event, state.settings.max_body_bytes)
+        claims = state.tokens.verify(token)
+        tenant = resolve_tenant(state, claims)
         rows = validate_instances(body, tenant.n_features, tenant.max_batch)
-        model = model_cache().get(tenant)
+        model = state.models.get(tenant)
         predictions = model.predict(rows)
         steps: dict[str, Callable[[], Any]] = {
             "lambda_handler (whole)": partial(lambda_handler, event, context),
             "app.resolve (no decorators)": partial(predict_app.app.resolve, event),
             "singleton handler": partial(peers.singleton_handler, event, context),
-            "raw_body": partial(raw_body, event, get_settings().max_body_bytes),
-            "verify_token": partial(verify_token, token),
-            "resolve_tenant": partial(store.resolve_tenant, claims),
+            "raw_body": partial(raw_body, event, state.settings.max_body_bytes),
+            "verify_token": partial(state.tokens.verify, token),
+            "resolve_tenant": partial(resolve_tenant, state, claims),
             "validate_instances": partial(validate_instances, body, tenant.n_features, tenant.max_batch),
-            "model_cache().get": lambda: model_cache().get(tenant),
+            "runtime.models.get": lambda: state.models.get(tenant),
             "model.predict (list)": lambda: model.predict(rows),
             "json_response": partial(
                 json_response, 200, {"predictions": predictions, "model_version": tenant.model_version}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from model_runtime.settings import get_settings
+from model_runtime.tokens import SIGNING_KEY_TAG
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
@@ -57,7 +57,7 @@ def _describe(facts: onboarding.ModelFacts) -> str:
     )
 
 
-def _put_model(args: argparse.Namespace, *, new_tenant: bool) -> onboarding.ModelFacts:
+def _put_model(args: argparse.Namespace, target: Target, *, new_tenant: bool) -> onboarding.ModelFacts:
     data = _read_model(args.model)
     sample = None
     if args.sample:
@@ -66,6 +66,7 @@ def _put_model(args: argparse.Namespace, *, new_tenant: bool) -> onboarding.Mode
         except RegistrationError as error:
             raise OnboardingError(str(error)) from None
     return onboarding.put_model(
+        target.runtime,
         args.tenant_id,
         data,
         args.max_batch,
@@ -83,11 +84,13 @@ def _when(epoch: int) -> str:
 def create_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
     stack = usage_plans.stack_name(target.stack_name)
-    plan_id = usage_plans.plan_for(stack, args.tier) if stack else None  # checked before any write
-    facts = _put_model(args, new_tenant=True)
+    plan_id = (
+        usage_plans.plan_for(target.runtime, stack, args.tier) if stack else None
+    )  # checked before any write
+    facts = _put_model(args, target, new_tenant=True)
     console.say(f"created tenant {args.tenant_id}: {_describe(facts)}, max batch {args.max_batch}")
     if stack:
-        usage_plans.issue_api_key(args.tenant_id, stack, args.tier, plan_id)
+        usage_plans.issue_api_key(target.runtime, args.tenant_id, stack, args.tier, plan_id)
         console.say(f"tenant {args.tenant_id} is on the {args.tier} tier (its API key is on that usage plan)")
     else:
         console.say(
@@ -98,16 +101,16 @@ def create_tenant(args: argparse.Namespace, target: Target, console: Console) ->
 
 def publish_model(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    facts = _put_model(args, new_tenant=False)
+    facts = _put_model(args, target, new_tenant=False)
     console.say(
         f"published {_describe(facts)} for tenant {args.tenant_id}; "
-        f"served within {get_settings().mapping_ttl_seconds} s"
+        f"served within {target.runtime.settings.mapping_ttl_seconds} s"
     )
 
 
 def list_versions(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    versions = onboarding.list_versions(args.tenant_id)
+    versions = onboarding.list_versions(target.runtime, args.tenant_id)
     if args.json:
         console.say(json.dumps([asdict(version) for version in versions], indent=2))
         return
@@ -125,10 +128,11 @@ def list_versions(args: argparse.Namespace, target: Target, console: Console) ->
 
 def rollback(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    version = onboarding.rollback(args.tenant_id, args.to)
+    version = onboarding.rollback(target.runtime, args.tenant_id, args.to)
     console.say(
         f"tenant {args.tenant_id} now serves model {version.sha256[:12]} ({version.model_format}, "
-        f"registered {_when(version.registered_at)}); served within {get_settings().mapping_ttl_seconds} s"
+        f"registered {_when(version.registered_at)}); "
+        f"served within {target.runtime.settings.mapping_ttl_seconds} s"
     )
 
 
@@ -145,20 +149,21 @@ def _password(args: argparse.Namespace, console: Console) -> str:
 
 def create_user(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    onboarding.create_user(args.username, _password(args, console), args.tenant)
+    onboarding.create_user(target.runtime, args.username, _password(args, console), args.tenant)
     console.say(f"created user {args.username} in tenant {args.tenant}")
 
 
 def _user_status(active: bool) -> Command:
     def run(args: argparse.Namespace, target: Target, console: Console) -> None:
         target.require_table()
-        onboarding.set_user_status(args.username, active=active)
+        onboarding.set_user_status(target.runtime, args.username, active=active)
         if active:
             console.say(f"enabled user {args.username}")
         else:
             console.say(
                 f"disabled user {args.username}: no new logins; tokens already issued stay valid until "
-                f"they expire (at most {get_settings().token_ttl_seconds} s) unless you revoke-tokens"
+                f"they expire (at most {target.runtime.settings.token_ttl_seconds} s) "
+                "unless you revoke-tokens"
             )
 
     return run
@@ -167,10 +172,11 @@ def _user_status(active: bool) -> Command:
 def _tenant_status(active: bool) -> Command:
     def run(args: argparse.Namespace, target: Target, console: Console) -> None:
         target.require_table()
-        onboarding.set_tenant_status(args.tenant_id, active=active)
+        onboarding.set_tenant_status(target.runtime, args.tenant_id, active=active)
         state = "enabled" if active else "disabled"
         console.say(
-            f"{state} tenant {args.tenant_id}; effective within {get_settings().mapping_ttl_seconds} s"
+            f"{state} tenant {args.tenant_id}; "
+            f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
         )
 
     return run
@@ -178,10 +184,10 @@ def _tenant_status(active: bool) -> Command:
 
 def revoke_tokens(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    not_before = onboarding.revoke_tokens(args.tenant_id)
+    not_before = onboarding.revoke_tokens(target.runtime, args.tenant_id)
     console.say(
         f"revoked tenant {args.tenant_id}'s tokens issued before {_when(not_before)}; "
-        f"effective within {get_settings().mapping_ttl_seconds} s"
+        f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
     )
 
 
@@ -193,7 +199,7 @@ def _print_table(console: Console, header: Sequence[str], rows: list[list[str]])
 
 def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    tenants = onboarding.list_tenants()
+    tenants = onboarding.list_tenants(target.runtime)
     if args.json:
         console.say(json.dumps([asdict(tenant) for tenant in tenants], indent=2))
         return
@@ -227,7 +233,7 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
 
 def list_users(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    users = onboarding.list_users(args.tenant)
+    users = onboarding.list_users(target.runtime, args.tenant)
     if args.json:
         console.say(json.dumps([asdict(user) for user in users], indent=2))
         return
@@ -238,26 +244,27 @@ def list_users(args: argparse.Namespace, target: Target, console: Console) -> No
 def rotate_signing_key(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
     rotation = signing_keys.rotate_signing_key(
+        target.runtime,
         args.tag_value or target.stack_name,
         force=args.force,
         progress=lambda line: console.say(line + " (Ctrl-C leaves it staged; finish-rotation drops it)"),
     )
-    ready = _when(signing_keys.earliest_finish(rotation.rotated_at))
+    ready = _when(signing_keys.earliest_finish(target.runtime, rotation.rotated_at))
     console.say(
-        f"rotated: {rotation.new_key_id} (tag {signing_keys.SIGNING_KEY_TAG}={rotation.tag_value}) signs new "
+        f"rotated: {rotation.new_key_id} (tag {SIGNING_KEY_TAG}={rotation.tag_value}) signs new "
         f"tokens; {rotation.previous_key_id} still verifies. Run finish-rotation after {ready}."
     )
 
 
 def finish_rotation(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    dropped = signing_keys.finish_rotation(args.retire, force=args.force)
+    dropped = signing_keys.finish_rotation(target.runtime, args.retire, force=args.force)
     if not dropped:
         console.say("nothing to finish: only the active key verifies")
         return
     console.say(
         f"retired {', '.join(dropped)}: tokens it signed are refused within "
-        f"{get_settings().mapping_ttl_seconds} s. The KMS key still exists; schedule its deletion "
+        f"{target.runtime.settings.mapping_ttl_seconds} s. The KMS key still exists; schedule its deletion "
         "when you no longer need it (aws kms schedule-key-deletion)."
     )
 
@@ -267,17 +274,17 @@ def set_tier(args: argparse.Namespace, target: Target, console: Console) -> None
     stack = usage_plans.stack_name(target.stack_name)
     if not stack:
         raise OnboardingError(f"no stack: pass --stack NAME or set {usage_plans.STACK_VARIABLE}")
-    change = usage_plans.set_tier(args.tenant_id, stack, args.tier)
+    change = usage_plans.set_tier(target.runtime, args.tenant_id, stack, args.tier)
     created = " (API key created)" if change.key_created else ""
     console.say(
         f"tenant {change.tenant_id}: tier {change.previous_tier or '-'} -> {change.tier}{created}; "
-        f"the gateway applies it within {get_settings().mapping_ttl_seconds} s"
+        f"the gateway applies it within {target.runtime.settings.mapping_ttl_seconds} s"
     )
 
 
 def create_client(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    new = machine_clients.create_client(args.tenant_id)
+    new = machine_clients.create_client(target.runtime, args.tenant_id)
     if args.json:
         console.say(json.dumps({"client_id": new.client_id, "client_secret": new.client_secret}))
         return
@@ -289,16 +296,16 @@ def create_client(args: argparse.Namespace, target: Target, console: Console) ->
 
 def revoke_client(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    machine_clients.revoke_client(args.client_id)
+    machine_clients.revoke_client(target.runtime, args.client_id)
     console.say(
         f"revoked client {args.client_id}: no new tokens, and its issued tokens are refused within "
-        f"{get_settings().mapping_ttl_seconds} s"
+        f"{target.runtime.settings.mapping_ttl_seconds} s"
     )
 
 
 def list_clients(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    clients = machine_clients.list_clients(args.tenant)
+    clients = machine_clients.list_clients(target.runtime, args.tenant)
     if args.json:
         console.say(json.dumps([asdict(client) for client in clients], indent=2))
         return
@@ -470,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
         "rotate-signing-key",
         rotate_signing_key,
         "create a new KMS signing key and make it active",
-        "Create a KMS RSA_2048 SIGN_VERIFY key tagged inference-signing-key=<stack name> (what the "
+        f"Create a KMS RSA_2048 SIGN_VERIFY key tagged {SIGNING_KEY_TAG}=<stack name> (what the "
         "functions' IAM policies match), add it to the key ring, wait one mapping TTL so every "
         "container trusts it, then sign with it. The previous key keeps verifying until finish-rotation.",
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 from model_runtime.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
 from model_runtime.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
+from model_runtime.table import ModelRecord
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 PROBABILITY_TOLERANCE = 1e-5
@@ -67,19 +68,21 @@ class Registration:
     has_probabilities: bool
     probe: Probe
 
-    def record(self, sha256: str, registered_at: int) -> dict[str, Any]:
+    def record(self, sha256: str, registered_at: int) -> ModelRecord:
         """The registration record stored beside the model (`list-versions`, `rollback`)."""
-        return {
-            "sha256": sha256,
-            "format": self.model_format,
-            "source_format": self.source_format,
-            "n_features": self.n_features,
-            "classes": self.classes,
-            "sklearn_version": self.sklearn_version,
-            "has_probabilities": self.has_probabilities,
-            "registered_at": registered_at,
-            "probe": asdict(self.probe),
-        }
+        return ModelRecord(
+            sha256=sha256,
+            model_format=self.model_format,
+            source_format=self.source_format,
+            n_features=self.n_features,
+            classes=tuple(self.classes),
+            sklearn_version=self.sklearn_version,
+            has_probabilities=self.has_probabilities,
+            registered_at=registered_at,
+            probe_rows=self.probe.rows,
+            probe_disagreements=self.probe.disagreements,
+            probe_source=self.probe.source,
+        )
 
 
 def source_format(filename: str, data: bytes) -> str:

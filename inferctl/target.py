@@ -1,42 +1,52 @@
 """Which table, bucket and key the CLI works on: a deployed stack, or explicit names.
 
-The CLI reuses the functions' own data access (`model_runtime`), which reads its resources
-from the environment (`model_runtime.settings`), so the resolved names are exported there. The
-endpoint is boto3's own business: `AWS_ENDPOINT_URL` points every client at moto or any other
-AWS-compatible endpoint, exactly as for the functions.
+The CLI reuses the functions' own data access: it builds a `model_runtime.runtime.Runtime` of
+its own from the resolved names (explicit names, else the stack's outputs, else the functions'
+environment variables), without writing the environment. The endpoint is boto3's own business:
+`AWS_ENDPOINT_URL` points every client at moto or any other AWS-compatible endpoint, exactly as
+for the functions.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import boto3
 from botocore.exceptions import ClientError
-from model_runtime import aws
-from model_runtime.settings import get_settings
+from model_runtime.runtime import Runtime
+from model_runtime.settings import read_settings
 
 from inferctl.onboarding import OnboardingError
 
-# stack output -> the environment variable the functions (and so model_runtime) read
+# stack output -> the setting (`model_runtime.settings.Settings`) it names
 STACK_OUTPUTS = {
-    "TableName": "TABLE_NAME",
-    "ModelBucketName": "MODEL_BUCKET",
-    "SigningKeyId": "SIGNING_KEY_ID",
+    "TableName": "table_name",
+    "ModelBucketName": "model_bucket",
+    "SigningKeyId": "signing_key_id",
 }
 # stack parameters that decide how long rotations and revocations take to reach every container
 STACK_PARAMETERS = {
-    "TokenTtlSeconds": "TOKEN_TTL_SECONDS",
-    "MappingTtlSeconds": "MAPPING_TTL_SECONDS",
+    "TokenTtlSeconds": "token_ttl_seconds",
+    "MappingTtlSeconds": "mapping_ttl_seconds",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     stack_name: str | None
-    table_name: str
-    bucket: str
-    key_id: str
+    runtime: Runtime
+
+    @property
+    def table_name(self) -> str:
+        return self.runtime.settings.table_name
+
+    @property
+    def bucket(self) -> str:
+        return self.runtime.settings.model_bucket
+
+    @property
+    def key_id(self) -> str:
+        return self.runtime.settings.signing_key_id
 
     def require_table(self) -> None:
         if not self.table_name:
@@ -48,8 +58,8 @@ class Target:
             raise OnboardingError("no model bucket: pass --stack NAME or --bucket, or set MODEL_BUCKET")
 
 
-def _from_stack(stack_name: str) -> dict[str, str]:
-    client = boto3.session.Session().client("cloudformation")
+def _from_stack(session: boto3.session.Session, stack_name: str) -> dict[str, str | int]:
+    client = session.client("cloudformation")
     try:
         stack = client.describe_stacks(StackName=stack_name)["Stacks"][0]
     except ClientError as error:
@@ -58,11 +68,11 @@ def _from_stack(stack_name: str) -> dict[str, str]:
     missing = sorted(set(STACK_OUTPUTS) - set(outputs))
     if missing:
         raise OnboardingError(f"stack {stack_name!r} has no output(s) {', '.join(missing)}")
-    values = {variable: outputs[output] for output, variable in STACK_OUTPUTS.items()}
+    values: dict[str, str | int] = {name: outputs[output] for output, name in STACK_OUTPUTS.items()}
     for parameter in stack.get("Parameters", []):
-        variable = STACK_PARAMETERS.get(parameter["ParameterKey"])
-        if variable and parameter.get("ParameterValue"):
-            values[variable] = parameter["ParameterValue"]
+        name = STACK_PARAMETERS.get(parameter["ParameterKey"])
+        if name and parameter.get("ParameterValue"):
+            values[name] = int(parameter["ParameterValue"])
     return values
 
 
@@ -75,14 +85,10 @@ def configure(
     region: str | None = None,
 ) -> Target:
     """Resolve the resources (explicit names win over the stack's outputs, which win over the
-    environment) and point `model_runtime` at them."""
-    if region:
-        os.environ["AWS_DEFAULT_REGION"] = region
-    values = _from_stack(stack) if stack else {}
-    explicit = {"TABLE_NAME": table, "MODEL_BUCKET": bucket, "SIGNING_KEY_ID": key_id}
+    environment) and build the CLI's own `Runtime` on them."""
+    session = boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    values = _from_stack(session, stack) if stack else {}
+    explicit = {"table_name": table, "model_bucket": bucket, "signing_key_id": key_id}
     values |= {name: value for name, value in explicit.items() if value}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    aws.reset_clients()
-    settings = get_settings()
-    return Target(stack, settings.table_name, settings.model_bucket, settings.signing_key_id)
+    settings = replace(read_settings(), **values)  # type: ignore[arg-type]
+    return Target(stack, Runtime(settings, session=session))

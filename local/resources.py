@@ -21,10 +21,8 @@ from samcli.yamlhelper import yaml_parse
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 
+
 # The tag the functions' IAM policies match to find the operator's signing keys.
-SIGNING_KEY_TAG = "inference-signing-key"
-
-
 @dataclass(frozen=True)
 class ResourceNames:
     table_name: str

@@ -46,7 +46,7 @@ OAUTH_ERROR_CODES = frozenset(
 from model_runtime.credentials import USERNAME_PATTERN  # noqa: E402
 from model_runtime.http import SECURITY_HEADERS, Router, problem  # noqa: E402
 from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: E402
-from model_runtime.settings import Settings, get_settings  # noqa: E402
+from model_runtime.settings import Settings, read_settings  # noqa: E402
 from model_runtime.tokens import ALGORITHM  # noqa: E402
 
 from functions.login import app as login  # noqa: E402
@@ -64,12 +64,10 @@ def code_defaults() -> Settings:
     try:
         for name in ("MAX_BODY_BYTES", "TOKEN_TTL_SECONDS", "LOCKOUT_THRESHOLD", "LOCKOUT_SECONDS"):
             os.environ.pop(name, None)
-        get_settings.cache_clear()
-        return get_settings()
+        return read_settings()
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        get_settings.cache_clear()
 
 
 # --- errors: status, title and extra headers from the domain exceptions ----------------------

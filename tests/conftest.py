@@ -25,7 +25,8 @@ os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 
 import boto3
 import pytest
-from model_runtime import aws, store, tokens
+from model_runtime.models import PredictRuntime
+from model_runtime.table import Tenant
 from moto import mock_aws
 
 from inferctl.onboarding import create_user, put_model
@@ -33,7 +34,8 @@ from tests.support import (
     REPO_ROOT,
     FakeLambdaContext,
     create_resources_from_template,
-    reset_runtime_caches,
+    current_runtime,
+    use_runtime,
 )
 
 EVENTS_DIR = REPO_ROOT / "events"
@@ -45,7 +47,7 @@ BOB = ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl")
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fake credentials, no endpoint overrides, no real network, fresh per-container caches."""
+    """Fake credentials, no endpoint overrides, no real network, a fresh container's state."""
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -54,9 +56,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "InferenceApiTest")
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "test")
-    reset_runtime_caches()
+    use_runtime(monkeypatch=monkeypatch)
     yield
-    reset_runtime_caches()
 
 
 @pytest.fixture(autouse=True)
@@ -77,8 +78,13 @@ class Stack:
     bucket: str
     key_id: str
 
-    def tenant(self, tenant_id: str) -> store.Tenant:
-        tenant = store.get_tenant(tenant_id)
+    @property
+    def runtime(self) -> PredictRuntime:
+        """The state the handlers use now (a test may install a fresh one: `use_runtime`)."""
+        return current_runtime()
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.runtime.table.get_tenant(tenant_id)
         assert tenant is not None
         return tenant
 
@@ -91,15 +97,16 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("TABLE_NAME", names.table_name)
         monkeypatch.setenv("MODEL_BUCKET", names.bucket)
         monkeypatch.setenv("SIGNING_KEY_ID", names.key_id)
-        reset_runtime_caches()
+        use_runtime(monkeypatch=monkeypatch)
         yield Stack(names.table_name, names.bucket, names.key_id)
 
 
 def onboard(username: str, password: str, tenant_id: str, model_file: str, max_batch: int = 1000) -> None:
     """Onboard as the operator does the demo models: trusted pickles, converted to ONNX."""
     data = (MODELS_DIR / model_file).read_bytes()
-    put_model(tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
-    create_user(username, password, tenant_id)
+    runtime = current_runtime()
+    put_model(runtime, tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
+    create_user(runtime, username, password, tenant_id)
 
 
 @pytest.fixture
@@ -125,7 +132,7 @@ def load_event(name: str, **replacements: str) -> dict[str, Any]:
 
 
 def token_for(username: str, tenant_id: str, now: int | None = None) -> str:
-    return tokens.issue_token(username, tenant_id, now).access_token
+    return current_runtime().tokens.issue(username, tenant_id, now).access_token
 
 
 @pytest.fixture
@@ -142,6 +149,6 @@ def bob_token(demo: Stack) -> str:
 def s3_calls(demo: Stack) -> list[str]:
     """Every S3 operation the code under test makes, by name."""
     calls: list[str] = []
-    client = aws.s3()
+    client = demo.runtime.s3
     client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
     return calls

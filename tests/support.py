@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from model_runtime import aws, store, tokens
-from model_runtime.models import model_cache
-from model_runtime.settings import get_settings
+from model_runtime.models import PredictRuntime
 
 # Moved to local/ (the local stack builds the same resources); re-exported for the tests.
 from local.resources import ResourceNames, create_resources_from_template, template_resources  # noqa: F401
@@ -48,16 +47,35 @@ class FakeLambdaContext:
         return 10_000
 
 
-def reset_runtime_caches() -> None:
-    """What a fresh Lambda container would have: no settings, clients, mappings, keys or models."""
-    get_settings.cache_clear()
-    aws.reset_clients()
-    store.tenants.clear()
-    store.keyrings.clear()
-    model_cache.cache_clear()
-    tokens.verified_tokens.clear()
-    for cached in (tokens._public_key_der, tokens.key_kid, tokens._load_public_key):
-        cached.cache_clear()
+# The handler modules, each with its module-level `runtime` (built at import, Lambda's init).
+HANDLER_MODULES = ("functions.login.app", "functions.predict.app", "functions.authorizer.app")
+
+
+class _Patcher(Protocol):
+    def setattr(self, target: Any, name: str, value: Any) -> None: ...
+
+
+def use_runtime(runtime: PredictRuntime | None = None, monkeypatch: _Patcher | None = None) -> PredictRuntime:
+    """Give every handler module a fresh container's state (settings read from the environment
+    now, no client, mapping, key, token or model yet) and return it: one object for the three
+    functions, as the per-process globals were. With `monkeypatch`, undone after the test."""
+    import importlib  # noqa: PLC0415
+
+    fresh = runtime or PredictRuntime.from_environment()
+    for name in HANDLER_MODULES:
+        module = sys.modules.get(name) or importlib.import_module(name)
+        if monkeypatch is None:
+            module.runtime = fresh  # type: ignore[attr-defined]
+        else:
+            monkeypatch.setattr(module, "runtime", fresh)
+    return fresh
+
+
+def current_runtime() -> PredictRuntime:
+    """The state the handlers use now (`use_runtime`)."""
+    from functions.predict import app  # noqa: PLC0415
+
+    return app.runtime
 
 
 # --- handler responses -----------------------------------------------------------------------

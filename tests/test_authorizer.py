@@ -17,7 +17,6 @@ from typing import Any
 
 import boto3
 import pytest
-from model_runtime import aws, store
 
 from functions.authorizer import app as authorizer_app
 from functions.predict import app as predict_app
@@ -26,7 +25,7 @@ from inferctl.onboarding import revoke_tokens, set_tenant_status
 from local.resources import create_usage_plans_from_template
 from tests.attack.forge import assemble, b64url, parts
 from tests.conftest import Stack, load_event, token_for
-from tests.support import REPO_ROOT, FakeLambdaContext, assert_problem, reset_runtime_caches
+from tests.support import REPO_ROOT, FakeLambdaContext, assert_problem, current_runtime, use_runtime
 
 STACK = "test"  # the stack name the `stack` fixture's resources stand for
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:1234567890/live/POST/api/v1/predict"
@@ -43,7 +42,7 @@ def tiers(demo: Stack, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def cli(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     code = inferctl(list(argv), stdout=out)
-    reset_runtime_caches()
+    use_runtime()
     return code, out.getvalue()
 
 
@@ -86,7 +85,7 @@ def assert_unauthorized(token: str | None) -> None:
 
 def test_valid_token_is_allowed_with_the_tenants_key_and_id(keyed: dict[str, str]) -> None:
     # Given alice's valid token, and tenant-a's API key on the standard plan
-    tenant = store.get_tenant("tenant-a")
+    tenant = current_runtime().table.get_tenant("tenant-a")
     assert tenant is not None and tenant.api_key and tenant.usage_tier == "standard"
     # When the gateway asks the authorizer about a predict request
     result = authorize(token_for("alice", "tenant-a"))
@@ -145,8 +144,8 @@ def test_forged_expired_or_missing_tokens_are_401(keyed: dict[str, str], case: s
 def test_revoked_tokens_are_401(keyed: dict[str, str]) -> None:
     # Given alice's token, then an operator revoking every token of tenant-a
     token = token_for("alice", "tenant-a")
-    revoke_tokens("tenant-a")
-    reset_runtime_caches()
+    revoke_tokens(current_runtime(), "tenant-a")
+    use_runtime()
     # Then the authorizer refuses it like any bad token
     assert_unauthorized(token)
 
@@ -159,15 +158,15 @@ def assert_denied(result: dict[str, Any]) -> None:
 
 def test_a_tenant_without_an_api_key_is_denied(keyed: dict[str, str]) -> None:
     # Given bob's valid token, and tenant-b onboarded without an API key
-    tenant = store.get_tenant("tenant-b")
+    tenant = current_runtime().table.get_tenant("tenant-b")
     assert tenant is not None and not tenant.api_key
     # Then the request is denied (403), never served unmetered
     assert_denied(authorize(token_for("bob", "tenant-b")))
 
 
 def test_a_disabled_tenant_is_denied(keyed: dict[str, str]) -> None:
-    set_tenant_status("tenant-a", active=False)
-    reset_runtime_caches()
+    set_tenant_status(current_runtime(), "tenant-a", active=False)
+    use_runtime()
     assert_denied(authorize(token_for("alice", "tenant-a")))
 
 
@@ -211,9 +210,9 @@ def test_create_tenant_gives_the_tenant_a_key_on_its_tier(tiers: dict[str, str])
     )
     # Then its mapping records a key, and that key is on the premium plan only
     assert code == 0 and "premium tier" in out
-    item = aws.dynamodb().get_item(TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "tenant#tenant-c"}})[
-        "Item"
-    ]
+    item = current_runtime().dynamodb.get_item(
+        TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "tenant#tenant-c"}}
+    )["Item"]
     assert item["usage_tier"] == {"S": "premium"}
     assert plans_of(item["api_key_id"]["S"]) == {tiers["premium"]}
     key = apigateway().get_api_key(apiKey=item["api_key_id"]["S"], includeValue=True)
@@ -222,9 +221,9 @@ def test_create_tenant_gives_the_tenant_a_key_on_its_tier(tiers: dict[str, str])
 
 def test_set_tier_moves_the_key_between_plans(keyed: dict[str, str]) -> None:
     # Given tenant-a on the standard tier
-    before = store.get_tenant("tenant-a")
+    before = current_runtime().table.get_tenant("tenant-a")
     assert before is not None
-    key_id = aws.dynamodb().get_item(
+    key_id = current_runtime().dynamodb.get_item(
         TableName=os.environ["TABLE_NAME"], Key={"pk": {"S": "tenant#tenant-a"}}
     )["Item"]["api_key_id"]["S"]
     # When the operator moves it to premium
@@ -232,7 +231,7 @@ def test_set_tier_moves_the_key_between_plans(keyed: dict[str, str]) -> None:
     # Then its key (the same key: cached authorizer answers stay right) is on the premium plan only
     assert code == 0 and "standard -> premium" in out
     assert plans_of(key_id) == {keyed["premium"]}
-    after = store.get_tenant("tenant-a")
+    after = current_runtime().table.get_tenant("tenant-a")
     assert after is not None and after.usage_tier == "premium" and after.api_key == before.api_key
     # And moving it back works the same way
     assert cli("set-tier", "tenant-a", "standard")[0] == 0
@@ -242,7 +241,7 @@ def test_set_tier_moves_the_key_between_plans(keyed: dict[str, str]) -> None:
 def test_unknown_tier_or_tenant_is_refused_and_writes_nothing(
     keyed: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    items_before = aws.dynamodb().scan(TableName=os.environ["TABLE_NAME"])["Items"]
+    items_before = current_runtime().dynamodb.scan(TableName=os.environ["TABLE_NAME"])["Items"]
     assert cli("set-tier", "tenant-a", "gold")[0] == 1
     assert "no usage plan for tier 'gold'" in capsys.readouterr().err
     assert cli("set-tier", "tenant-zz", "premium")[0] == 1
@@ -251,7 +250,7 @@ def test_unknown_tier_or_tenant_is_refused_and_writes_nothing(
     code, _ = cli("create-tenant", "tenant-d", "--model", model, "--trust-pickle", "--tier", "gold")
     assert code == 1
     assert "no usage plan for tier 'gold'" in capsys.readouterr().err
-    assert aws.dynamodb().scan(TableName=os.environ["TABLE_NAME"])["Items"] == items_before
+    assert current_runtime().dynamodb.scan(TableName=os.environ["TABLE_NAME"])["Items"] == items_before
 
 
 def test_set_tier_needs_a_stack(
@@ -290,8 +289,9 @@ with mock_aws():
     dynamodb.put_item(TableName="imports-test", Item={
         "pk": {"S": "tenant#tenant-a"}, "status": {"S": "active"}, "api_key": {"S": "k" * 40},
     })
-    from model_runtime.tokens import issue_token
-    token = issue_token("alice", "tenant-a").access_token
+    from model_runtime.runtime import Runtime
+    handler.runtime = Runtime.from_environment()  # the init ran before moto's key existed
+    token = handler.runtime.tokens.issue("alice", "tenant-a").access_token
     with open(event_path) as file:
         event = json.load(file)
     event["headers"]["Authorization"] = "Bearer " + token

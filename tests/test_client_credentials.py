@@ -16,9 +16,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
-from model_runtime import aws, store
-from model_runtime.settings import get_settings
-from model_runtime.tokens import verify_token
+from model_runtime import table
+from model_runtime.access import reserve_login_attempt
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -27,7 +26,13 @@ from functions.predict import app as predict_app
 from inferctl.cli import main as inferctl
 from inferctl.onboarding import set_tenant_status
 from tests.conftest import Stack, load_event
-from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
+from tests.support import (
+    FakeLambdaContext,
+    assert_problem,
+    assert_security_headers,
+    current_runtime,
+    response_header,
+)
 
 TOKEN_URL = "https://api.example/api/v1/auth/token"
 LOCKOUT_THRESHOLD = 5
@@ -85,9 +90,9 @@ def test_create_client_stores_only_a_digest_of_a_high_entropy_secret(demo: Stack
     # Then the secret is long and random (256 bits, URL-safe base64) and never stored as such
     assert len(client_secret) >= 43
     assert client_secret != create_client("tenant-a")[1]
-    items = aws.dynamodb().scan(TableName=demo.table_name)["Items"]
+    items = current_runtime().dynamodb.scan(TableName=demo.table_name)["Items"]
     assert client_secret not in json.dumps(items)
-    stored = store.get_client(client_id)
+    stored = current_runtime().table.get_client(client_id)
     assert stored is not None and stored.tenant_id == "tenant-a" and stored.active
     assert len(stored.secret_sha256) == 64
 
@@ -122,7 +127,7 @@ def test_client_credentials_issue_a_token_of_the_clients_tenant(machine: tuple[s
     assert response["statusCode"] == 200, response["body"]
     body = json.loads(response["body"])
     assert set(body) == {"access_token", "token_type", "expires_in"} and body["token_type"] == "Bearer"
-    claims = verify_token(body["access_token"])
+    claims = current_runtime().tokens.verify(body["access_token"])
     assert claims.subject == client_id and claims.tenant_id == "tenant-a"
 
 
@@ -151,7 +156,7 @@ def test_wrong_secret_unknown_and_revoked_clients_get_one_answer(
 
 def test_a_disabled_tenants_client_is_refused(machine: tuple[str, str]) -> None:
     client_id, client_secret = machine
-    set_tenant_status("tenant-a", active=False)
+    set_tenant_status(current_runtime(), "tenant-a", active=False)
     assert_invalid_client(client_token(client_id, client_secret))
 
 
@@ -203,9 +208,9 @@ def test_client_authentication_locks_out_like_logins(machine: tuple[str, str]) -
     # Then it must wait: 429 with Retry-After, still an invalid_client for OAuth clients
     assert_problem(response, 429, oauth_error="invalid_client")
     retry_after = response_header(response, "Retry-After")
-    assert retry_after is not None and 1 <= int(retry_after) <= get_settings().lockout_seconds
+    assert retry_after is not None and 1 <= int(retry_after) <= current_runtime().settings.lockout_seconds
     # And the counter lives in the client namespace, so a username cannot be locked through it
-    assert store.attempts_pk(store.client_subject(client_id)) == f"attempts#client:{client_id}"
+    assert table.attempts_pk(table.client_subject(client_id)) == f"attempts#client:{client_id}"
 
 
 def test_success_clears_the_clients_failures(machine: tuple[str, str]) -> None:
@@ -220,14 +225,16 @@ def test_success_clears_the_clients_failures(machine: tuple[str, str]) -> None:
 
 def test_reserve_login_attempt_counts_before_the_check_and_restarts_after_the_window(demo: Stack) -> None:
     now = 1_800_000_000
-    seconds = get_settings().lockout_seconds
+    seconds = current_runtime().settings.lockout_seconds
     # Given the threshold of reserved attempts, each allowed
-    assert [store.reserve_login_attempt("client:x", now) for _ in range(LOCKOUT_THRESHOLD)] == [0] * 5
+    assert [reserve_login_attempt(current_runtime(), "client:x", now) for _ in range(LOCKOUT_THRESHOLD)] == [
+        0
+    ] * 5
     # Then the next one waits for the rest of the window
-    assert store.reserve_login_attempt("client:x", now + 10) == seconds - 10
+    assert reserve_login_attempt(current_runtime(), "client:x", now + 10) == seconds - 10
     # And once the window has passed (the counter not yet deleted by TTL), counting restarts
-    assert store.reserve_login_attempt("client:x", now + seconds) == 0
-    assert store.reserve_login_attempt("client:x", now + seconds + 1) == 0
+    assert reserve_login_attempt(current_runtime(), "client:x", now + seconds) == 0
+    assert reserve_login_attempt(current_runtime(), "client:x", now + seconds + 1) == 0
 
 
 def test_the_lockout_decision_is_made_by_conditional_writes_not_by_a_read(
@@ -235,10 +242,12 @@ def test_the_lockout_decision_is_made_by_conditional_writes_not_by_a_read(
 ) -> None:
     # Given every read of the counter answering "no counter": what a check-then-write design sees
     # when parallel attempts all read before any of them writes
-    monkeypatch.setattr(store, "_get", lambda *_, **__: None)
+    monkeypatch.setattr(current_runtime().table, "get_attempts", lambda *_, **__: None)
     now = 1_800_000_000
     # When more attempts than the threshold arrive
-    waits = [store.reserve_login_attempt("client:raced", now) for _ in range(LOCKOUT_THRESHOLD + 2)]
+    waits = [
+        reserve_login_attempt(current_runtime(), "client:raced", now) for _ in range(LOCKOUT_THRESHOLD + 2)
+    ]
     # Then only the threshold goes ahead: the conditional UpdateItem / PutItem refuse the rest
     assert waits[:LOCKOUT_THRESHOLD] == [0] * LOCKOUT_THRESHOLD
     assert all(wait > 0 for wait in waits[LOCKOUT_THRESHOLD:])
@@ -294,12 +303,12 @@ def test_authlib_gets_a_client_credentials_token(machine: tuple[str, str]) -> No
     )
     token = session.fetch_token(TOKEN_URL, grant_type="client_credentials")
     assert token["token_type"] == "Bearer"
-    assert verify_token(token["access_token"]).tenant_id == "tenant-a"
+    assert current_runtime().tokens.verify(token["access_token"]).tenant_id == "tenant-a"
 
 
 def test_authlib_gets_a_password_token(demo: Stack) -> None:
     token = oauth_session().fetch_token(TOKEN_URL, username="alice", password="alice-local-demo")
-    assert verify_token(token["access_token"]).subject == "alice"
+    assert current_runtime().tokens.verify(token["access_token"]).subject == "alice"
 
 
 def lock_out(username: str) -> None:
@@ -387,7 +396,7 @@ def test_revoking_a_client_cuts_its_issued_tokens(
     assert predict_app.lambda_handler(event, FakeLambdaContext())["statusCode"] == 200
     # When the operator revokes the client, and the mapping TTL passes (the cached mapping expires)
     assert inferctl(["revoke-client", client_id], stdout=io.StringIO()) == 0
-    store.tenants.clear()
+    current_runtime().tenants.clear()
     # Then predict refuses the token it still holds
     response = predict_app.lambda_handler(event, FakeLambdaContext())
     assert_problem(response, 401)

@@ -23,11 +23,11 @@ import pytest
 import sklearn
 import sklearn.base
 import skops.io
-from model_runtime import aws, store, tokens
+from model_runtime.access import resolve_tenant
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.models import sha256_hex
 from model_runtime.passwords import verify_password
-from model_runtime.store import KEYRING_PK, user_pk
+from model_runtime.table import KEYRING_PK, user_pk
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from inferctl import signing_keys
@@ -36,7 +36,7 @@ from inferctl.onboarding import revoke_tokens
 from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
 from tests.conftest import MODELS_DIR, Stack, token_for
-from tests.support import reset_runtime_caches
+from tests.support import current_runtime, use_runtime
 
 # --- helpers ---------------------------------------------------------------------------------
 
@@ -56,7 +56,7 @@ def inferctl(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
         out = io.StringIO()
         code = main(list(argv), stdin=io.StringIO(stdin), stdout=out)
         err = capsys.readouterr().err
-        reset_runtime_caches()  # what the request path sees next is what the table now holds
+        use_runtime()  # what the request path sees next is what the table now holds
         return Run(code, out.getvalue(), err)
 
     yield run
@@ -81,8 +81,8 @@ def model_file(tmp_path: Path, model: Any, name: str = "model.skops") -> Path:
 
 def world(stack: Stack) -> tuple[list[str], list[str]]:
     """Every table item and every S3 key: what a failed command must leave unchanged."""
-    items = aws.dynamodb().scan(TableName=stack.table_name)["Items"]
-    objects = aws.s3().list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    items = current_runtime().dynamodb.scan(TableName=stack.table_name)["Items"]
+    objects = current_runtime().s3.list_objects_v2(Bucket=stack.bucket).get("Contents", [])
     return sorted(json.dumps(item, sort_keys=True) for item in items), sorted(o["Key"] for o in objects)
 
 
@@ -106,7 +106,7 @@ def test_create_tenant_pins_what_the_model_says(stack: Stack, inferctl: Any, tmp
     # Then the mapping pins the ONNX conversion's digest and the model's own facts
     assert run.code == 0, run.err
     tenant = stack.tenant("tenant-c")
-    served = aws.s3().get_object(Bucket=stack.bucket, Key=tenant.model_key)["Body"].read()
+    served = current_runtime().s3.get_object(Bucket=stack.bucket, Key=tenant.model_key)["Body"].read()
     assert tenant.model_sha256 == sha256_hex(served)
     assert tenant.model_key == f"models/tenant-c/{tenant.model_sha256}.onnx"
     assert (tenant.n_features, tenant.classes, tenant.max_batch) == (3, ("cat", "dog"), 50)
@@ -235,7 +235,7 @@ def test_publish_model_changes_the_model_and_keeps_status_and_revocation(
         before.max_batch,
     )
     # And the previous version's object is still there (content-addressed, never overwritten)
-    assert aws.s3().head_object(Bucket=demo.bucket, Key=before.model_key)
+    assert current_runtime().s3.head_object(Bucket=demo.bucket, Key=before.model_key)
 
 
 def test_publish_model_can_change_max_batch(demo: Stack, inferctl: Any) -> None:
@@ -266,10 +266,12 @@ def test_create_user_reads_the_password_from_stdin_and_stores_only_a_hash(demo: 
     )
     # Then the user belongs to tenant-a and the stored hash verifies that password (newline stripped)
     assert run.code == 0, run.err
-    user = store.get_user("carol")
+    user = current_runtime().table.get_user("carol")
     assert user is not None and user.tenant_id == "tenant-a" and user.active
     assert verify_password(user.password_hash, "carol-password-1")
-    item = aws.dynamodb().get_item(TableName=demo.table_name, Key={"pk": {"S": user_pk("carol")}})["Item"]
+    item = current_runtime().dynamodb.get_item(
+        TableName=demo.table_name, Key={"pk": {"S": user_pk("carol")}}
+    )["Item"]
     assert "carol-password-1" not in json.dumps(item)
 
 
@@ -288,7 +290,7 @@ def test_create_user_without_a_terminal_or_stdin_flag_is_refused(demo: Stack, in
     run = inferctl("create-user", "carol", "--tenant", "tenant-a", stdin="carol-password-1\n")
     # Then the CLI refuses rather than reading a password it did not prompt for
     assert_refused(run, "--password-stdin")
-    assert store.get_user("carol") is None
+    assert current_runtime().table.get_user("carol") is None
 
 
 def test_create_user_prompts_twice_and_refuses_a_mismatch(
@@ -304,7 +306,7 @@ def test_create_user_prompts_twice_and_refuses_a_mismatch(
     # Then it is refused and no user exists
     assert code == 1
     assert "do not match" in capsys.readouterr().err
-    assert store.get_user("carol") is None
+    assert current_runtime().table.get_user("carol") is None
 
 
 @pytest.mark.parametrize(
@@ -334,11 +336,11 @@ def test_disable_and_enable_user(demo: Stack, inferctl: Any) -> None:
     # Given alice, active
     # When she is disabled, then enabled again
     assert inferctl("disable-user", "alice").code == 0
-    disabled = store.get_user("alice")
+    disabled = current_runtime().table.get_user("alice")
     assert inferctl("enable-user", "alice").code == 0
     # Then her status follows (the login function refuses a user that is not active)
     assert disabled is not None and not disabled.active
-    enabled = store.get_user("alice")
+    enabled = current_runtime().table.get_user("alice")
     assert enabled is not None and enabled.active
 
 
@@ -350,10 +352,15 @@ def test_disable_and_enable_tenant(demo: Stack, inferctl: Any) -> None:
     assert run.code == 0, run.err
     assert not demo.tenant("tenant-b").active
     with pytest.raises(Forbidden):
-        store.resolve_tenant(tokens.verify_token(token_for("bob", "tenant-b")))
+        resolve_tenant(current_runtime(), current_runtime().tokens.verify(token_for("bob", "tenant-b")))
     # And enabling it serves it again
     assert inferctl("enable-tenant", "tenant-b").code == 0
-    assert store.resolve_tenant(tokens.verify_token(token_for("bob", "tenant-b"))).tenant_id == "tenant-b"
+    assert (
+        resolve_tenant(
+            current_runtime(), current_runtime().tokens.verify(token_for("bob", "tenant-b"))
+        ).tenant_id
+        == "tenant-b"
+    )
 
 
 @pytest.mark.parametrize(
@@ -380,26 +387,31 @@ def test_unknown_names_are_refused_and_not_created(
 
 def test_revoke_tokens_refuses_every_token_issued_so_far(demo: Stack, inferctl: Any) -> None:
     # Given a token bob got just now (same second as the revocation, the edge case)
-    claims = tokens.verify_token(token_for("bob", "tenant-b"))
-    assert store.resolve_tenant(claims).tenant_id == "tenant-b"
+    claims = current_runtime().tokens.verify(token_for("bob", "tenant-b"))
+    assert resolve_tenant(current_runtime(), claims).tenant_id == "tenant-b"
     # When the operator revokes tenant-b's tokens
     run = inferctl("revoke-tokens", "tenant-b")
     # Then that token is refused (401), and alice's tenant is untouched
     assert run.code == 0, run.err
     with pytest.raises(Unauthorized):
-        store.resolve_tenant(claims)
-    assert store.resolve_tenant(tokens.verify_token(token_for("alice", "tenant-a"))).tenant_id == "tenant-a"
+        resolve_tenant(current_runtime(), claims)
+    assert (
+        resolve_tenant(
+            current_runtime(), current_runtime().tokens.verify(token_for("alice", "tenant-a"))
+        ).tenant_id
+        == "tenant-a"
+    )
 
 
 def test_revocation_covers_a_token_issued_in_the_same_second(demo: Stack) -> None:
     # Given a token issued in the very second the operator then revokes (iat has whole seconds)
-    claims = tokens.verify_token(token_for("bob", "tenant-b"))
+    claims = current_runtime().tokens.verify(token_for("bob", "tenant-b"))
     # When the tenant's tokens are revoked in that second
-    revoke_tokens("tenant-b", now=claims.issued_at)
-    reset_runtime_caches()
+    revoke_tokens(current_runtime(), "tenant-b", now=claims.issued_at)
+    use_runtime()
     # Then that token is refused too
     with pytest.raises(Unauthorized):
-        store.resolve_tenant(claims)
+        resolve_tenant(current_runtime(), claims)
 
 
 # --- listings --------------------------------------------------------------------------------
@@ -449,12 +461,14 @@ def test_list_tenants(demo: Stack, inferctl: Any) -> None:
 def no_cache_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     """Key rings re-read on every request, and a rotation's wait of one cache lifetime is zero."""
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
-    reset_runtime_caches()
+    use_runtime()
 
 
 def keyring_item(stack: Stack) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
-        aws.dynamodb().get_item(TableName=stack.table_name, Key={"pk": {"S": KEYRING_PK}}).get("Item")
+        current_runtime()
+        .dynamodb.get_item(TableName=stack.table_name, Key={"pk": {"S": KEYRING_PK}})
+        .get("Item")
     )
     return item
 
@@ -468,20 +482,20 @@ def test_rotation_keeps_old_tokens_valid_and_signs_with_a_new_tagged_key(
     run = inferctl("rotate-signing-key")
     # Then a new RSA_2048 signing key, tagged like the template's (what the IAM policies match), is active
     assert run.code == 0, run.err
-    ring = store.get_keyring()
+    ring = current_runtime().table.get_keyring("")
     new_key = ring.active_key_id
     assert new_key != demo.key_id
     assert ring.verify_key_ids == (new_key, demo.key_id)
-    kms = aws.kms()
+    kms = current_runtime().kms
     metadata = kms.describe_key(KeyId=new_key)["KeyMetadata"]
     assert (metadata["KeySpec"], metadata["KeyUsage"]) == ("RSA_2048", "SIGN_VERIFY")
     tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=new_key)["Tags"]}
     assert tags == {"inference-signing-key": "test"}  # the fixture's stack name
     # And old tokens still verify while new ones are signed by the new key
-    assert tokens.verify_token(old_token).subject == "alice"
+    assert current_runtime().tokens.verify(old_token).subject == "alice"
     new_token = token_for("alice", "tenant-a")
-    assert tokens.verify_token(new_token).subject == "alice"
-    assert jwt.get_unverified_header(new_token)["kid"] == tokens.key_kid(new_key)
+    assert current_runtime().tokens.verify(new_token).subject == "alice"
+    assert jwt.get_unverified_header(new_token)["kid"] == current_runtime().tokens.key_kid(new_key)
 
 
 def test_rotation_stages_the_new_key_for_verification_before_signing_with_it(
@@ -491,15 +505,15 @@ def test_rotation_stages_the_new_key_for_verification_before_signing_with_it(
     seen: list[tuple[str, tuple[str, ...], str]] = []
 
     def observe_wait(_seconds: float) -> None:
-        ring = store.get_keyring()
+        ring = current_runtime().table.get_keyring("")
         kid = jwt.get_unverified_header(token_for("alice", "tenant-a"))["kid"]
         seen.append((ring.active_key_id, ring.verify_key_ids, kid))
 
     # When a rotation waits for the containers' caches
-    rotation = signing_keys.rotate_signing_key(sleep=observe_wait)
+    rotation = signing_keys.rotate_signing_key(current_runtime(), sleep=observe_wait)
     # Then during the wait the new key already verifies, but the old one still signs
     assert seen == [
-        (demo.key_id, (demo.key_id, rotation.new_key_id), tokens.key_kid(demo.key_id)),
+        (demo.key_id, (demo.key_id, rotation.new_key_id), current_runtime().tokens.key_kid(demo.key_id)),
     ]
 
 
@@ -521,20 +535,22 @@ def test_finish_rotation_waits_for_old_tokens_to_expire(
     forced = inferctl("finish-rotation", "--force")
     # Then only the new key verifies: old tokens are refused, new ones accepted
     assert forced.code == 0, forced.err
-    ring = store.get_keyring()
+    ring = current_runtime().table.get_keyring("")
     assert ring.verify_key_ids == (ring.active_key_id,)
     with pytest.raises(Unauthorized):
-        tokens.verify_token(old_token)
-    assert tokens.verify_token(token_for("bob", "tenant-b")).tenant_id == "tenant-b"
+        current_runtime().tokens.verify(old_token)
+    assert current_runtime().tokens.verify(token_for("bob", "tenant-b")).tenant_id == "tenant-b"
     # And a finished ring has nothing more to finish
     assert "nothing to finish" in inferctl("finish-rotation").out
 
 
 def test_finish_rotation_after_the_token_lifetime_needs_no_force(demo: Stack, no_cache_ttl: None) -> None:
     # Given a rotation
-    rotation = signing_keys.rotate_signing_key(sleep=lambda _: None)
+    rotation = signing_keys.rotate_signing_key(current_runtime(), sleep=lambda _: None)
     # When finish-rotation runs after token TTL + leeway + cache TTL have passed
-    dropped = signing_keys.finish_rotation(now=signing_keys.earliest_finish(rotation.rotated_at))
+    dropped = signing_keys.finish_rotation(
+        current_runtime(), now=signing_keys.earliest_finish(current_runtime(), rotation.rotated_at)
+    )
     # Then the previous key is dropped
     assert dropped == (demo.key_id,)
 
@@ -542,7 +558,7 @@ def test_finish_rotation_after_the_token_lifetime_needs_no_force(demo: Stack, no
 def test_the_active_key_cannot_be_retired(demo: Stack, inferctl: Any, no_cache_ttl: None) -> None:
     # Given a rotation
     assert inferctl("rotate-signing-key").code == 0
-    active = store.get_keyring().active_key_id
+    active = current_runtime().table.get_keyring("").active_key_id
     # When the operator tries to retire the active key, or a key that is not in the ring
     # Then both are refused
     assert_refused(inferctl("finish-rotation", "--retire", active, "--force"), "is the active signing key")
@@ -551,7 +567,7 @@ def test_the_active_key_cannot_be_retired(demo: Stack, inferctl: Any, no_cache_t
 
 def test_rotation_needs_a_tag_value(demo: Stack, inferctl: Any, no_cache_ttl: None) -> None:
     # Given an active key without the inference-signing-key tag
-    kms = aws.kms()
+    kms = current_runtime().kms
     kms.untag_resource(KeyId=demo.key_id, TagKeys=["inference-signing-key"])
     keys_before = kms.list_keys()["Keys"]
     # When the operator rotates without --tag-value or --stack
@@ -561,7 +577,7 @@ def test_rotation_needs_a_tag_value(demo: Stack, inferctl: Any, no_cache_ttl: No
     assert kms.list_keys()["Keys"] == keys_before
     # And with --tag-value the new key carries it
     assert inferctl("rotate-signing-key", "--tag-value", "prod").code == 0
-    new_key = store.get_keyring().active_key_id
+    new_key = current_runtime().table.get_keyring("").active_key_id
     assert kms.list_resource_tags(KeyId=new_key)["Tags"] == [
         {"TagKey": "inference-signing-key", "TagValue": "prod"}
     ]
@@ -607,7 +623,7 @@ def test_stack_outputs_name_the_resources(
     assert created.code == 0, created.err
     assert "within 7 s" in disabled.out  # the stack's MappingTtlSeconds
     monkeypatch.setenv("TABLE_NAME", demo.table_name)
-    reset_runtime_caches()
+    use_runtime()
     assert not demo.tenant("tenant-c").active
 
 

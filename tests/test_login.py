@@ -21,8 +21,7 @@ import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
-from model_runtime import aws, store
-from model_runtime.settings import get_settings
+from model_runtime import table
 from moto.dynamodb.models import DynamoDBBackend
 from samcli.yamlhelper import yaml_parse
 
@@ -33,7 +32,9 @@ from tests.support import (
     FakeLambdaContext,
     assert_problem,
     assert_security_headers,
+    current_runtime,
     response_header,
+    use_runtime,
 )
 
 ALICE_PASSWORD = "alice-local-demo"
@@ -84,10 +85,10 @@ def route_event(method: str, path: str) -> dict[str, Any]:
 
 def attempts_item(username: str) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
-        aws.dynamodb()
-        .get_item(
-            TableName=get_settings().table_name,
-            Key={"pk": {"S": store.attempts_pk(username)}},
+        current_runtime()
+        .dynamodb.get_item(
+            TableName=current_runtime().settings.table_name,
+            Key={"pk": {"S": table.attempts_pk(username)}},
             ConsistentRead=True,
         )
         .get("Item")
@@ -128,7 +129,9 @@ def argon2_calls(demo: Stack, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def dynamodb_calls(demo: Stack) -> list[str]:
     """Every DynamoDB operation the code under test makes, by name."""
     calls: list[str] = []
-    aws.dynamodb().meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    current_runtime().dynamodb.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
     return calls
 
 
@@ -214,7 +217,7 @@ def test_token_ttl_comes_from_settings(
 ) -> None:
     # Given an operator who set TokenTtlSeconds to 120
     monkeypatch.setenv("TOKEN_TTL_SECONDS", "120")
-    get_settings.cache_clear()
+    use_runtime()
     # When alice logs in
     body = json.loads(invoke(load_event("login_success"), context)["body"])
     # Then both the response and the token say 120 seconds
@@ -242,7 +245,7 @@ def test_wrong_password_and_unknown_user_are_indistinguishable(
     assert response_header(wrong_password, "WWW-Authenticate") == 'Basic realm="inference", charset="UTF-8"'
     # And both paths ran one argon2 verification with the same cost parameters: the unknown
     # user's against a decoy hash, so the time taken does not reveal which usernames exist
-    alice = store.get_user("alice")
+    alice = current_runtime().table.get_user("alice")
     assert alice is not None
     assert len(argon2_calls) == 2
     assert argon2_calls[0] == alice.password_hash
@@ -288,7 +291,7 @@ def assert_locked_out(response: dict[str, Any], max_wait: int = LOCKOUT_SECONDS)
 
 def test_defaults_match_the_template_parameters() -> None:
     # Given no lockout, TTL, issuer or audience settings in the environment
-    settings = get_settings()
+    settings = current_runtime().settings
     parameters = yaml_parse(TEMPLATE.read_text())["Parameters"]
     # Then the defaults are the template's, and the ones the rest of this file relies on
     assert settings.lockout_threshold == parameters["LockoutThreshold"]["Default"] == LOCKOUT_THRESHOLD
@@ -359,7 +362,7 @@ def test_lockout_threshold_and_cool_down_come_from_settings(
     # Given an operator who set LockoutThreshold=2 and LockoutSeconds=60
     monkeypatch.setenv("LOCKOUT_THRESHOLD", "2")
     monkeypatch.setenv("LOCKOUT_SECONDS", "60")
-    get_settings.cache_clear()
+    use_runtime()
     # When bob fails twice
     assert [login(context, "bob", "wrong-guess")["statusCode"] for _ in range(2)] == [401, 401]
     # Then the third attempt is locked for at most 60 seconds, and after 60 seconds it works
@@ -599,7 +602,7 @@ def test_logs_never_contain_password_hash_or_token(
     # Then the log lines were written (so this test can see them) ...
     assert '"token issued"' in logs and '"login refused"' in logs
     # ... and none holds a password, the stored hash or any part of the token
-    alice = store.get_user("alice")
+    alice = current_runtime().table.get_user("alice")
     assert alice is not None
     secrets = [ALICE_PASSWORD, "wrong-guess", "canary-password", alice.password_hash, token]
     secrets += alice.password_hash.split("$")[-2:]  # salt and digest on their own
@@ -648,7 +651,7 @@ def test_aws_fault_is_503_without_resource_names(
 ) -> None:
     # Given DynamoDB or KMS failing, with an error message that names the resource
     service, method, event_name = fault
-    client = aws.dynamodb() if service == "dynamodb" else aws.kms()
+    client = current_runtime().dynamodb if service == "dynamodb" else current_runtime().kms
     message = f"Rate exceeded for {demo.table_name} and {demo.key_id}"
     monkeypatch.setattr(client, method, throttled(method, message))
     # When a login or JWKS request needs it

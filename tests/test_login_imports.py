@@ -59,8 +59,8 @@ if mode == "serve":
         )
         key = boto3.client("kms").create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
         os.environ.update(TABLE_NAME="imports-test", SIGNING_KEY_ID=key["KeyMetadata"]["KeyId"])
-        from model_runtime.settings import get_settings
-        get_settings.cache_clear()  # read at import, before moto's key existed
+        from model_runtime.runtime import Runtime
+        handler_module.runtime = Runtime.from_environment()  # init ran before moto's key existed
         tenant = {"pk": {"S": "tenant#tenant-a"}, "status": {"S": "active"}}
         dynamodb.put_item(TableName="imports-test", Item=tenant)
         dynamodb.put_item(TableName="imports-test", Item={

@@ -18,9 +18,8 @@ from typing import Any
 import joblib
 import pytest
 import skops.io
-from model_runtime import aws, store
-from model_runtime.models import ModelCache, load_verified, model_cache, sha256_hex
-from model_runtime.settings import get_settings
+from model_runtime import table, ttl_cache
+from model_runtime.models import ModelCache, fetch_model_object, load_verified, sha256_hex
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -32,8 +31,10 @@ from tests.support import (
     FakeLambdaContext,
     assert_problem,
     assert_security_headers,
+    current_runtime,
     response_header,
     served_bytes,
+    use_runtime,
 )
 
 MODEL_A = served_bytes("model_user_a.pkl")  # ONNX, 4 features
@@ -67,7 +68,7 @@ def malicious_pickle(marker: pathlib.Path) -> bytes:
     return buffer.getvalue()
 
 
-def assert_generic_503(response: dict[str, Any], stack: Stack, tenant: store.Tenant) -> None:
+def assert_generic_503(response: dict[str, Any], stack: Stack, tenant: table.Tenant) -> None:
     """A 503 problem that tells the client nothing about where or why."""
     problem = assert_problem(response, 503)
     assert_security_headers(response)
@@ -121,21 +122,21 @@ def predict_as_alice(context: FakeLambdaContext, token: str) -> dict[str, Any]:
 
 
 def overwrite_model_object(stack: Stack, key: str, data: bytes) -> None:
-    aws.s3().put_object(Bucket=stack.bucket, Key=key, Body=data)
+    current_runtime().s3.put_object(Bucket=stack.bucket, Key=key, Body=data)
 
 
 def pin_mapping(stack: Stack, tenant_id: str, **attributes: str) -> None:
     """Rewrite string attributes of a tenant's mapping, as an operator with table access could."""
     names = {f"#{k}": k for k in attributes}
     values = {f":{k}": {"S": v} for k, v in attributes.items()}
-    aws.dynamodb().update_item(
+    current_runtime().dynamodb.update_item(
         TableName=stack.table_name,
-        Key={"pk": {"S": store.tenant_pk(tenant_id)}},
+        Key={"pk": {"S": table.tenant_pk(tenant_id)}},
         UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in attributes),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values,
     )
-    store.tenants.clear()
+    current_runtime().tenants.clear()
 
 
 # --- the exploit is real ----------------------------------------------------------------------------
@@ -178,7 +179,7 @@ def test_tampered_model_object_is_refused_before_loading(
     assert [(e["reason"], e["tenant_id"]) for e in events] == [("integrity", "tenant-a")]
     assert emitted_metric(records, "ModelIntegrityFailure")
     # And nothing was cached, so a repaired object will be picked up
-    assert len(model_cache()) == 0
+    assert len(current_runtime().models) == 0
 
 
 def test_a_mapping_that_pins_a_pickle_is_refused_even_when_the_digest_matches(
@@ -242,7 +243,7 @@ def test_missing_model_object_is_a_generic_503(
 ) -> None:
     # Given tenant-a's model object was deleted from the bucket
     tenant = demo.tenant("tenant-a")
-    aws.s3().delete_object(Bucket=demo.bucket, Key=tenant.model_key)
+    current_runtime().s3.delete_object(Bucket=demo.bucket, Key=tenant.model_key)
     stdout.start()
     # When alice asks for a prediction
     response = predict_as_alice(context, alice_token)
@@ -273,7 +274,7 @@ def test_a_refused_model_is_not_fetched_again_within_the_mapping_ttl(  # noqa: P
     assert s3_calls.count("GetObject") == 1
     assert len(security_events(stdout.records())) == 1
     # When the TTL has passed / Then the next retry reads (and refuses, and logs) once more
-    clock[0] += get_settings().mapping_ttl_seconds + 1
+    clock[0] += current_runtime().settings.mapping_ttl_seconds + 1
     assert_generic_503(predict_as_alice(context, alice_token), demo, tenant)
     assert s3_calls.count("GetObject") == 2
     assert len(security_events(stdout.records())) == 1
@@ -284,12 +285,12 @@ def test_a_refusal_does_not_outlive_a_new_version(
 ) -> None:
     # Given no mapping cache, and tenant-a refused for a tampered object
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
-    get_settings.cache_clear()
+    use_runtime()
     tenant = demo.tenant("tenant-a")
     overwrite_model_object(demo, tenant.model_key, b"tampered")
     assert predict_as_alice(context, alice_token)["statusCode"] == 503
     # When the operator publishes a repaired version / Then it is served at once
-    put_model("tenant-a", other_model_a(), None, new_tenant=False, filename="v2.skops")
+    put_model(current_runtime(), "tenant-a", other_model_a(), None, new_tenant=False, filename="v2.skops")
     assert predict_as_alice(context, alice_token)["statusCode"] == 200
 
 
@@ -301,18 +302,20 @@ def test_new_model_version_is_served_after_the_mapping_ttl_and_the_old_one_evict
 ) -> None:
     # Given a controllable clock for the mapping cache, and alice served by version 1
     clock = [1000.0]
-    monkeypatch.setattr(store, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(ttl_cache, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     old = demo.tenant("tenant-a")
     first = predict_as_alice(context, alice_token)
     assert json.loads(first["body"])["model_version"] == old.model_version
-    assert ("tenant-a", old.model_sha256) in model_cache()
+    assert ("tenant-a", old.model_sha256) in current_runtime().models
     # When the operator publishes version 2
-    facts = put_model("tenant-a", other_model_a(), 1000, new_tenant=False, filename="v2.skops")
+    facts = put_model(
+        current_runtime(), "tenant-a", other_model_a(), 1000, new_tenant=False, filename="v2.skops"
+    )
     assert facts.sha256 != old.model_sha256
     new_key = demo.tenant("tenant-a").model_key
-    new_size = aws.s3().head_object(Bucket=demo.bucket, Key=new_key)["ContentLength"]
+    new_size = current_runtime().s3.head_object(Bucket=demo.bucket, Key=new_key)["ContentLength"]
     # Then within the mapping TTL the cached mapping still serves version 1
-    clock[0] += get_settings().mapping_ttl_seconds - 1
+    clock[0] += current_runtime().settings.mapping_ttl_seconds - 1
     during = predict_as_alice(context, alice_token)
     assert json.loads(during["body"])["model_version"] == old.model_version
     # When the TTL has passed
@@ -321,10 +324,10 @@ def test_new_model_version_is_served_after_the_mapping_ttl_and_the_old_one_evict
     # Then version 2 is served, and version 1 is no longer held in memory
     assert after["statusCode"] == 200
     assert json.loads(after["body"])["model_version"] == facts.sha256[:12]
-    assert ("tenant-a", facts.sha256) in model_cache()
-    assert ("tenant-a", old.model_sha256) not in model_cache()
-    assert len(model_cache()) == 1
-    assert model_cache().total_bytes == new_size * ModelCache.MEMORY_PER_FILE_BYTE
+    assert ("tenant-a", facts.sha256) in current_runtime().models
+    assert ("tenant-a", old.model_sha256) not in current_runtime().models
+    assert len(current_runtime().models) == 1
+    assert current_runtime().models.total_bytes == new_size * ModelCache.MEMORY_PER_FILE_BYTE
 
 
 def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
@@ -332,12 +335,14 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
 ) -> None:
     # Given mappings are not cached at all, and alice served by tenant-a's model
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
-    get_settings.cache_clear()
+    use_runtime()
     old = demo.tenant("tenant-a")
     assert predict_as_alice(context, alice_token)["statusCode"] == 200
     # When the operator points tenant-a at a 13-feature model
     model_b = (MODELS_DIR / "model_user_b.pkl").read_bytes()
-    facts = put_model("tenant-a", model_b, 1000, new_tenant=False, filename="b.pkl", trust_pickle=True)
+    facts = put_model(
+        current_runtime(), "tenant-a", model_b, 1000, new_tenant=False, filename="b.pkl", trust_pickle=True
+    )
     # Then alice's next 4-feature batch no longer fits her model
     assert predict_as_alice(context, alice_token)["statusCode"] == 400
     # And a 13-feature batch is answered by the new version
@@ -347,14 +352,22 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
     )
     assert response["statusCode"] == 200
     assert json.loads(response["body"])["model_version"] == facts.sha256[:12]
-    assert ("tenant-a", old.model_sha256) not in model_cache()
+    assert ("tenant-a", old.model_sha256) not in current_runtime().models
 
 
 # --- the cache bound --------------------------------------------------------------------------------
 
 
+def cache_of(max_bytes: int) -> ModelCache:
+    """A model cache of its own, fetching through the handlers' S3 client (counted by `s3_calls`)."""
+    runtime = current_runtime()
+    return ModelCache(
+        max_bytes, lambda tenant: fetch_model_object(runtime.s3, runtime.settings.model_bucket, tenant)
+    )
+
+
 @pytest.fixture
-def small_tenants(demo: Stack) -> dict[str, store.Tenant]:
+def small_tenants(demo: Stack) -> dict[str, table.Tenant]:
     """tenant-a (MODEL_A), tenant-c and tenant-d (same bytes), tenant-b (MODEL_B, larger)."""
     onboard("carol", "carol-local-demo", "tenant-c", "model_user_a.pkl")
     onboard("dave", "dave-local-demo", "tenant-d", "model_user_a.pkl")
@@ -364,10 +377,10 @@ def small_tenants(demo: Stack) -> dict[str, store.Tenant]:
 
 
 def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
-    small_tenants: dict[str, store.Tenant],
+    small_tenants: dict[str, table.Tenant],
 ) -> None:
     # Given a bound that holds two of the small models but not three
-    cache = ModelCache(max_bytes=2 * COST_A + COST_A // 2)
+    cache = cache_of(2 * COST_A + COST_A // 2)
     a, c, d = small_tenants["tenant-a"], small_tenants["tenant-c"], small_tenants["tenant-d"]
     # When tenants a and c are served, then a again (so c is the least recently used), then d
     for tenant in (a, c, a, d):
@@ -382,10 +395,10 @@ def test_cache_never_exceeds_its_bound_and_evicts_the_least_recently_used(
 
 
 def test_cache_bound_holds_across_mixed_sizes(
-    small_tenants: dict[str, store.Tenant], s3_calls: list[str]
+    small_tenants: dict[str, table.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound smaller than the sum of all four tenants' models
-    cache = ModelCache(max_bytes=COST_B + 2 * COST_A)
+    cache = cache_of(COST_B + 2 * COST_A)
     order = ["tenant-a", "tenant-b", "tenant-c", "tenant-d", "tenant-b", "tenant-a", "tenant-c"]
     # When they are served in turn
     for tenant_id in order:
@@ -401,10 +414,10 @@ def test_cache_bound_holds_across_mixed_sizes(
 
 
 def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
-    small_tenants: dict[str, store.Tenant], s3_calls: list[str]
+    small_tenants: dict[str, table.Tenant], s3_calls: list[str]
 ) -> None:
     # Given a bound that holds the small models but not tenant-b's, with tenant-a cached
-    cache = ModelCache(max_bytes=COST_B - 1)
+    cache = cache_of(COST_B - 1)
     a, b = small_tenants["tenant-a"], small_tenants["tenant-b"]
     cache.get(a)
     # When tenant-b is served twice
@@ -419,9 +432,9 @@ def test_model_bigger_than_the_bound_is_served_uncached_and_evicts_nothing(
     assert cache.total_bytes == COST_A
 
 
-def test_cache_is_keyed_by_tenant_and_digest(small_tenants: dict[str, store.Tenant]) -> None:
+def test_cache_is_keyed_by_tenant_and_digest(small_tenants: dict[str, table.Tenant]) -> None:
     # Given two tenants whose mappings pin the very same bytes
-    cache = ModelCache(max_bytes=10 * COST_B)
+    cache = cache_of(10 * COST_B)
     a, c = small_tenants["tenant-a"], small_tenants["tenant-c"]
     assert a.model_sha256 == c.model_sha256
     # When both are served

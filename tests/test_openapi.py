@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate
 from samcli.yamlhelper import yaml_parse
 
-from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, TEMPLATE
+from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, TEMPLATE, current_runtime
 
 COMMITTED = REPO_ROOT / "openapi.json"
 
@@ -69,12 +69,11 @@ def test_every_template_route_is_documented_and_nothing_else(document: dict[str,
 def test_limits_come_from_the_code(document: dict[str, Any]) -> None:
     # Given the limits the code enforces
     from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: PLC0415
-    from model_runtime.settings import get_settings  # noqa: PLC0415
 
     schemas = document["components"]["schemas"]
     predict = document["paths"]["/api/v1/predict"]["post"]
     # Then the document states them
-    assert predict["requestBody"]["x-max-body-bytes"] == get_settings().max_body_bytes
+    assert predict["requestBody"]["x-max-body-bytes"] == current_runtime().settings.max_body_bytes
     assert schemas["TokenRequest"]["properties"]["password"]["maxLength"] == MAX_PASSWORD_CHARS
 
 

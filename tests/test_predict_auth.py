@@ -24,9 +24,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from model_runtime import aws, store, tokens
-from model_runtime.models import model_cache
-from model_runtime.settings import get_settings
+from model_runtime import table, tokens, ttl_cache
 
 from functions.predict.app import lambda_handler
 from inferctl.onboarding import SUBJECT_CUTOFF_KEPT_SECONDS, create_user, set_user_status
@@ -36,8 +34,10 @@ from tests.support import (
     FakeLambdaContext,
     assert_problem,
     assert_security_headers,
+    current_runtime,
     response_header,
     served_digest,
+    use_runtime,
 )
 
 MANIFEST = json.loads((MODELS_DIR / "manifest.json").read_text())["models"]
@@ -112,9 +112,9 @@ def rows_of(event_name: str) -> list[list[float]]:
 
 def set_tenant_attribute(stack: Stack, tenant_id: str, name: str, value: dict[str, str]) -> None:
     """An operator's change to a tenant's mapping item, straight to DynamoDB."""
-    aws.dynamodb().update_item(
+    current_runtime().dynamodb.update_item(
         TableName=stack.table_name,
-        Key={"pk": {"S": store.tenant_pk(tenant_id)}},
+        Key={"pk": {"S": table.tenant_pk(tenant_id)}},
         UpdateExpression="SET #a = :v",
         ExpressionAttributeNames={"#a": name},
         ExpressionAttributeValues={":v": value},
@@ -122,7 +122,7 @@ def set_tenant_attribute(stack: Stack, tenant_id: str, name: str, value: dict[st
 
 
 class Clock:
-    """Stands in for `time.monotonic` inside `model_runtime.store`, so the mapping TTL can pass."""
+    """Stands in for `time.monotonic` inside `model_runtime.ttl_cache`, so the mapping TTL can pass."""
 
     def __init__(self) -> None:
         self.now = time.monotonic()
@@ -134,7 +134,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(store, "time", SimpleNamespace(monotonic=fake))
+    monkeypatch.setattr(ttl_cache, "time", SimpleNamespace(monotonic=fake))
     return fake
 
 
@@ -151,7 +151,7 @@ def b64json(part: dict[str, Any]) -> str:
 
 def claims(**overrides: Any) -> dict[str, Any]:
     """Claims exactly like `issue_token`'s for alice, with members replaced or (DELETE) removed."""
-    settings = get_settings()
+    settings = current_runtime().settings
     now = int(time.time())
     base: dict[str, Any] = {
         "iss": settings.token_issuer,
@@ -168,7 +168,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
 
 
 def our_kid() -> str:
-    return tokens.key_kid(get_settings().signing_key_id)
+    return current_runtime().tokens.key_kid(current_runtime().settings.signing_key_id)
 
 
 def header(**overrides: Any) -> dict[str, Any]:
@@ -186,8 +186,8 @@ def sign(
     """A JWS signed by a moto KMS key (the stack's own by default): the signature is genuine, so
     only what the test put in the header or claims can make the token fail."""
     signing_input = f"{b64json(header)}.{b64json(claims)}"
-    signature = aws.kms().sign(
-        KeyId=key_id or get_settings().signing_key_id,
+    signature = current_runtime().kms.sign(
+        KeyId=key_id or current_runtime().settings.signing_key_id,
         Message=signing_input.encode("ascii"),
         MessageType="RAW",
         SigningAlgorithm=algorithm,  # type: ignore[arg-type]
@@ -222,7 +222,7 @@ def unsigned(alg: str) -> str:
 
 def hs256_with_public_pem() -> str:
     """Key confusion: HMAC keyed with the bytes of our public key, which any client can fetch."""
-    der = aws.kms().get_public_key(KeyId=get_settings().signing_key_id)["PublicKey"]
+    der = current_runtime().kms.get_public_key(KeyId=current_runtime().settings.signing_key_id)["PublicKey"]
     pem = serialization.load_der_public_key(der).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -249,7 +249,9 @@ def oversized() -> str:
 
 def foreign_kms_key() -> str:
     key = template_resources()["SigningKey"]["Properties"]
-    return aws.kms().create_key(KeySpec=key["KeySpec"], KeyUsage=key["KeyUsage"])["KeyMetadata"]["KeyId"]
+    return current_runtime().kms.create_key(KeySpec=key["KeySpec"], KeyUsage=key["KeyUsage"])["KeyMetadata"][
+        "KeyId"
+    ]
 
 
 def bearer(token: str) -> str:
@@ -328,7 +330,7 @@ BAD_AUTHORIZATION: dict[str, Callable[[str], str | None]] = {
 
 def longest_lifetime() -> int:
     """The longest `exp - iat` predict accepts: the configured lifetime plus the leeway."""
-    settings = get_settings()
+    settings = current_runtime().settings
     return settings.token_ttl_seconds + settings.token_leeway_seconds
 
 
@@ -398,7 +400,7 @@ def test_alternating_tenants_on_one_warm_container_never_mix(
         assert ok_body(bob) == expected("tenant-b", bob_batch)
     # And both models were served from the warm cache after the first fetch each
     assert s3_calls.count("GetObject") == 2
-    assert len(model_cache()) == 2
+    assert len(current_runtime().models) == 2
 
 
 @pytest.mark.parametrize(
@@ -426,8 +428,8 @@ def test_tenant_in_query_and_headers_is_ignored(alice_token: str, s3_calls: list
     # Then alice's 4-feature model answered, and only alice's model was fetched
     assert body == expected("tenant-a", rows_of("predict_tenant_in_query_and_headers"))
     assert len(rows_of("predict_tenant_in_query_and_headers")[0]) == 4
-    assert len(model_cache()) == 1
-    assert ("tenant-a", served_digest("model_user_a.pkl")) in model_cache()
+    assert len(current_runtime().models) == 1
+    assert ("tenant-a", served_digest("model_user_a.pkl")) in current_runtime().models
 
 
 def test_tenant_in_body_is_refused_before_any_model_fetch(alice_token: str, s3_calls: list[str]) -> None:
@@ -512,9 +514,9 @@ def test_tokens_issued_before_tokens_not_before_are_revoked(
     # Then the cached mapping still serves until it expires (documented: changes apply within the TTL)
     ok_body(call(event_with("predict_alice", bearer(token))))
     if expire_cache == "clear":
-        store.tenants.clear()
+        current_runtime().tenants.clear()
     else:
-        clock.now += get_settings().mapping_ttl_seconds + 1
+        clock.now += current_runtime().settings.mapping_ttl_seconds + 1
     # And after that the old token is a 401
     assert_unauthorized(call(event_with("predict_alice", bearer(token))))
     # And a token issued after the revocation works
@@ -525,7 +527,7 @@ def test_tokens_issued_before_tokens_not_before_are_revoked(
 def test_disabling_a_user_cuts_her_tokens_within_the_mapping_ttl(demo: Stack, clock: Clock) -> None:
     # Given alice and carol of tenant-a and bob of tenant-b, each served once (mappings cached),
     # with tokens issued a few seconds ago
-    create_user("carol", "carol-local-demo", "tenant-a")
+    create_user(current_runtime(), "carol", "carol-local-demo", "tenant-a")
     issued_at = int(time.time()) - 5
     alice, carol, bob = (
         token_for(user, tenant, now=issued_at)
@@ -534,23 +536,23 @@ def test_disabling_a_user_cuts_her_tokens_within_the_mapping_ttl(demo: Stack, cl
     for token, event in ((alice, "predict_alice"), (carol, "predict_alice"), (bob, "predict_bob")):
         ok_body(call(event_with(event, bearer(token))))
     dynamodb_calls: list[str] = []
-    aws.dynamodb().meta.events.register(
+    current_runtime().dynamodb.meta.events.register(
         "before-call.dynamodb.*", lambda model, **_: dynamodb_calls.append(model.name)
     )
     # When the operator disables alice, right after her token was issued
-    set_user_status("alice", active=False, now=issued_at)
+    set_user_status(current_runtime(), "alice", active=False, now=issued_at)
     dynamodb_calls.clear()
     # Then her cached mapping serves her until the TTL passes, with no AWS call on the warm path
     ok_body(call(event_with("predict_alice", bearer(alice))))
     assert dynamodb_calls == []
-    clock.now += get_settings().mapping_ttl_seconds + 1
+    clock.now += current_runtime().settings.mapping_ttl_seconds + 1
     # And after that her token is a 401, while carol (same tenant) and bob are still served
     assert_unauthorized(call(event_with("predict_alice", bearer(alice))))
     ok_body(call(event_with("predict_alice", bearer(carol))))
     ok_body(call(event_with("predict_bob", bearer(bob))))
     # And enabling her again restores new tokens only: the old one stays refused
-    set_user_status("alice", active=True)
-    clock.now += get_settings().mapping_ttl_seconds + 1
+    set_user_status(current_runtime(), "alice", active=True)
+    clock.now += current_runtime().settings.mapping_ttl_seconds + 1
     assert_unauthorized(call(event_with("predict_alice", bearer(alice))))
     ok_body(call(event_with("predict_alice", bearer(token_for("alice", "tenant-a")))))
 
@@ -558,17 +560,17 @@ def test_disabling_a_user_cuts_her_tokens_within_the_mapping_ttl(demo: Stack, cl
 def test_old_subject_cutoffs_are_dropped_on_the_next_disable(demo: Stack) -> None:
     # Given alice disabled long ago (longer than any token can live)
     long_ago = int(time.time()) - SUBJECT_CUTOFF_KEPT_SECONDS - 60
-    set_user_status("alice", active=False, now=long_ago)
+    set_user_status(current_runtime(), "alice", active=False, now=long_ago)
     assert "alice" in stack_tenant(demo, "tenant-a").subjects_not_before
     # When another user of the tenant is disabled now
-    create_user("carol", "carol-local-demo", "tenant-a")
-    set_user_status("carol", active=False)
+    create_user(current_runtime(), "carol", "carol-local-demo", "tenant-a")
+    set_user_status(current_runtime(), "carol", active=False)
     # Then alice's moot cut-off is gone and carol's is there: the map stays small
     assert set(stack_tenant(demo, "tenant-a").subjects_not_before) == {"carol"}
 
 
-def stack_tenant(stack: Stack, tenant_id: str) -> store.Tenant:
-    tenant = store.get_tenant(tenant_id)
+def stack_tenant(stack: Stack, tenant_id: str) -> table.Tenant:
+    tenant = current_runtime().table.get_tenant(tenant_id)
     assert tenant is not None
     return tenant
 
@@ -577,11 +579,11 @@ def test_unknown_and_disabled_tenants_get_the_same_403(demo: Stack, monkeypatch:
     # Given mapping changes that apply at once, a genuine token for a tenant with no mapping,
     # and one for tenant-a, which the operator then disables
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
-    get_settings.cache_clear()
+    use_runtime()
     unknown = call(event_with("predict_alice", bearer(token_for("mallory", "tenant-unknown"))))
     alice = token_for("alice", "tenant-a")
     ok_body(call(event_with("predict_alice", bearer(alice))))
-    set_tenant_attribute(demo, "tenant-a", "status", {"S": store.DISABLED})
+    set_tenant_attribute(demo, "tenant-a", "status", {"S": table.DISABLED})
     # When alice sends the next request
     disabled = call(event_with("predict_alice", bearer(alice)))
     # Then both are 403 problems with byte-identical bodies, and the disable took effect at once
@@ -595,10 +597,10 @@ def test_disabled_tenant_is_served_from_cache_until_the_mapping_ttl_passes(
     demo: Stack, alice_token: str, clock: Clock
 ) -> None:
     # Given alice served once with the default mapping TTL, then tenant-a disabled
-    ttl = get_settings().mapping_ttl_seconds
+    ttl = current_runtime().settings.mapping_ttl_seconds
     assert ttl > 1
     ok_body(call(event_with("predict_alice", bearer(alice_token))))
-    set_tenant_attribute(demo, "tenant-a", "status", {"S": store.DISABLED})
+    set_tenant_attribute(demo, "tenant-a", "status", {"S": table.DISABLED})
     # When requests arrive just before the cached mapping expires
     clock.now += ttl - 1
     before = call(event_with("predict_alice", bearer(alice_token)))

@@ -1,7 +1,7 @@
 """Predict when DynamoDB, S3 or KMS fail: a retryable 503 that names nothing, and a quick recovery.
 
-The faults are raised by the very boto3 clients the code uses (the cached ones in
-`model_runtime.aws`), with the error shapes botocore produces, and their messages deliberately
+The faults are raised by the very boto3 clients the code uses (the ones the handlers' `Runtime`
+holds), with the error shapes botocore produces, and their messages deliberately
 carry the table, bucket and key names, so a test fails if any of that reaches the client.
 """
 
@@ -13,9 +13,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from model_runtime import aws, store
-from model_runtime.models import model_cache
-from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
 from tests.conftest import Stack, load_event
@@ -23,8 +20,9 @@ from tests.support import (
     FakeLambdaContext,
     assert_problem,
     assert_security_headers,
-    reset_runtime_caches,
+    current_runtime,
     response_header,
+    use_runtime,
 )
 
 FaultFactory = Callable[[str, str], Exception]
@@ -101,7 +99,7 @@ StartOutage = Callable[[Any, str, Exception, Callable[..., bool]], Outage]
 
 @pytest.fixture
 def outage(monkeypatch: pytest.MonkeyPatch) -> StartOutage:
-    """Starts an outage on a cached client of `model_runtime.aws`, the one the code calls."""
+    """Starts an outage on a client of the handlers' `Runtime`, the one the code calls."""
 
     def start(client: Any, method: str, fault: Exception, when: Callable[..., bool]) -> Outage:
         started = Outage(client, method, fault, when)
@@ -138,10 +136,10 @@ def test_dynamodb_fault_on_tenant_lookup_is_a_retryable_503(
     fault: FaultFactory,
 ) -> None:
     # Given DynamoDB fails when alice's tenant mapping is read
-    settings, tenant = get_settings(), store.get_tenant("tenant-a")
+    settings, tenant = current_runtime().settings, current_runtime().table.get_tenant("tenant-a")
     assert tenant is not None
     error = fault("GetItem", settings.table_name)
-    dynamodb_down = outage(aws.dynamodb(), "get_item", error, reading("tenant#"))
+    dynamodb_down = outage(current_runtime().dynamodb, "get_item", error, reading("tenant#"))
     caplog.set_level(logging.WARNING)
     # When alice asks for a prediction
     response = predict_alice()
@@ -163,9 +161,9 @@ def test_dynamodb_fault_on_keyring_lookup_is_a_503_not_a_401(
     predict_alice: Predict, outage: StartOutage, fault: FaultFactory
 ) -> None:
     # Given a fresh container whose first read, the key ring, fails
-    reset_runtime_caches()  # a fresh container: issuing alice's token warmed the key caches
-    table_name = get_settings().table_name
-    outage(aws.dynamodb(), "get_item", fault("GetItem", table_name), reading("keyring"))
+    use_runtime()  # a fresh container: issuing alice's token warmed the key caches
+    table_name = current_runtime().settings.table_name
+    outage(current_runtime().dynamodb, "get_item", fault("GetItem", table_name), reading("keyring"))
     # When alice asks for a prediction with a valid token
     response = predict_alice()
     # Then it is the service that is unavailable: 503, not a rejection of her token
@@ -191,7 +189,7 @@ def test_s3_fault_on_model_fetch_is_a_retryable_503(
     # Given S3 fails when alice's model is fetched
     tenant = demo.tenant("tenant-a")
     error = fault("GetObject", f"{demo.bucket}/{tenant.model_key}")
-    s3_down = outage(aws.s3(), "get_object", error, every_call)
+    s3_down = outage(current_runtime().s3, "get_object", error, every_call)
     caplog.set_level(logging.WARNING)
     # When alice asks for a prediction
     response = predict_alice()
@@ -200,7 +198,7 @@ def test_s3_fault_on_model_fetch_is_a_retryable_503(
         response, demo.bucket, demo.table_name, tenant.model_key, tenant.model_sha256, "models/"
     )
     # And nothing was cached, and the operator's log names the fault
-    assert len(model_cache()) == 0
+    assert len(current_runtime().models) == 0
     assert dependency_log(caplog) == [error_name(error)]
     # When S3 recovers, Then the next request is served
     s3_down.end()
@@ -219,9 +217,9 @@ def test_kms_get_public_key_fault_is_a_503_not_a_401(
     demo: Stack, predict_alice: Predict, outage: StartOutage, fault: FaultFactory
 ) -> None:
     # Given a fresh container whose KMS GetPublicKey call fails
-    reset_runtime_caches()  # a fresh container: issuing alice's token warmed the key caches
+    use_runtime()  # a fresh container: issuing alice's token warmed the key caches
     key_arn = f"arn:aws:kms:us-east-1:123456789012:key/{demo.key_id}"
-    kms_down = outage(aws.kms(), "get_public_key", fault("GetPublicKey", key_arn), every_call)
+    kms_down = outage(current_runtime().kms, "get_public_key", fault("GetPublicKey", key_arn), every_call)
     # When alice asks for a prediction with a valid token
     response = predict_alice()
     # Then it is a retryable 503 naming no key, not a 401 that would send her to log in again
@@ -236,9 +234,9 @@ def test_model_card_dependency_fault_is_a_503(
     alice_token: str, context: FakeLambdaContext, outage: StartOutage
 ) -> None:
     # Given DynamoDB throttles the tenant lookup
-    table_name = get_settings().table_name
+    table_name = current_runtime().settings.table_name
     throttled = client_error("ThrottlingException")("GetItem", table_name)
-    outage(aws.dynamodb(), "get_item", throttled, reading("tenant#"))
+    outage(current_runtime().dynamodb, "get_item", throttled, reading("tenant#"))
     # When alice asks for her model card
     response = lambda_handler(load_event("model_card", alice_token=alice_token), context)
     # Then it is the same retryable 503

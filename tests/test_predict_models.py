@@ -15,8 +15,7 @@ import joblib
 import numpy as np
 import pytest
 import skops.io
-from model_runtime import store
-from model_runtime.settings import get_settings
+from model_runtime import ttl_cache
 from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
@@ -25,7 +24,7 @@ from functions.predict.app import lambda_handler
 from inferctl.cli import main
 from inferctl.onboarding import list_versions, put_model
 from tests.conftest import MODELS_DIR, Stack, load_event
-from tests.support import FakeLambdaContext, assert_problem, reset_runtime_caches, served_digest
+from tests.support import FakeLambdaContext, assert_problem, current_runtime, served_digest, use_runtime
 
 
 def predict(token: str, body: dict[str, Any], context: FakeLambdaContext) -> dict[str, Any]:
@@ -100,10 +99,17 @@ def test_a_skops_model_is_served_by_the_scikit_learn_runtime(
 ) -> None:
     # Given tenant-a republished with an estimator skl2onnx cannot convert, and no mapping cache
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
-    get_settings.cache_clear()
+    use_runtime()
     X, y = load_iris(return_X_y=True)
     model = NearestCentroid().fit(X, y)
-    facts = put_model("tenant-a", bytes(skops.io.dumps(model)), None, new_tenant=False, filename="c.skops")
+    facts = put_model(
+        current_runtime(),
+        "tenant-a",
+        bytes(skops.io.dumps(model)),
+        None,
+        new_tenant=False,
+        filename="c.skops",
+    )
     assert facts.model_format == "skops"
     # When alice predicts / Then the audited skops model answers, as scikit-learn does
     assert ok(predict(alice_token, {"instances": X[:20].tolist()}, context))["predictions"] == (
@@ -119,7 +125,7 @@ def test_a_skops_model_is_served_by_the_scikit_learn_runtime(
 def run_cli(*argv: str) -> tuple[int, str]:
     out = io.StringIO()
     code = main(list(argv), stdout=out)
-    reset_runtime_caches()
+    use_runtime()
     return code, out.getvalue()
 
 
@@ -128,14 +134,19 @@ def test_rollback_then_predict_is_answered_by_the_previous_version(
 ) -> None:
     # Given tenant-a's first version, then a second one published
     clock = [1000.0]
-    monkeypatch.setattr(store, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(ttl_cache, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     first = demo.tenant("tenant-a")
     X, y = load_iris(return_X_y=True)
     second_model = LogisticRegression(C=0.01, max_iter=1000).fit(X, y)
     with monkeypatch.context() as later:  # registered after the first
         later.setattr("time.time", lambda: 2_000_000_000.0)
         second = put_model(
-            "tenant-a", bytes(skops.io.dumps(second_model)), None, new_tenant=False, filename="v2.skops"
+            current_runtime(),
+            "tenant-a",
+            bytes(skops.io.dumps(second_model)),
+            None,
+            new_tenant=False,
+            filename="v2.skops",
         )
     rows = {"instances": X.tolist()}
     assert ok(predict(alice_token, rows, context))["model_version"] == second.version
@@ -146,12 +157,12 @@ def test_rollback_then_predict_is_answered_by_the_previous_version(
     code, out = run_cli("rollback", "tenant-a")
     assert code == 0, out
     # Then after the mapping TTL the previous version answers, with its own predictions
-    clock[0] += get_settings().mapping_ttl_seconds + 1
+    clock[0] += current_runtime().settings.mapping_ttl_seconds + 1
     body = ok(predict(alice_token, rows, context))
     assert body["model_version"] == first.model_version
     assert body["predictions"] == joblib.load(MODELS_DIR / "model_user_a.pkl").predict(X).tolist()
     # And the listing marks it current
-    current = [v for v in list_versions("tenant-a") if v.current]
+    current = [v for v in list_versions(current_runtime(), "tenant-a") if v.current]
     assert [v.sha256 for v in current] == [first.model_sha256]
 
 
@@ -166,6 +177,7 @@ def test_rollback_to_a_named_version_and_refusals(demo: Stack) -> None:
     assert run_cli("rollback", "tenant-b", "--to", first.model_sha256[:12])[0] == 1
     # A version whose object changed is refused
     put_model(
+        current_runtime(),
         "tenant-b",
         (MODELS_DIR / "model_user_a.pkl").read_bytes(),
         None,
@@ -173,9 +185,8 @@ def test_rollback_to_a_named_version_and_refusals(demo: Stack) -> None:
         filename="a.pkl",
         trust_pickle=True,
     )
-    from model_runtime import aws  # noqa: PLC0415
 
-    aws.s3().put_object(Bucket=demo.bucket, Key=first.model_key, Body=b"tampered")
+    current_runtime().s3.put_object(Bucket=demo.bucket, Key=first.model_key, Body=b"tampered")
     code, _ = run_cli("rollback", "tenant-b", "--to", first.model_sha256[:12])
     assert code == 1
     assert demo.tenant("tenant-b").model_sha256 != first.model_sha256

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from model_runtime.models import model_cache
-from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
 from tests.conftest import load_event
-from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
+from tests.support import (
+    FakeLambdaContext,
+    assert_problem,
+    assert_security_headers,
+    current_runtime,
+    response_header,
+)
 from tests.test_payload import (
     any_documents,
     finite_numbers,
@@ -44,7 +49,7 @@ def assert_refused(response: dict[str, Any], status: int) -> dict[str, Any]:
 
 def assert_nothing_fetched(s3_calls: list[str]) -> None:
     assert s3_calls == []
-    assert len(model_cache()) == 0
+    assert len(current_runtime().models) == 0
 
 
 def with_body(event: dict[str, Any], body: str, *, base64_encoded: bool = False) -> dict[str, Any]:
@@ -66,8 +71,9 @@ def padded(body: str, size: int) -> str:
 
 
 def use_max_body_bytes(monkeypatch: pytest.MonkeyPatch, size: int) -> None:
-    monkeypatch.setenv("MAX_BODY_BYTES", str(size))
-    get_settings.cache_clear()  # only the settings: the instrumented S3 client must stay
+    # Only the settings: the instrumented S3 client must stay.
+    runtime = current_runtime()
+    monkeypatch.setattr(runtime, "settings", replace(runtime.settings, max_body_bytes=size))
 
 
 ROW = "[5.1,3.5,1.4,0.2]"
@@ -216,7 +222,7 @@ def test_body_exactly_at_the_cap_is_served_and_one_byte_more_is_413(
     # Given the body cap in force (the template default, or a small one set by the operator)
     if cap != DEFAULT_MAX_BODY_BYTES:
         use_max_body_bytes(monkeypatch, cap)
-    assert get_settings().max_body_bytes == cap
+    assert current_runtime().settings.max_body_bytes == cap
     # When a valid batch padded to one byte past the cap is sent
     over = lambda_handler(
         with_body(load_event("predict_alice", alice_token=alice_token), padded(VALID_BODY, cap + 1)), context

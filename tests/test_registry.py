@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 import pytest
 import skops.io
-from model_runtime import aws
 from model_runtime.models import sha256_hex
 from onnx import TensorProto, helper
 from sklearn.datasets import load_iris, load_wine
@@ -28,7 +27,7 @@ from inferctl import registry
 from inferctl.cli import main
 from inferctl.registry import RegistrationError, register
 from tests.conftest import MODELS_DIR, Stack
-from tests.support import reset_runtime_caches, served_bytes
+from tests.support import current_runtime, served_bytes, use_runtime
 
 MODEL_A_PICKLE = (MODELS_DIR / "model_user_a.pkl").read_bytes()
 MODEL_B_PICKLE = (MODELS_DIR / "model_user_b.pkl").read_bytes()
@@ -92,13 +91,13 @@ def liar_tree() -> Any:
 
 def run_cli(*argv: str) -> int:
     code = main(list(argv), stdout=io.StringIO())
-    reset_runtime_caches()
+    use_runtime()
     return code
 
 
 def bucket_and_table(stack: Stack) -> tuple[list[str], list[str]]:
-    items = aws.dynamodb().scan(TableName=stack.table_name)["Items"]
-    objects = aws.s3().list_objects_v2(Bucket=stack.bucket).get("Contents", [])
+    items = current_runtime().dynamodb.scan(TableName=stack.table_name)["Items"]
+    objects = current_runtime().s3.list_objects_v2(Bucket=stack.bucket).get("Contents", [])
     return sorted(json.dumps(i, sort_keys=True) for i in items), sorted(o["Key"] for o in objects)
 
 
@@ -152,10 +151,10 @@ def test_a_trusted_pickle_is_converted_and_never_stored_as_a_pickle(stack: Stack
         == 0
     )
     # Then the bucket holds its ONNX conversion and a registration record, and no pickle
-    keys = [o["Key"] for o in aws.s3().list_objects_v2(Bucket=stack.bucket)["Contents"]]
+    keys = [o["Key"] for o in current_runtime().s3.list_objects_v2(Bucket=stack.bucket)["Contents"]]
     assert sorted(k.rsplit(".", 1)[1] for k in keys) == ["json", "onnx"]
     for key in keys:
-        assert aws.s3().get_object(Bucket=stack.bucket, Key=key)["Body"].read()[:1] != b"\x80"
+        assert current_runtime().s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()[:1] != b"\x80"
 
 
 # --- skops --------------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ import fnmatch
 from typing import Any
 
 import pytest
-from model_runtime import store
+from model_runtime import table
+from model_runtime.tokens import SIGNING_KEY_TAG
 from samcli.yamlhelper import yaml_parse
 
 from tests.support import REPO_ROOT, TEMPLATE, template_resources
 
 TABLE_ARN = {"Fn::GetAtt": ["InferenceTable", "Arn"]}
 MODELS_PREFIX_ARN = {"Fn::Sub": "${ModelBucket.Arn}/models/*"}
-SIGNING_KEY_TAG = "inference-signing-key"
 WRITE_VERBS = ("Put", "Update", "Delete", "Write", "BatchWrite", "Create", "Sign", "Encrypt", "Decrypt")
 
 
@@ -85,7 +85,7 @@ def test_table_is_on_demand_encrypted_recoverable_and_expires_counters(resources
     assert properties["SSESpecification"]["SSEEnabled"] is True
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["DeletionPolicy"] == "Retain"
-    # And TTL removes attempt counters by the attribute model_runtime.store writes
+    # And TTL removes attempt counters by the attribute model_runtime.table writes
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
@@ -201,10 +201,10 @@ def test_predict_reads_only_tenant_mappings_and_the_key_ring(resources: dict[str
     def allowed(key: str) -> bool:
         return any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
 
-    # Then the items the request path reads are allowed (the key names come from store.py)
-    assert allowed(store.tenant_pk("tenant-a")) and allowed(store.KEYRING_PK)
+    # Then the items the request path reads are allowed (the key names come from table.py)
+    assert allowed(table.tenant_pk("tenant-a")) and allowed(table.KEYRING_PK)
     # And users (password hashes) and login attempt counters are not
-    assert not allowed(store.user_pk("alice")) and not allowed(store.attempts_pk("alice"))
+    assert not allowed(table.user_pk("alice")) and not allowed(table.attempts_pk("alice"))
     assert not allowed("keyring-other") and not allowed("xtenant#a")
 
 

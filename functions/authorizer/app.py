@@ -1,7 +1,7 @@
 """Authorizer: API Gateway's REQUEST Lambda authorizer in front of predict and the model card.
 
-It verifies the bearer token with the code predict uses (`tokens.verify_token`), maps the token's
-tenant (`store.resolve_tenant`), and answers with that tenant's API key as `usageIdentifierKey`:
+It verifies the bearer token with the code predict uses (`Tokens.verify`), maps the token's
+tenant (`access.resolve_tenant`), and answers with that tenant's API key as `usageIdentifierKey`:
 the API's key source is AUTHORIZER, so API Gateway meters and throttles each tenant on its tier's
 usage plan before any function runs, while clients send only their bearer token.
 
@@ -24,13 +24,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime import store
+from model_runtime.access import resolve_tenant
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.http import header
-from model_runtime.tokens import Claims, bearer_token, verify_token
+from model_runtime.runtime import Runtime
+from model_runtime.settings import require_settings
+from model_runtime.tokens import Claims, bearer_token
 
 logger = Logger()
 metrics = Metrics()
+# This container's state, built at init; a malformed setting fails the init, naming the variable.
+runtime = Runtime(require_settings(logger))
 
 # The routes this authorizer guards, as the tail of an execute-api ARN (see `allowed_resource`).
 TENANT_ROUTES = "*/api/v1/*"
@@ -66,8 +70,8 @@ def policy(principal: str, effect: str, resource: str) -> dict[str, Any]:
 def authorize(event: dict[str, Any]) -> dict[str, Any]:
     resource = allowed_resource(str(event.get("methodArn", "")))
     try:
-        claims: Claims = verify_token(bearer_token(header(event, "Authorization")))
-        tenant = store.resolve_tenant(claims)
+        claims: Claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
+        tenant = resolve_tenant(runtime, claims)
     except Unauthorized:
         metrics.add_metric(name="AuthorizerUnauthorized", unit=MetricUnit.Count, value=1)
         raise Unauthenticated() from None

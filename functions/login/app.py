@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime import store
+from model_runtime.access import reserve_login_attempt
 from model_runtime.credentials import Credentials
 from model_runtime.errors import (
     InvalidClient,
@@ -46,15 +46,18 @@ from model_runtime.oauth import (
     verify_client_secret,
 )
 from model_runtime.passwords import verify_password
+from model_runtime.runtime import Runtime
 from model_runtime.settings import require_settings
-from model_runtime.tokens import IssuedToken, issue_token, jwks_document
+from model_runtime.table import client_subject
+from model_runtime.tokens import IssuedToken
 
 MAX_LOGIN_BODY_BYTES = 256 * 1024  # generous: a too-long password is a 400 that names the limit
 
 logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
-require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID")  # init fails, naming the variable
+# This container's state, built at init; a missing setting fails the init, naming the variable.
+runtime = Runtime(require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID"))
 
 
 @app.route("POST", "/api/v1/auth/token")
@@ -77,13 +80,13 @@ def password_token(credentials: Credentials, now: int) -> Response:
 
     # The attempt is counted before the argon2 work, atomically, so racing guesses cannot get
     # past the threshold; a success takes it back.
-    if wait := store.reserve_login_attempt(username, now):
+    if wait := reserve_login_attempt(runtime, username, now):
         metrics.add_metric(name="LoginLockedOut", unit=MetricUnit.Count, value=1)
         raise TooManyRequests(wait)
 
-    user = store.get_user(username)
+    user = runtime.table.get_user(username)
     password_ok = verify_password(user.password_hash if user else None, credentials.password)
-    tenant = store.get_tenant(user.tenant_id) if user and password_ok else None
+    tenant = runtime.table.get_tenant(user.tenant_id) if user and password_ok else None
     if not (user and user.active and tenant and tenant.active):
         # A right password on a disabled account stays counted too: otherwise the lockout would
         # tell an attacker which guess was right.
@@ -91,8 +94,8 @@ def password_token(credentials: Credentials, now: int) -> Response:
         logger.info("login refused", extra={"username": username})
         raise InvalidCredentials()
 
-    store.clear_login_failures(username)
-    token = issue_token(user.username, user.tenant_id, now)
+    runtime.table.clear_attempts(username)
+    token = runtime.tokens.issue(user.username, user.tenant_id, now)
     metrics.add_metric(name="LoginSuccess", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"username": username, "tenant_id": user.tenant_id})
     return token_response(token)
@@ -101,27 +104,27 @@ def password_token(credentials: Credentials, now: int) -> Response:
 def client_credentials_token(grant: ClientCredentialsGrant, now: int) -> Response:
     """RFC 6749 4.4: a machine client trades its id and secret for a token of its tenant.
 
-    The attempt is counted before the secret is checked (`store.reserve_login_attempt`), so a
+    The attempt is counted before the secret is checked (`access.reserve_login_attempt`), so a
     client id under attack locks like a username does; unknown, revoked and wrong-secret clients
     get one identical 401 after the same work.
     """
-    subject = store.client_subject(grant.client_id)
-    if wait := store.reserve_login_attempt(subject, now):
+    subject = client_subject(grant.client_id)
+    if wait := reserve_login_attempt(runtime, subject, now):
         metrics.add_metric(name="ClientLockedOut", unit=MetricUnit.Count, value=1)
         locked = TooManyRequests(wait)
         locked.oauth_error = "invalid_client"
         raise locked
 
-    client = store.get_client(grant.client_id)
+    client = runtime.table.get_client(grant.client_id)
     secret_ok = verify_client_secret(client.secret_sha256 if client else None, grant.client_secret)
-    tenant = store.get_tenant(client.tenant_id) if client and secret_ok else None
+    tenant = runtime.table.get_tenant(client.tenant_id) if client and secret_ok else None
     if not (client and client.active and tenant and tenant.active):
         metrics.add_metric(name="ClientAuthFailure", unit=MetricUnit.Count, value=1)
         logger.info("client refused", extra={"client_id": grant.client_id})
         raise InvalidClient()
 
-    store.clear_login_failures(subject)
-    token = issue_token(client.client_id, client.tenant_id, now)
+    runtime.table.clear_attempts(subject)
+    token = runtime.tokens.issue(client.client_id, client.tenant_id, now)
     metrics.add_metric(name="ClientTokenIssued", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"client_id": client.client_id, "tenant_id": client.tenant_id})
     return token_response(token)
@@ -137,7 +140,7 @@ def token_response(token: IssuedToken) -> Response:
 @app.route("GET", "/.well-known/jwks.json")
 def jwks(_: Event) -> Response:
     metrics.add_metric(name="JwksServed", unit=MetricUnit.Count, value=1)
-    return json_response(200, jwks_document())
+    return json_response(200, runtime.tokens.jwks())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

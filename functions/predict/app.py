@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime import store
+from model_runtime.access import resolve_tenant
 from model_runtime.errors import Unauthorized, UnsupportedMediaType
 from model_runtime.http import (
     Event,
@@ -28,22 +28,23 @@ from model_runtime.http import (
     raw_body,
     utf8_or_unspecified,
 )
-from model_runtime.models import model_cache
+from model_runtime.models import PredictRuntime
 from model_runtime.payload import validate_request
-from model_runtime.settings import get_settings, require_settings
-from model_runtime.store import Tenant
+from model_runtime.settings import require_settings
+from model_runtime.table import Tenant
 from model_runtime.tenant_metrics import tenant_metrics
-from model_runtime.tokens import bearer_token, verify_token
+from model_runtime.tokens import bearer_token
 
 logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
-require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")  # init fails, naming it
+# This container's state, built at init; a missing setting fails the init, naming the variable.
+runtime = PredictRuntime(require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID"))
 
 
 def caller_tenant(event: Event) -> Tenant:
     """Steps 2 and 3: verify the bearer token, then map its tenant claim, and only that."""
-    claims = verify_token(bearer_token(header(event, "Authorization")))
+    claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
     tenant_metrics.tenant(claims.tenant_id)  # verified: its refusals are counted per tenant too
     # Behind the API's REQUEST authorizer (functions/authorizer), the gateway metered this request
     # as the tenant the authorizer named: it must be the verified token's tenant.
@@ -51,14 +52,14 @@ def caller_tenant(event: Event) -> Tenant:
     if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
         logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
         raise Unauthorized()
-    tenant = store.resolve_tenant(claims)
+    tenant = resolve_tenant(runtime, claims)
     logger.append_keys(tenant_id=tenant.tenant_id)
     return tenant
 
 
 @app.route("POST", "/api/v1/predict")
 def predict(event: Event) -> Response:
-    body = raw_body(event, get_settings().max_body_bytes)  # 1. size cap, before any parsing
+    body = raw_body(event, runtime.settings.max_body_bytes)  # 1. size cap, before any parsing
     tenant = caller_tenant(event)  # 2-3. token, then tenant
     # A content-coded body (gzip, ...) is refused, never inflated, nor misread as JSON (RFC 9110 8.4).
     coded = header(event, "Content-Encoding").strip().lower() not in ("", "identity")
@@ -67,7 +68,7 @@ def predict(event: Event) -> Response:
             "Send the instances as application/json in UTF-8, without a Content-Encoding."
         )
     rows, parameters = validate_request(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
-    model = model_cache().get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
+    model = runtime.models.get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
     result: dict[str, Any] = {"predictions": model.predict(rows)}  # 6.
     if parameters.probabilities:  # columns in the order of the model card's `classes`
         result["probabilities"] = model.predict_proba(rows)

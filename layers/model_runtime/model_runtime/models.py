@@ -11,7 +11,9 @@ plus metric for the operator; the refusal is remembered per (tenant, digest) for
 TTL, so a broken registration costs one S3 read and one log line per window, not one per request.
 
 The cache is keyed by (tenant, digest): a new version has a new key and is never served stale,
-and the old one ages out. It is bounded by the size of the model files it holds.
+and the old one ages out. It is bounded by the size of the model files it holds. `PredictRuntime` is
+predict's container state: `runtime.Runtime` plus the model cache (it lives here, so login and the
+authorizer never import numpy or ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import hashlib
 import hmac
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, NoReturn, Protocol
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -30,10 +33,12 @@ import onnxruntime as ort
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from model_runtime import aws
 from model_runtime.errors import BadRequest, ModelUnavailable
-from model_runtime.settings import get_settings
-from model_runtime.store import Tenant
+from model_runtime.runtime import Runtime
+from model_runtime.table import Tenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -165,11 +170,10 @@ def _refuse(tenant: Tenant, reason: str, message: str) -> NoReturn:
     raise ModelUnavailable()
 
 
-def fetch_model_object(tenant: Tenant) -> Any:
+def fetch_model_object(s3: S3Client, bucket: str, tenant: Tenant) -> Any:
     """The S3 GetObject response for the tenant's model: its length is known before its bytes."""
-    s3 = aws.s3()
     try:
-        return s3.get_object(Bucket=get_settings().model_bucket, Key=tenant.model_key)
+        return s3.get_object(Bucket=bucket, Key=tenant.model_key)
     except s3.exceptions.NoSuchKey:
         _refuse(tenant, "missing", "model object is missing")
 
@@ -189,16 +193,18 @@ class ModelCache:
     top. `make bench` cycling 50 such forests through the real handler peaked at 7.2 MB of RSS per
     cached model, hence 8; a loaded skops estimator holds at least its arrays.
 
-    Refused models are remembered per (tenant, digest) until the mapping TTL has passed: the
-    mapping cannot change sooner in this container, so refetching the same bytes would only
-    repeat the refusal.
+    Refused models are remembered per (tenant, digest) for `refusal_ttl` seconds, the mapping
+    TTL: the mapping cannot change sooner in this container, so refetching the same bytes would
+    only repeat the refusal. `fetch` gives a tenant's S3 GetObject response
+    (`fetch_model_object`).
     """
 
     MEMORY_PER_FILE_BYTE = 8
 
-    def __init__(self, max_bytes: int, refusal_ttl: float | None = None) -> None:
+    def __init__(self, max_bytes: int, fetch: Callable[[Tenant], Any], refusal_ttl: float = 0) -> None:
         self.max_bytes = max_bytes
         self.total_bytes = 0
+        self._fetch = fetch
         self._refusal_ttl = refusal_ttl
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self._refused: dict[tuple[str, str], float] = {}
@@ -227,7 +233,7 @@ class ModelCache:
         return self._refused.get(key, 0.0)
 
     def _remember_refusal(self, key: tuple[str, str]) -> None:
-        ttl = get_settings().mapping_ttl_seconds if self._refusal_ttl is None else self._refusal_ttl
+        ttl = self._refusal_ttl
         if ttl <= 0:
             return
         now = time.monotonic()
@@ -240,7 +246,7 @@ class ModelCache:
     def _load(self, key: tuple[str, str], tenant: Tenant) -> ServedModel:
         metrics.add_metric(name="ModelCacheMiss", unit=MetricUnit.Count, value=1)
         started = time.perf_counter()
-        response = fetch_model_object(tenant)
+        response = self._fetch(tenant)
         size = int(response["ContentLength"]) * self.MEMORY_PER_FILE_BYTE
         # Make room before reading: the fetched bytes and the parsed model then never sit on
         # top of a full cache, which keeps the peak near the bound.
@@ -269,7 +275,14 @@ class ModelCache:
         self.total_bytes -= self._entries.pop(key).size
 
 
-@lru_cache(maxsize=1)
-def model_cache() -> ModelCache:
-    """This container's cache; tests start a fresh one with `model_cache.cache_clear()`."""
-    return ModelCache(get_settings().model_cache_bytes)
+class PredictRuntime(Runtime):
+    """Predict's container state: the shared `Runtime` and this container's model cache."""
+
+    @cached_property
+    def models(self) -> ModelCache:
+        settings = self.settings
+        return ModelCache(
+            settings.model_cache_bytes,
+            lambda tenant: fetch_model_object(self.s3, settings.model_bucket, tenant),
+            refusal_ttl=settings.mapping_ttl_seconds,
+        )

@@ -6,17 +6,14 @@ not tell an attacker which usernames are real.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MAX_PASSWORD_CHARS = 1024
 
 
-@lru_cache(maxsize=1)
-def _hasher() -> PasswordHasher:
-    return PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+# Immutable parameters, no state: one hasher for the process.
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
 
 
 # Stands in for an unknown user's hash: verifying against it costs what a real one costs. It is
@@ -27,12 +24,12 @@ _DECOY_HASH = (
 
 
 def hash_password(password: str) -> str:
-    return _hasher().hash(password)
+    return _HASHER.hash(password)
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """True when `password` matches `stored_hash`; with no hash, the same work and False."""
     try:
-        return _hasher().verify(stored_hash or _DECOY_HASH, password) and stored_hash is not None
+        return _HASHER.verify(stored_hash or _DECOY_HASH, password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False

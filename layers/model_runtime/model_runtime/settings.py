@@ -4,15 +4,15 @@ Every value comes from `template.yaml` (`Globals` and per-function `Environment`
 here are the template's defaults, so a handler imported in a test behaves like the deployed one.
 Each function checks the settings it needs when it is imported, which is Lambda's init phase: a
 missing or malformed one fails the cold start with a log line naming the variable, instead of a
-function that starts and answers 503 to every request. Tests change the environment and call
-`get_settings.cache_clear()`.
+function that starts and answers 503 to every request. `read_settings` reads the environment
+each time it is called: a container reads it once, when it builds its state
+(`model_runtime.runtime.Runtime`), and a test that changes the environment builds a new one.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Protocol
 
 
@@ -54,8 +54,7 @@ def _int(name: str, default: int, minimum: int) -> int:
     return value
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def read_settings() -> Settings:
     return Settings(
         table_name=os.environ.get("TABLE_NAME", "").strip(),
         model_bucket=os.environ.get("MODEL_BUCKET", "").strip(),
@@ -86,7 +85,7 @@ def require_settings(logger: _Logger, *required: str) -> Settings:
         for name in required:
             if not os.environ.get(name, "").strip():
                 raise SettingsError(name, "is required")
-        return get_settings()
+        return read_settings()
     except SettingsError as error:
         logger.critical("invalid configuration", extra={"variable": error.variable, "problem": error.problem})
         raise

@@ -1,10 +1,10 @@
 """Access tokens: RS256 JWTs signed by AWS KMS, verified with PyJWT against the operator's keys.
 
-The private key never leaves KMS: `issue_token` sends the JWS signing input to `kms:Sign`.
-Verification trusts only the public keys of the key ring (`store.get_keyring`), fetched with
-`kms:GetPublicKey` once per key and cached. A token's `kid` selects among those keys and nothing
-else; `jku`, `x5u`, `jwk` and `x5c` headers are never read, and any `crit` header is refused
-because this service implements no JWS extension.
+The private key never leaves KMS: `Tokens.issue` sends the JWS signing input to `kms:Sign`.
+Verification trusts only the public keys of the key ring (`table.KeyRing`, cached per container
+by `runtime.Runtime`), fetched with `kms:GetPublicKey` once per key and cached in `Tokens`. A
+token's `kid` selects among those keys and nothing else; `jku`, `x5u`, `jwk` and `x5c` headers
+are never read, and any `crit` header is refused because this service implements no JWS extension.
 
 `kid` is a digest of the key's public DER bytes: stable, opaque, and free of AWS identifiers.
 """
@@ -16,20 +16,27 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import jwt
 
-from model_runtime import aws, store
 from model_runtime.errors import Unauthorized
-from model_runtime.settings import get_settings
+from model_runtime.settings import Settings
+from model_runtime.table import KeyRing
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
 
 ALGORITHM = "RS256"
 KMS_SIGNING_ALGORITHM: Final = "RSASSA_PKCS1_V1_5_SHA_256"
 MAX_TOKEN_CHARS = 4096
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "tid", "jti")
+# The tag every signing key carries (value: the stack name); the functions' IAM policies match it
+# (template.yaml) and `inferctl` tags the keys it creates with it.
+SIGNING_KEY_TAG: Final = "inference-signing-key"
+MAX_CACHED_KEYS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,68 +57,6 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-@lru_cache(maxsize=16)
-def _public_key_der(key_id: str) -> bytes:
-    """A KMS key's public half (DER SubjectPublicKeyInfo). Key material of a key id never changes."""
-    return aws.kms().get_public_key(KeyId=key_id)["PublicKey"]
-
-
-@lru_cache(maxsize=16)
-def key_kid(key_id: str) -> str:
-    return _b64url(hashlib.sha256(_public_key_der(key_id)).digest()[:16])
-
-
-def issue_token(subject: str, tenant_id: str, now: int | None = None) -> IssuedToken:
-    settings = get_settings()
-    issued_at = int(time.time()) if now is None else now
-    key_id = store.keyrings.get("").active_key_id
-    header = {"alg": ALGORITHM, "typ": "JWT", "kid": key_kid(key_id)}
-    claims = {
-        "iss": settings.token_issuer,
-        "aud": settings.token_audience,
-        "sub": subject,
-        "tid": tenant_id,
-        "iat": issued_at,
-        "nbf": issued_at,
-        "exp": issued_at + settings.token_ttl_seconds,
-        "jti": uuid.uuid4().hex,
-    }
-    signing_input = ".".join(
-        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
-    )
-    signature = aws.kms().sign(
-        KeyId=key_id,
-        Message=signing_input.encode("ascii"),
-        MessageType="RAW",
-        SigningAlgorithm=KMS_SIGNING_ALGORITHM,
-    )["Signature"]
-    return IssuedToken(f"{signing_input}.{_b64url(signature)}", settings.token_ttl_seconds)
-
-
-@lru_cache(maxsize=16)
-def _load_public_key(key_id: str) -> Any:
-    # Imported here, not at the top: login's token path never needs it (cold start).
-    from cryptography.hazmat.primitives.serialization import load_der_public_key  # noqa: PLC0415
-
-    return load_der_public_key(_public_key_der(key_id))
-
-
-def verifying_keys() -> dict[str, Any]:
-    """kid -> public key, for every key of the (cached) key ring."""
-    ring = store.keyrings.get("")
-    return {key_kid(key_id): _load_public_key(key_id) for key_id in ring.verify_key_ids}
-
-
-def jwks_document() -> dict[str, list[dict[str, Any]]]:
-    """The key ring's public keys as an RFC 7517 JWK Set."""
-    keys = []
-    for kid, public_key in verifying_keys().items():
-        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public_key, as_dict=True)
-        jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not be used together
-        keys.append({**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM})
-    return {"keys": keys}
-
-
 def bearer_token(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -125,22 +70,23 @@ class VerifiedTokens:
     A client reuses its token for many requests; checking the RSA signature and parsing the JWT
     again costs more than the prediction itself. Only a byte-identical token hits, so this skips
     no check for any other token. Expiry is re-checked on every hit, tenant revocation and status
-    are checked per request after this (`store.resolve_tenant`), and a change of the key ring
+    are checked per request after this (`access.resolve_tenant`), and a change of the key ring
     empties the cache, so a retired key's tokens stop working within the mapping TTL.
     """
 
-    def __init__(self, max_entries: int = 1024) -> None:
+    def __init__(self, leeway_seconds: int, max_entries: int = 1024) -> None:
+        self._leeway = leeway_seconds
         self._max_entries = max_entries
         self._claims: dict[str, Claims] = {}
-        self._ring: store.KeyRing | None = None
+        self._ring: KeyRing | None = None
 
-    def get(self, token: str, ring: store.KeyRing, now: float) -> Claims | None:
+    def get(self, token: str, ring: KeyRing, now: float) -> Claims | None:
         if ring is not self._ring:
             if ring != self._ring:
                 self._claims.clear()
             self._ring = ring
         claims = self._claims.get(token)
-        if claims is not None and now >= claims.expires_at + get_settings().token_leeway_seconds:
+        if claims is not None and now >= claims.expires_at + self._leeway:
             del self._claims[token]
             return None
         return claims
@@ -155,22 +101,106 @@ class VerifiedTokens:
         self._ring = None
 
 
-verified_tokens = VerifiedTokens()
+class Tokens:
+    """Issues and verifies this container's tokens: `kms` gives the KMS client, `keyring` the
+    (cached) key ring. Public keys are fetched once per key id: a key id's material never changes.
+    """
+
+    def __init__(
+        self, settings: Settings, kms: Callable[[], KMSClient], keyring: Callable[[], KeyRing]
+    ) -> None:
+        self.settings = settings
+        self._kms = kms
+        self._keyring = keyring
+        self.verified = VerifiedTokens(settings.token_leeway_seconds)
+        self._der: dict[str, bytes] = {}
+        self._kids: dict[str, str] = {}
+        self._public_keys: dict[str, Any] = {}
+
+    def _public_key_der(self, key_id: str) -> bytes:
+        """A KMS key's public half (DER SubjectPublicKeyInfo)."""
+        der = self._der.get(key_id)
+        if der is None:
+            der = self._kms().get_public_key(KeyId=key_id)["PublicKey"]
+            _bounded_put(self._der, key_id, der)
+        return der
+
+    def key_kid(self, key_id: str) -> str:
+        kid = self._kids.get(key_id)
+        if kid is None:
+            kid = _b64url(hashlib.sha256(self._public_key_der(key_id)).digest()[:16])
+            _bounded_put(self._kids, key_id, kid)
+        return kid
+
+    def _public_key(self, key_id: str) -> Any:
+        key = self._public_keys.get(key_id)
+        if key is None:
+            # Imported here, not at the top: login's token path never needs it (cold start).
+            from cryptography.hazmat.primitives.serialization import load_der_public_key  # noqa: PLC0415
+
+            key = load_der_public_key(self._public_key_der(key_id))
+            _bounded_put(self._public_keys, key_id, key)
+        return key
+
+    def issue(self, subject: str, tenant_id: str, now: int | None = None) -> IssuedToken:
+        settings = self.settings
+        issued_at = int(time.time()) if now is None else now
+        key_id = self._keyring().active_key_id
+        header = {"alg": ALGORITHM, "typ": "JWT", "kid": self.key_kid(key_id)}
+        claims = {
+            "iss": settings.token_issuer,
+            "aud": settings.token_audience,
+            "sub": subject,
+            "tid": tenant_id,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + settings.token_ttl_seconds,
+            "jti": uuid.uuid4().hex,
+        }
+        signing_input = ".".join(
+            _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+        )
+        signature = self._kms().sign(
+            KeyId=key_id,
+            Message=signing_input.encode("ascii"),
+            MessageType="RAW",
+            SigningAlgorithm=KMS_SIGNING_ALGORITHM,
+        )["Signature"]
+        return IssuedToken(f"{signing_input}.{_b64url(signature)}", settings.token_ttl_seconds)
+
+    def verifying_keys(self) -> dict[str, Any]:
+        """kid -> public key, for every key of the (cached) key ring."""
+        return {self.key_kid(key_id): self._public_key(key_id) for key_id in self._keyring().verify_key_ids}
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """The key ring's public keys as an RFC 7517 JWK Set."""
+        keys = []
+        for kid, public_key in self.verifying_keys().items():
+            jwk = jwt.algorithms.RSAAlgorithm.to_jwk(public_key, as_dict=True)
+            jwk.pop("key_ops", None)  # RFC 7517 4.3: `use` and `key_ops` should not be used together
+            keys.append({**jwk, "kid": kid, "use": "sig", "alg": ALGORITHM})
+        return {"keys": keys}
+
+    def verify(self, token: str) -> Claims:
+        """Verified claims of `token`, or `Unauthorized` for any fault at all."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise Unauthorized()
+        claims = self.verified.get(token, self._keyring(), time.time())
+        if claims is None:
+            claims = _verify_signature_and_claims(token, self.verifying_keys, self.settings)
+            self.verified.put(token, claims)
+        return claims
 
 
-def verify_token(token: str) -> Claims:
-    """Verified claims of `token`, or `Unauthorized` for any fault at all."""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise Unauthorized()
-    ring = store.keyrings.get("")
-    claims = verified_tokens.get(token, ring, time.time())
-    if claims is None:
-        claims = _verify_signature_and_claims(token)
-        verified_tokens.put(token, claims)
-    return claims
+def _bounded_put[V](cache: dict[str, V], key: str, value: V) -> None:
+    if len(cache) >= MAX_CACHED_KEYS:
+        cache.clear()
+    cache[key] = value
 
 
-def _verify_signature_and_claims(token: str) -> Claims:
+def _verify_signature_and_claims(
+    token: str, verifying_keys: Callable[[], dict[str, Any]], settings: Settings
+) -> Claims:
     try:
         header = jwt.get_unverified_header(token)
     except Exception:  # malformed base64, JSON, nesting: all just "not a token"
@@ -181,7 +211,6 @@ def _verify_signature_and_claims(token: str) -> Claims:
     key = verifying_keys().get(kid) if isinstance(kid, str) else None
     if key is None:
         raise Unauthorized()
-    settings = get_settings()
     try:
         claims = jwt.decode(
             token,

@@ -1,0 +1,92 @@
+"""One container's state: its settings, its AWS clients and every cache, in one object.
+
+Each function builds one `Runtime` when Lambda imports it (init) and passes it to the library
+calls; nothing in `model_runtime` keeps state of its own. Clients are created on first use, so a
+test builds a fresh `Runtime` once moto is running and gets a fresh container: no setting, client,
+mapping, key or verified token carried over. `inferctl` builds one from its target.
+
+Endpoints come from boto3's own configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, ...),
+so the same code talks to AWS, to moto's server or to moto in-process.
+
+Reads on the request path are cached for `MAPPING_TTL_SECONDS`, so an operator's change
+(disable, new model version, key rotation) takes effect within that time.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any, Self
+
+import boto3
+from botocore.config import Config
+
+from model_runtime.settings import Settings, read_settings
+from model_runtime.table import KeyRing, Table, Tenant
+from model_runtime.tokens import Tokens
+from model_runtime.ttl_cache import TtlCache
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_s3 import S3Client
+
+# Fail fast: a request that waits on a slow dependency costs the tenant more than a 503 and a retry.
+CLIENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 2, "mode": "standard"},
+)
+
+
+class Runtime:
+    """Settings, lazily created clients, the table, and the tenant, key-ring and token caches."""
+
+    def __init__(self, settings: Settings, *, session: boto3.session.Session | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        ttl = settings.mapping_ttl_seconds
+        # Lambdas, not bound methods: the table (and its client) is created on first use.
+        self.tenants: TtlCache[Tenant | None] = TtlCache(
+            lambda tenant_id: self.table.get_tenant(tenant_id),  # noqa: PLW0108
+            ttl,
+        )
+        self.keyrings: TtlCache[KeyRing] = TtlCache(
+            lambda _: self.table.get_keyring(settings.signing_key_id), ttl, max_entries=1
+        )
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        return cls(read_settings())
+
+    @cached_property
+    def session(self) -> boto3.session.Session:
+        # One session for every client: each new Session loads botocore's data files again.
+        return self._session or boto3.session.Session()
+
+    def client(self, service: str) -> Any:
+        """A new client for `service` (the request path's clients are the cached ones below)."""
+        return self.session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return self.client("dynamodb")  # type: ignore[no-any-return]
+
+    @cached_property
+    def s3(self) -> S3Client:
+        return self.client("s3")  # type: ignore[no-any-return]
+
+    @cached_property
+    def kms(self) -> KMSClient:
+        return self.client("kms")  # type: ignore[no-any-return]
+
+    @cached_property
+    def table(self) -> Table:
+        return Table(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings, lambda: self.kms, partial(self.keyrings.get, ""))
+
+    def keyring(self) -> KeyRing:
+        """The (cached) key ring."""
+        return self.keyrings.get("")

@@ -1,0 +1,693 @@
+"""The DynamoDB item design, and the one module that reads and writes it.
+
+One table, partition key `pk` (string), no sort key:
+
+- `user#<username>`: a login. username, tenant_id, password_hash, roles (list), status, created_at.
+- `tenant#<tenant_id>`: a tenant's mapping. tenant_id, model_key, model_sha256, model_format,
+  n_features, max_batch, classes_json, sklearn_version, status, tokens_not_before,
+  subjects_not_before, updated_at; api_key_id, api_key and usage_tier once the tenant has an API
+  Gateway API key (inferctl).
+- `attempts#<subject>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
+- `keyring`: the signing keys. active_key_id, verify_key_ids (list), version, rotated_at,
+  updated_at.
+- `client#<client_id>`: a machine client (OAuth2 client credentials). client_id, tenant_id,
+  secret_sha256, status, created_at, revoked_at. Its attempt counter is `attempts#client:<id>`.
+
+`status` is `active` or `disabled` (a machine client's: `active` or `revoked`). `classes_json`
+keeps the model's labels with their JSON types (ints stay ints, strings stay strings).
+`tokens_not_before` is an epoch second: tokens issued earlier are refused, which revokes every
+token of a tenant at once. `subjects_not_before` (a map, subject -> epoch second) does the same for
+one user's or client's tokens: disabling a user writes it here, in the item predict already reads
+and caches, so cutting a user off costs the warm path nothing. Attempt counters exist for any
+subject tried, known or not, so lockout behaves the same for both.
+
+Every attribute name is spelled here, and no other module builds or reads an item
+(`tests/test_item_design.py` checks it; a few names are also words of the public API or the logs,
+such as `tenant_id` or `n_features`, and only those appear elsewhere). Entities encode themselves
+(`to_item`) and decode (`from_item`), and `Table` does the reads, writes and conditional updates,
+for the functions and for `inferctl` alike. No caching and no
+rules live here: the caches are the container's (`model_runtime.runtime`), the rules are
+`model_runtime.access`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+
+ACTIVE: Final = "active"
+DISABLED: Final = "disabled"
+REVOKED: Final = "revoked"
+
+KEYRING_PK: Final = "keyring"
+USER_PREFIX: Final = "user#"
+TENANT_PREFIX: Final = "tenant#"
+ATTEMPTS_PREFIX: Final = "attempts#"
+CLIENT_PREFIX: Final = "client#"
+
+# Every attribute of every item: the test of the item design checks no other module spells one.
+ATTRIBUTE_NAMES: Final = frozenset(
+    {
+        "pk",
+        "username",
+        "tenant_id",
+        "password_hash",
+        "roles",
+        "status",
+        "created_at",
+        "model_key",
+        "model_sha256",
+        "model_format",
+        "n_features",
+        "max_batch",
+        "classes_json",
+        "sklearn_version",
+        "tokens_not_before",
+        "subjects_not_before",
+        "updated_at",
+        "api_key_id",
+        "api_key",
+        "usage_tier",
+        "failures",
+        "expires_at",
+        "active_key_id",
+        "verify_key_ids",
+        "version",
+        "rotated_at",
+        "client_id",
+        "secret_sha256",
+        "revoked_at",
+    }
+)
+
+
+class ItemExists(Exception):
+    """A create found the item already there."""
+
+
+class ItemMissing(Exception):
+    """An update found no item to change (or, for the key ring, another version)."""
+
+
+def user_pk(username: str) -> str:
+    return f"{USER_PREFIX}{username}"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"{TENANT_PREFIX}{tenant_id}"
+
+
+def attempts_pk(subject: str) -> str:
+    return f"{ATTEMPTS_PREFIX}{subject}"
+
+
+def client_pk(client_id: str) -> str:
+    return f"{CLIENT_PREFIX}{client_id}"
+
+
+def client_subject(client_id: str) -> str:
+    """The lockout subject of a client. Usernames cannot contain ':', so the two never collide."""
+    return f"client:{client_id}"
+
+
+# --- attribute values ---------------------------------------------------------------------------
+
+
+def _s(item: Mapping[str, Any], name: str, default: str = "") -> str:
+    value = item.get(name)
+    return str(value["S"]) if value else default
+
+
+def _n(item: Mapping[str, Any], name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value else default
+
+
+def _strings(item: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = item.get(name)
+    return tuple(v["S"] for v in value["L"]) if value else ()
+
+
+def _numbers_by_name(item: Mapping[str, Any], name: str) -> dict[str, int]:
+    value = item.get(name)
+    return {key: int(number["N"]) for key, number in value["M"].items()} if value else {}
+
+
+def S(value: str) -> dict[str, str]:  # noqa: N802 - DynamoDB's own type letter
+    return {"S": value}
+
+
+def N(value: int) -> dict[str, str]:  # noqa: N802
+    return {"N": str(value)}
+
+
+def L(values: tuple[str, ...] | list[str]) -> dict[str, list[dict[str, str]]]:  # noqa: N802
+    return {"L": [S(value) for value in values]}
+
+
+# --- entities -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    tenant_id: str
+    password_hash: str  # empty when read by a listing, which never reads the hashes
+    roles: tuple[str, ...]
+    status: str
+    created_at: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_item(self) -> Item:
+        return {
+            "pk": S(user_pk(self.username)),
+            "username": S(self.username),
+            "tenant_id": S(self.tenant_id),
+            "password_hash": S(self.password_hash),
+            "roles": L(self.roles),
+            "status": S(self.status),
+            "created_at": N(self.created_at),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> User:
+        return cls(
+            username=_s(item, "pk").removeprefix(USER_PREFIX) or _s(item, "username"),
+            tenant_id=_s(item, "tenant_id"),
+            password_hash=_s(item, "password_hash"),
+            roles=_strings(item, "roles"),
+            status=_s(item, "status", DISABLED),
+            created_at=_n(item, "created_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPin:
+    """The mapping attributes that select a model version (a new tenant, a publish, a rollback)."""
+
+    model_key: str
+    model_sha256: str
+    model_format: str
+    n_features: int
+    classes: tuple[Any, ...]
+    sklearn_version: str
+
+    def to_item(self) -> Item:
+        return {
+            "model_key": S(self.model_key),
+            "model_sha256": S(self.model_sha256),
+            "model_format": S(self.model_format),
+            "n_features": N(self.n_features),
+            "classes_json": S(json.dumps(list(self.classes))),
+            "sklearn_version": S(self.sklearn_version),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    tenant_id: str
+    model_key: str
+    model_sha256: str
+    n_features: int
+    max_batch: int
+    classes: tuple[Any, ...]
+    sklearn_version: str
+    status: str
+    tokens_not_before: int
+    subjects_not_before: Mapping[str, int]
+    # The API Gateway API key that meters the tenant on its tier's usage plan (the authorizer
+    # returns it as usageIdentifierKey); empty for a tenant onboarded without one.
+    api_key: str = ""
+    usage_tier: str = ""
+    # How the pinned bytes are served: "onnx" or "skops". Mappings written before formats
+    # existed have none and pinned a pickle: they read as "pickle", which is never served.
+    model_format: str = "pickle"
+    api_key_id: str = ""
+    updated_at: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def tokens_valid_from(self, subject: str) -> int:
+        """The earliest `iat` accepted for `subject`: the tenant's cut-off or the subject's own."""
+        return max(self.tokens_not_before, self.subjects_not_before.get(subject, 0))
+
+    @property
+    def model_version(self) -> str:
+        """The short digest clients see: identifies the model without revealing where it lives."""
+        return self.model_sha256[:12]
+
+    @classmethod
+    def new(cls, tenant_id: str, pin: ModelPin, max_batch: int, now: int) -> Tenant:
+        """A new tenant's mapping: active, no token revoked yet, no API key yet."""
+        return cls(
+            tenant_id=tenant_id,
+            model_key=pin.model_key,
+            model_sha256=pin.model_sha256,
+            n_features=pin.n_features,
+            max_batch=max_batch,
+            classes=pin.classes,
+            sklearn_version=pin.sklearn_version,
+            status=ACTIVE,
+            tokens_not_before=0,
+            subjects_not_before={},
+            model_format=pin.model_format,
+            updated_at=now,
+        )
+
+    def to_item(self) -> Item:
+        """The item a new tenant is created with (API keys and cut-offs are written by updates)."""
+        pin = ModelPin(
+            self.model_key,
+            self.model_sha256,
+            self.model_format,
+            self.n_features,
+            self.classes,
+            self.sklearn_version,
+        )
+        return {
+            "pk": S(tenant_pk(self.tenant_id)),
+            "tenant_id": S(self.tenant_id),
+            **pin.to_item(),
+            "updated_at": N(self.updated_at),
+            "max_batch": N(self.max_batch),
+            "status": S(self.status),
+            "tokens_not_before": N(self.tokens_not_before),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Tenant:
+        return cls(
+            tenant_id=_s(item, "pk").removeprefix(TENANT_PREFIX) or _s(item, "tenant_id"),
+            model_key=_s(item, "model_key"),
+            model_sha256=_s(item, "model_sha256"),
+            n_features=_n(item, "n_features"),
+            max_batch=_n(item, "max_batch"),
+            classes=tuple(json.loads(_s(item, "classes_json", "[]"))),
+            sklearn_version=_s(item, "sklearn_version"),
+            status=_s(item, "status", DISABLED),
+            tokens_not_before=_n(item, "tokens_not_before"),
+            subjects_not_before=_numbers_by_name(item, "subjects_not_before"),
+            api_key=_s(item, "api_key"),
+            usage_tier=_s(item, "usage_tier"),
+            model_format=_s(item, "model_format", "pickle"),
+            api_key_id=_s(item, "api_key_id"),
+            updated_at=_n(item, "updated_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The operator's KMS signing keys: `active` signs, every key in `verify` still verifies.
+
+    `version` numbers the ring's writes (0: no item yet, the template's key signs and verifies
+    alone), so two rotations cannot interleave; `rotated_at` is when the active key last changed.
+    """
+
+    active_key_id: str
+    verify_key_ids: tuple[str, ...]
+    version: int = 0
+    rotated_at: int = 0
+
+    @property
+    def retiring(self) -> tuple[str, ...]:
+        return tuple(key for key in self.verify_key_ids if key != self.active_key_id)
+
+    @classmethod
+    def single(cls, key_id: str) -> KeyRing:
+        """The template's one key, until an operator first rotates."""
+        return cls(key_id, (key_id,))
+
+    def to_item(self, updated_at: int) -> Item:
+        return {
+            "pk": S(KEYRING_PK),
+            "active_key_id": S(self.active_key_id),
+            "verify_key_ids": L(self.verify_key_ids),
+            "version": N(self.version),
+            "rotated_at": N(self.rotated_at),
+            "updated_at": N(updated_at),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> KeyRing:
+        return cls(
+            active_key_id=_s(item, "active_key_id"),
+            verify_key_ids=_strings(item, "verify_key_ids"),
+            version=_n(item, "version", 1),
+            rotated_at=_n(item, "rotated_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A machine client: authenticates with a secret of which only the SHA-256 is stored."""
+
+    client_id: str
+    tenant_id: str
+    secret_sha256: str  # empty when read by a listing, which never reads the digests
+    status: str
+    created_at: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_item(self) -> Item:
+        return {
+            "pk": S(client_pk(self.client_id)),
+            "client_id": S(self.client_id),
+            "tenant_id": S(self.tenant_id),
+            "secret_sha256": S(self.secret_sha256),
+            "status": S(self.status),
+            "created_at": N(self.created_at),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Client:
+        return cls(
+            client_id=_s(item, "pk").removeprefix(CLIENT_PREFIX) or _s(item, "client_id"),
+            tenant_id=_s(item, "tenant_id"),
+            secret_sha256=_s(item, "secret_sha256"),
+            status=_s(item, "status", DISABLED),
+            created_at=_n(item, "created_at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempts:
+    """A subject's failed-login counter: `failures` counted until `expires_at` (epoch seconds)."""
+
+    failures: int
+    expires_at: int
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Attempts:
+        return cls(_n(item, "failures"), _n(item, "expires_at"))
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChange:
+    """What an operator's update of a tenant's mapping sets; None leaves an attribute as it is."""
+
+    pin: ModelPin | None = None
+    max_batch: int | None = None
+    status: str | None = None
+    tokens_not_before: int | None = None
+    api_key_id: str | None = None
+    api_key: str | None = None
+    usage_tier: str | None = None
+
+    def to_item(self, updated_at: int) -> Item:
+        fields: Item = dict(self.pin.to_item()) if self.pin else {}
+        for name, value in (
+            ("max_batch", None if self.max_batch is None else N(self.max_batch)),
+            ("status", None if self.status is None else S(self.status)),
+            ("tokens_not_before", None if self.tokens_not_before is None else N(self.tokens_not_before)),
+            ("api_key_id", None if self.api_key_id is None else S(self.api_key_id)),
+            ("api_key", None if self.api_key is None else S(self.api_key)),
+            ("usage_tier", None if self.usage_tier is None else S(self.usage_tier)),
+        ):
+            if value is not None:
+                fields[name] = value
+        return {**fields, "updated_at": N(updated_at)}
+
+
+# --- the repository ---------------------------------------------------------------------------------
+
+
+class Table:
+    """Reads and writes of the items above, on one table through one DynamoDB client."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def _get(self, pk: str, *, consistent: bool = False) -> Item | None:
+        response = self.client.get_item(
+            TableName=self.table_name, Key={"pk": S(pk)}, ConsistentRead=consistent
+        )
+        return response.get("Item")
+
+    def _put_new(self, item: Item) -> None:
+        try:
+            self.client.put_item(
+                TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ItemExists() from None
+
+    def _set(self, pk: str, fields: Item, *, remove: tuple[str, ...] = ()) -> None:
+        """SET `fields` on an item that must already exist (`ItemMissing` otherwise)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": S(pk)},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ItemMissing() from None
+
+    # --- the request path --------------------------------------------------------------------
+
+    def get_user(self, username: str) -> User | None:
+        item = self._get(user_pk(username))
+        return None if item is None else User.from_item(item)
+
+    def get_tenant(self, tenant_id: str, *, consistent: bool = False) -> Tenant | None:
+        item = self._get(tenant_pk(tenant_id), consistent=consistent)
+        return None if item is None else Tenant.from_item(item)
+
+    def get_keyring(self, default_key_id: str, *, consistent: bool = False) -> KeyRing:
+        """The key ring item, or the template's single key until an operator first rotates."""
+        item = self._get(KEYRING_PK, consistent=consistent)
+        return KeyRing.single(default_key_id) if item is None else KeyRing.from_item(item)
+
+    def get_client(self, client_id: str) -> Client | None:
+        item = self._get(client_pk(client_id))
+        return None if item is None else Client.from_item(item)
+
+    # --- failed-login counters (the policy is `model_runtime.access`) -------------------------
+
+    def get_attempts(self, subject: str) -> Attempts | None:
+        item = self._get(attempts_pk(subject), consistent=True)
+        return None if item is None else Attempts.from_item(item)
+
+    def count_attempt(self, subject: str, now: int, expires_at: int, limit: int) -> bool:
+        """Add one failure and slide the counter's expiry, if the counter is absent, or live and
+        below `limit`; False (nothing written) otherwise. One conditional write: racing requests
+        cannot all pass the check."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": S(attempts_pk(subject))},
+                UpdateExpression="ADD failures :one SET expires_at = :exp",
+                ConditionExpression="attribute_not_exists(pk) OR (failures < :limit AND expires_at > :now)",
+                ExpressionAttributeValues={
+                    ":one": N(1),
+                    ":exp": N(expires_at),
+                    ":now": N(now),
+                    ":limit": N(limit),
+                },
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def restart_attempts(self, subject: str, now: int, expires_at: int) -> bool:
+        """Restart an expired counter at one (DynamoDB's TTL deletes lazily); False if it is live."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": S(attempts_pk(subject))},
+                UpdateExpression="SET failures = :one, expires_at = :exp",
+                ConditionExpression="expires_at <= :now",
+                ExpressionAttributeValues={":one": N(1), ":exp": N(expires_at), ":now": N(now)},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def clear_attempts(self, subject: str) -> None:
+        self.client.delete_item(TableName=self.table_name, Key={"pk": S(attempts_pk(subject))})
+
+    # --- the operator's writes (inferctl) ------------------------------------------------------
+
+    def create_tenant(self, tenant: Tenant) -> None:
+        self._put_new(tenant.to_item())
+
+    def update_tenant(self, tenant_id: str, change: TenantChange, now: int) -> None:
+        self._set(tenant_pk(tenant_id), change.to_item(now))
+
+    def create_user(self, user: User) -> None:
+        self._put_new(user.to_item())
+
+    def set_user_status(self, username: str, status: str) -> None:
+        self._set(user_pk(username), {"status": S(status)})
+
+    def create_client(self, client: Client) -> None:
+        self._put_new(client.to_item())  # 96 random bits: a clash is a bug
+
+    def revoke_client(self, client_id: str, now: int) -> None:
+        self._set(client_pk(client_id), {"status": S(REVOKED), "revoked_at": N(now)})
+
+    def set_subject_not_before(
+        self, tenant_id: str, subject: str, not_before: int, *, drop: tuple[str, ...] = ()
+    ) -> None:
+        """Refuse `subject`'s tokens issued before `not_before`, and drop the cut-offs of `drop`."""
+        key = {"pk": S(tenant_pk(tenant_id))}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="SET subjects_not_before = if_not_exists(subjects_not_before, :empty)",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":empty": {"M": {}}},
+            )
+            names = {"#s": subject, **{f"#r{i}": name for i, name in enumerate(drop)}}
+            remove = (
+                " REMOVE " + ", ".join(f"subjects_not_before.#r{i}" for i in range(len(drop))) if drop else ""
+            )
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=key,
+                UpdateExpression="SET subjects_not_before.#s = :t, updated_at = :now" + remove,
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":t": N(not_before), ":now": N(not_before - 1)},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ItemMissing() from None
+
+    def put_keyring(self, ring: KeyRing, previous_version: int, updated_at: int) -> None:
+        """Write `ring` if the stored ring is still `previous_version` (0: no ring item yet)."""
+        condition: Item = (
+            {"ConditionExpression": "attribute_not_exists(pk)"}
+            if previous_version == 0
+            else {
+                "ConditionExpression": "version = :version",
+                "ExpressionAttributeValues": {":version": N(previous_version)},
+            }
+        )
+        try:
+            self.client.put_item(TableName=self.table_name, Item=ring.to_item(updated_at), **condition)
+        except self.client.exceptions.ConditionalCheckFailedException:
+            raise ItemMissing() from None
+
+    # --- listings (never read a password hash, a secret digest or an API key) ------------------
+
+    def _scan(self, prefix: str, attributes: tuple[str, ...]) -> Iterator[Item]:
+        names = {f"#a{i}": name for i, name in enumerate(("pk", *attributes))}
+        request: Item = {
+            "TableName": self.table_name,
+            "FilterExpression": "begins_with(pk, :prefix)",
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {":prefix": S(prefix)},
+        }
+        while True:
+            page = self.client.scan(**request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def tenants(self) -> list[Tenant]:
+        attributes = (
+            "tenant_id",
+            "status",
+            "model_key",
+            "model_sha256",
+            "n_features",
+            "max_batch",
+            "classes_json",
+            "sklearn_version",
+            "tokens_not_before",
+            "model_format",
+            "usage_tier",
+            "updated_at",
+        )
+        return [Tenant.from_item(item) for item in self._scan(TENANT_PREFIX, attributes)]
+
+    def users(self) -> list[User]:
+        attributes = ("username", "tenant_id", "status", "roles", "created_at")
+        return [User.from_item(item) for item in self._scan(USER_PREFIX, attributes)]
+
+    def clients(self) -> list[Client]:
+        attributes = ("client_id", "tenant_id", "status", "created_at")
+        return [Client.from_item(item) for item in self._scan(CLIENT_PREFIX, attributes)]
+
+
+# --- the registration record beside each model version (S3, written by inferctl) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """`models/<tenant>/<sha256>.json`: what a model version was registered as (`list-versions`,
+    `rollback`). The probe compared the served model with the original: `probe_disagreements`
+    of `probe_rows` rows from `probe_source` ("sample" or "generated")."""
+
+    sha256: str
+    model_format: str
+    source_format: str
+    n_features: int
+    classes: tuple[Any, ...]
+    sklearn_version: str
+    has_probabilities: bool
+    registered_at: int
+    probe_rows: int = 0
+    probe_disagreements: int = 0
+    probe_source: str = ""
+
+    def describe_probe(self) -> str:
+        agree = self.probe_rows - self.probe_disagreements
+        return f"{agree}/{self.probe_rows} {self.probe_source} rows agree"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "format": self.model_format,
+            "source_format": self.source_format,
+            "n_features": self.n_features,
+            "classes": list(self.classes),
+            "sklearn_version": self.sklearn_version,
+            "has_probabilities": self.has_probabilities,
+            "registered_at": self.registered_at,
+            "probe": {
+                "rows": self.probe_rows,
+                "disagreements": self.probe_disagreements,
+                "source": self.probe_source,
+            },
+        }
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> ModelRecord:
+        probe = record.get("probe", {})
+        return cls(
+            sha256=str(record["sha256"]),
+            model_format=str(record["format"]),
+            source_format=str(record.get("source_format", "")),
+            n_features=int(record["n_features"]),
+            classes=tuple(record["classes"]),
+            sklearn_version=str(record.get("sklearn_version", "")),
+            has_probabilities=bool(record.get("has_probabilities", False)),
+            registered_at=int(record.get("registered_at", 0)),
+            probe_rows=int(probe.get("rows", 0)),
+            probe_disagreements=int(probe.get("disagreements", 0)),
+            probe_source=str(probe.get("source", "")),
+        )
