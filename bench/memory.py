@@ -124,7 +124,7 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
 
     lambda_handler = predict_handler()
     context = _context()
-    from model_runtime.models import ModelCache  # noqa: PLC0415
+    from model_serving.models import ModelCache  # noqa: PLC0415
 
     data = make_model_bytes(model_bytes)
     bound = cache_models * len(data) * ModelCache.MEMORY_PER_FILE_BYTE

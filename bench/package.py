@@ -20,7 +20,7 @@ from bench import MODELS_DIR, REPO_ROOT
 
 BUILD_DIR = REPO_ROOT / ".aws-sam" / "build"
 SHARED_LAYER = "ModelRuntimeLayer"
-ONNX_LAYER = "OnnxRuntimeLayer"
+ONNX_LAYER = "ModelServingLayer"
 SKLEARN_LAYER = "SklearnRuntimeLayer"
 # What each deployment gets (template.yaml: Globals' layer, predict's own, the opt-in one).
 DEPLOYMENTS = {

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bench import MODELS_DIR, REPO_ROOT
 
 if TYPE_CHECKING:
-    from model_runtime.models import PredictRuntime
+    from model_serving.models import PredictRuntime
 
 REGION = "us-east-1"
 STACK_NAME = "bench"

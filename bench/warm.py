@@ -284,7 +284,7 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
     decorators, routing and response building."""
     from model_runtime.access import resolve_tenant  # noqa: PLC0415
     from model_runtime.http import json_response, raw_body  # noqa: PLC0415
-    from model_runtime.payload import validate_instances  # noqa: PLC0415
+    from model_serving.payload import validate_instances  # noqa: PLC0415
 
     lambda_handler = predict_handler()
     from functions.predict import app as predict_app  # noqa: PLC0415 - imported by predict_handler

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from model_runtime.credentials import valid_username
-from model_runtime.models import ONNX, model_key, sha256_hex
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
@@ -34,6 +33,7 @@ from model_runtime.table import (
     TenantChange,
     User,
 )
+from model_serving.models import ONNX, model_key, sha256_hex
 
 from inferctl.registry import RegistrationError, register
 

@@ -2,7 +2,7 @@
 
 Formats accepted (by file name):
 - `.onnx`: checked as a graph (`check_onnx`) and served as it is.
-- `.skops`: audited without being loaded (`model_runtime.sklearn_models.audit_skops`), loaded
+- `.skops`: audited without being loaded (`model_serving.sklearn_models.audit_skops`), loaded
   with exactly the audited types, checked for consistency, converted to ONNX.
 - `.pkl`, `.pickle`, `.joblib`: only with `trust_pickle=True` (the operator vouches that they
   trained it: loading a pickle runs whatever code it holds, here, on the operator's machine).
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from model_runtime.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
-from model_runtime.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 from model_runtime.table import ModelRecord
+from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
+from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 PROBABILITY_TOLERANCE = 1e-5
@@ -248,7 +248,7 @@ def generated_rows(model: Any, n_features: int, count: int = GENERATED_PROBE_ROW
     """Rows spread over where the model's own parameters say it changes its mind: around each
     tree's split thresholds, and for other models around the origin at the scale of the
     coefficients. Thresholds themselves are included, where float rounding would show."""
-    from model_runtime.sklearn_models import _trees  # noqa: PLC0415
+    from model_serving.sklearn_models import _trees  # noqa: PLC0415
 
     rng = np.random.default_rng(0)
     low, high = np.full(n_features, -1.0), np.full(n_features, 1.0)

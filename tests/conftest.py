@@ -25,8 +25,8 @@ os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 
 import boto3
 import pytest
-from model_runtime.models import PredictRuntime
 from model_runtime.table import Tenant
+from model_serving.models import PredictRuntime
 from moto import mock_aws
 
 from inferctl.onboarding import create_user, put_model

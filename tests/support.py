@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from model_runtime.models import PredictRuntime
+from model_serving.models import PredictRuntime
 
 # Moved to local/ (the local stack builds the same resources); re-exported for the tests.
 from local.resources import ResourceNames, create_resources_from_template, template_resources  # noqa: F401

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from model_runtime.models import ModelCache
+from model_serving.models import ModelCache
 
 from bench import memory, report, warm
 from bench.timing import Stats

@@ -25,9 +25,9 @@ import sklearn.base
 import skops.io
 from model_runtime.access import resolve_tenant
 from model_runtime.errors import Forbidden, Unauthorized
-from model_runtime.models import sha256_hex
 from model_runtime.passwords import verify_password
 from model_runtime.table import KEYRING_PK, user_pk
+from model_serving.models import sha256_hex
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from inferctl import signing_keys

@@ -20,7 +20,8 @@ import pytest
 from tests.support import REPO_ROOT
 
 HEAVY_MODULES = ("numpy", "sklearn", "scipy", "joblib", "onnxruntime", "skops")
-LAYER = REPO_ROOT / "layers" / "model_runtime"
+LAYER = REPO_ROOT / "layers" / "model_runtime"  # the core: every function's layer
+ML_LAYER = REPO_ROOT / "layers" / "model_serving"  # payload and models: predict's layer only
 
 # Runs in the child. argv: module to import, "serve" or "import-only", result file.
 CHILD = r"""
@@ -131,7 +132,7 @@ def test_login_never_imports_numpy_or_sklearn(tmp_path: Path, pythonpath: list[P
 def test_predict_imports_onnxruntime_and_no_pickle_loader(tmp_path: Path) -> None:
     # Given the same fresh interpreter, with the predict function instead
     # When it imports the predict handler
-    result = run_child(tmp_path, [REPO_ROOT / "functions" / "predict", LAYER], "app", "import-only")
+    result = run_child(tmp_path, [REPO_ROOT / "functions" / "predict", LAYER, ML_LAYER], "app", "import-only")
     # Then the check reports numpy and ONNX Runtime: it can fail, so its pass above means something
     assert {"numpy", "onnxruntime"} <= set(result["after_import"])
     # And neither scikit-learn nor joblib: serving ONNX needs no library that unpickles models
@@ -140,7 +141,12 @@ def test_predict_imports_onnxruntime_and_no_pickle_loader(tmp_path: Path) -> Non
 
 def test_no_function_code_can_unpickle() -> None:
     # Given every module the functions run (their handlers and the layer package)
-    sources = [*(REPO_ROOT / "functions").rglob("*.py"), *(LAYER / "model_runtime").rglob("*.py")]
+    sources = [
+        *(REPO_ROOT / "functions").rglob("*.py"),
+        *(LAYER / "model_runtime").rglob("*.py"),
+        *(ML_LAYER / "model_serving").rglob("*.py"),
+    ]
+    assert any(path.name == "models.py" for path in sources)  # the model loader is among them
     # Then none names a pickle loader: the only model readers are ONNX Runtime and audited skops
     for path in sources:
         text = path.read_text()

@@ -1,4 +1,4 @@
-"""`model_runtime.models`: integrity before parsing, no pickle ever, refusals remembered, version
+"""`model_serving.models`: integrity before parsing, no pickle ever, refusals remembered, version
 rollout, and the cache bound.
 
 A pickle runs code when it is loaded, so the tests use a real exploit (a pickle that creates a
@@ -19,7 +19,7 @@ import joblib
 import pytest
 import skops.io
 from model_runtime import table, ttl_cache
-from model_runtime.models import ModelCache, fetch_model_object, load_verified, sha256_hex
+from model_serving.models import ModelCache, fetch_model_object, load_verified, sha256_hex
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -262,7 +262,7 @@ def test_a_refused_model_is_not_fetched_again_within_the_mapping_ttl(  # noqa: P
 ) -> None:
     # Given tenant-a's model object was tampered with, and a controllable clock
     clock = [1000.0]
-    monkeypatch.setattr("model_runtime.models.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("model_serving.models.time.monotonic", lambda: clock[0])
     tenant = demo.tenant("tenant-a")
     overwrite_model_object(demo, tenant.model_key, b"tampered")
     s3_calls.clear()

@@ -1,4 +1,4 @@
-"""Unit tests of `model_runtime.payload`: strict JSON and the exact shape the tenant's model takes.
+"""Unit tests of `model_serving.payload`: strict JSON and the exact shape the tenant's model takes.
 
 Every rejection must be a `BadRequest` (a 400 at the edge), never another exception that would
 become a 500, and its message may name positions and counts but never echo the values sent.
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from model_runtime import payload
 from model_runtime.errors import BadRequest
-from model_runtime.payload import Parameters, validate_instances, validate_request
 from model_runtime.strict_json import parse_json
+from model_serving import payload
+from model_serving.payload import Parameters, validate_instances, validate_request
 
 N_FEATURES = 4
 MAX_BATCH = 1000

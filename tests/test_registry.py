@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import pytest
 import skops.io
-from model_runtime.models import sha256_hex
+from model_serving.models import sha256_hex
 from onnx import TensorProto, helper
 from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression

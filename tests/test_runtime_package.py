@@ -1,5 +1,7 @@
-"""The runtime package's structure: no import cycle, no global configuration changed by an
-import, and a container's state in one object (`runtime.Runtime`) that nothing else shares."""
+"""The runtime packages' structure: no import cycle, the core (`model_runtime`, every function's
+layer) never imports the ML part (`model_serving`, predict's layer), no global configuration
+changed by an import, and a container's state in one object (`runtime.Runtime`) that nothing else
+shares."""
 
 from __future__ import annotations
 
@@ -11,35 +13,42 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_runtime.models import PredictRuntime
+from model_serving.models import PredictRuntime
 
 from inferctl.target import configure
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "layers" / "model_runtime" / "model_runtime"
+ML_PACKAGE = REPO_ROOT / "layers" / "model_serving" / "model_serving"
+HEAVY = {"numpy", "onnxruntime", "sklearn", "scipy", "skops", "joblib"}
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every `model_runtime` module `path` imports, wherever the import statement is (a function
-    body, an `if TYPE_CHECKING:` block): a cycle through any of them is a cycle of the design."""
+def imports_of(path: Path) -> set[str]:
+    """Every module `path` imports, wherever the import statement is (a function body, an
+    `if TYPE_CHECKING:` block): a cycle or a boundary crossed through any of them counts."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            if node.module == "model_runtime":  # `from model_runtime import tokens`
-                found |= {f"model_runtime.{alias.name}" for alias in node.names}
-    modules = {f"model_runtime.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    return found & modules
+            if node.module in ("model_runtime", "model_serving"):  # `from model_runtime import tokens`
+                found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def sources() -> dict[str, Path]:
+    return {
+        f"{package.name}.{path.stem}": path
+        for package in (PACKAGE, ML_PACKAGE)
+        for path in sorted(package.glob("*.py"))
+        if path.stem != "__init__"
+    }
 
 
 def import_graph() -> dict[str, set[str]]:
-    return {
-        f"model_runtime.{path.stem}": imported_modules(path)
-        for path in sorted(PACKAGE.glob("*.py"))
-        if path.stem != "__init__"
-    }
+    modules = sources()
+    return {name: imports_of(path) & set(modules) for name, path in modules.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -73,6 +82,20 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_the_core_never_imports_the_ml_part_or_its_libraries() -> None:
+    # Given every module of the core package (the layer login and the authorizer get)
+    core = {name: path for name, path in sources().items() if name.startswith("model_runtime.")}
+    assert {"model_runtime.http", "model_runtime.tokens", "model_runtime.table"} <= set(core)
+    # Then none imports model_serving, numpy or a model library, even lazily
+    crossing = {
+        name: sorted(m for m in imports_of(path) if m.split(".")[0] in HEAVY | {"model_serving"})
+        for name, path in core.items()
+    }
+    assert {name: found for name, found in crossing.items() if found} == {}
+    # And the ML part is where payload validation and model loading live
+    assert {"model_serving.payload", "model_serving.models", "model_serving.sklearn_models"} <= set(sources())
+
+
 def test_storage_does_not_import_the_rules_or_the_state() -> None:
     graph = import_graph()
     assert graph["model_runtime.table"] == set()
@@ -85,7 +108,7 @@ import json, sys
 import sklearn
 
 before = sklearn.get_config()
-import model_runtime.models, model_runtime.sklearn_models, model_runtime.runtime  # noqa: E401
+import model_serving.models, model_serving.sklearn_models, model_runtime.runtime  # noqa: E401
 import inferctl.registry, inferctl.onboarding, inferctl.cli  # noqa: E401
 after = sklearn.get_config()
 print(json.dumps({"same": before == after, "changed": sorted(k for k in after if after[k] != before.get(k))}))
@@ -97,7 +120,7 @@ def test_importing_the_modules_leaves_sklearn_configuration_unchanged() -> None:
     completed = subprocess.run(
         [sys.executable, "-c", CHILD],
         cwd=REPO_ROOT,
-        env={"PYTHONPATH": f"{REPO_ROOT}:{PACKAGE.parent}", "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": f"{REPO_ROOT}:{PACKAGE.parent}:{ML_PACKAGE.parent}", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,

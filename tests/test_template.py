@@ -215,7 +215,7 @@ def test_model_runtimes_are_predicts_alone_and_scikit_learn_is_opt_in(
     assert template["Globals"]["Function"]["Layers"] == [{"Ref": "ModelRuntimeLayer"}]
     assert "Layers" not in resources["LoginFunction"]["Properties"]
     assert template["Resources"]["PredictFunction"]["Properties"]["Layers"] == [
-        {"Ref": "OnnxRuntimeLayer"},
+        {"Ref": "ModelServingLayer"},
         {"Fn::If": ["SklearnRuntime", {"Ref": "SklearnRuntimeLayer"}, {"Ref": "AWS::NoValue"}]},
     ]
     # Then the scikit-learn layer exists only when the parameter turns it on (off by default)
@@ -229,7 +229,7 @@ def test_model_runtimes_are_predicts_alone_and_scikit_learn_is_opt_in(
 
     ml = {"numpy", "scipy", "scikit-learn", "joblib", "onnxruntime", "skops"}
     assert not pins("model_runtime") & ml
-    assert pins("onnx_runtime") == {"numpy", "onnxruntime"}
+    assert pins("model_serving") == {"numpy", "onnxruntime"}
     assert {"scikit-learn", "scipy", "skops"} <= pins("sklearn_runtime")
 
 

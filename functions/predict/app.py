@@ -28,12 +28,12 @@ from model_runtime.http import (
     raw_body,
     utf8_or_unspecified,
 )
-from model_runtime.models import PredictRuntime
-from model_runtime.payload import validate_request
 from model_runtime.settings import require_settings
 from model_runtime.table import Tenant
 from model_runtime.tenant_metrics import tenant_metrics
 from model_runtime.tokens import bearer_token
+from model_serving.models import PredictRuntime
+from model_serving.payload import validate_request
 
 logger = Logger()
 metrics = Metrics()

@@ -1,4 +1,5 @@
-"""Shared runtime of the inference service: one module per concern.
+"""Shared runtime of the inference service (the core, in the layer every function gets): one
+module per concern. No numpy, no model library: the ML part is `model_serving` (predict only).
 
 - `settings`: environment-driven configuration, validated at cold start.
 - `runtime`: one container's state (`Runtime`): settings, lazily created boto3 clients, the table,
@@ -11,9 +12,5 @@
 - `passwords`: argon2id hashing (login only).
 - `credentials` / `oauth`: token requests (password and client credentials grants), client secrets.
 - `tokens`: signing with KMS, verification with PyJWT, the JWKS document (`Tokens`).
-- `payload`: strict parsing and validation of prediction requests.
-- `models`: integrity-pinned model loading, the warm-container cache, and predict's state
-  (`PredictRuntime`).
-- `sklearn_models`: audited skops estimators (where the scikit-learn layer is attached).
 - `tenant_metrics`: the per-tenant EMF line of each prediction.
 """

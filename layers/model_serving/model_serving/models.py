@@ -2,7 +2,7 @@
 
 Models are served in formats that cannot run code when read: ONNX, parsed and run by ONNX
 Runtime, and (where the template attaches the scikit-learn layer) skops files of audited
-scikit-learn estimators (`model_runtime.sklearn_models`). No pickle is ever deserialized here:
+scikit-learn estimators (`model_serving.sklearn_models`). No pickle is ever deserialized here:
 an old mapping that still pins a pickle is refused like a tampered one.
 
 The bytes are hashed and compared with the SHA-256 pinned in the tenant's mapping *before*
@@ -32,7 +32,6 @@ import numpy.typing as npt
 import onnxruntime as ort
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
 from model_runtime.errors import BadRequest, ModelUnavailable
 from model_runtime.runtime import Runtime
 from model_runtime.table import Tenant
@@ -150,7 +149,7 @@ def load_verified(tenant: Tenant, data: bytes) -> ServedModel:
 
 def _load_skops(tenant: Tenant, data: bytes) -> ServedModel:
     try:
-        from model_runtime import sklearn_models  # noqa: PLC0415 (needs the scikit-learn layer)
+        from model_serving import sklearn_models  # noqa: PLC0415 (needs the scikit-learn layer)
     except ImportError:
         _refuse(tenant, "runtime_missing", "skops model but the scikit-learn layer is not attached")
     if tenant.sklearn_version != sklearn_models.sklearn_version():

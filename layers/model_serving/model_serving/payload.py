@@ -23,7 +23,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
-
 from model_runtime.errors import BadRequest
 from model_runtime.strict_json import parse_json
 
