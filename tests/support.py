@@ -1,4 +1,5 @@
-"""Test helpers shared by the unit, handler and black-box suites (not fixtures: plain functions)."""
+"""Test helpers shared by the unit, handler and black-box suites (not fixtures: plain functions and
+classes, imported from here; the fixtures are in tests/conftest.py and reach every test by themselves)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,46 @@ from local.resources import ResourceNames, create_resources_from_template, templ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+MODELS_DIR = REPO_ROOT / "models"
+
+ALICE = ("alice", "alice-local-demo", "tenant-a", "model_user_a.pkl")
+BOB = ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl")
+
+
+@dataclass
+class Stack:
+    table_name: str
+    bucket: str
+    key_id: str
+
+    def tenant(self, tenant_id: str) -> store.Tenant:
+        tenant = store.get_tenant(tenant_id)
+        assert tenant is not None
+        return tenant
+
+
+def onboard(username: str, password: str, tenant_id: str, model_file: str, max_batch: int = 1000) -> None:
+    """Onboard as the operator does the demo models: trusted pickles, converted to ONNX."""
+    from inferctl.onboarding import create_user, put_model  # noqa: PLC0415 - imports scikit-learn
+
+    data = (MODELS_DIR / model_file).read_bytes()
+    put_model(tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
+    create_user(username, password, tenant_id)
+
+
+def load_event(name: str, **replacements: str) -> dict[str, Any]:
+    """An `events/` file; `<placeholder>` strings in headers and body are replaced."""
+    event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    text = json.dumps(event)
+    for placeholder, value in replacements.items():
+        text = text.replace(f"<{placeholder.replace('_', '-')}>", value)
+    replaced: dict[str, Any] = json.loads(text)
+    return replaced
+
+
+def token_for(username: str, tenant_id: str, now: int | None = None) -> str:
+    return tokens.issue_token(username, tenant_id, now).access_token
 
 
 @cache

@@ -24,8 +24,15 @@ from sklearn.neighbors import NearestCentroid
 from functions.predict.app import lambda_handler
 from inferctl.cli import main
 from inferctl.onboarding import list_versions, put_model
-from tests.conftest import MODELS_DIR, Stack, load_event
-from tests.support import FakeLambdaContext, assert_problem, reset_runtime_caches, served_digest
+from tests.support import (
+    MODELS_DIR,
+    FakeLambdaContext,
+    Stack,
+    assert_problem,
+    load_event,
+    reset_runtime_caches,
+    served_digest,
+)
 
 
 def predict(token: str, body: dict[str, Any], context: FakeLambdaContext) -> dict[str, Any]:

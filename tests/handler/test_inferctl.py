@@ -35,8 +35,7 @@ from inferctl.cli import build_parser, main
 from inferctl.onboarding import revoke_tokens
 from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
-from tests.conftest import MODELS_DIR, Stack, token_for
-from tests.support import reset_runtime_caches
+from tests.support import MODELS_DIR, Stack, reset_runtime_caches, token_for
 
 # --- helpers ---------------------------------------------------------------------------------
 

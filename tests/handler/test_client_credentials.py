@@ -26,8 +26,14 @@ from functions.login import app as login_app
 from functions.predict import app as predict_app
 from inferctl.cli import main as inferctl
 from inferctl.onboarding import set_tenant_status
-from tests.conftest import Stack, load_event
-from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
+from tests.support import (
+    FakeLambdaContext,
+    Stack,
+    assert_problem,
+    assert_security_headers,
+    load_event,
+    response_header,
+)
 
 TOKEN_URL = "https://api.example/api/v1/auth/token"
 LOCKOUT_THRESHOLD = 5

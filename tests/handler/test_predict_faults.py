@@ -18,11 +18,12 @@ from model_runtime.models import model_cache
 from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
-from tests.conftest import Stack, load_event
 from tests.support import (
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
+    load_event,
     reset_runtime_caches,
     response_header,
 )

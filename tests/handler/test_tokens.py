@@ -23,7 +23,7 @@ from model_runtime.errors import Unauthorized
 from model_runtime.settings import get_settings
 
 from local.resources import template_resources
-from tests.conftest import Stack
+from tests.support import Stack
 
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 

@@ -27,8 +27,7 @@ from sklearn.neighbors import NearestCentroid
 from inferctl import registry
 from inferctl.cli import main
 from inferctl.registry import RegistrationError, register
-from tests.conftest import MODELS_DIR, Stack
-from tests.support import reset_runtime_caches, served_bytes
+from tests.support import MODELS_DIR, Stack, reset_runtime_caches, served_bytes
 
 MODEL_A_PICKLE = (MODELS_DIR / "model_user_a.pkl").read_bytes()
 MODEL_B_PICKLE = (MODELS_DIR / "model_user_b.pkl").read_bytes()

@@ -18,9 +18,14 @@ from model_runtime.models import model_cache
 from model_runtime.settings import get_settings
 
 from functions.predict.app import lambda_handler
-from tests.conftest import load_event
-from tests.support import FakeLambdaContext, assert_problem, assert_security_headers, response_header
-from tests.test_payload import (
+from tests.support import (
+    FakeLambdaContext,
+    assert_problem,
+    assert_security_headers,
+    load_event,
+    response_header,
+)
+from tests.unit.test_payload import (
     any_documents,
     finite_numbers,
     near_valid_documents,
