@@ -55,7 +55,7 @@ pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS) \
   || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 # In-process coverage of the code that ships or operates (the local stack's subprocesses are not
 # measured); the floor is a few points under the measured figure (README: Testing).
-COVERAGE_FLOOR := 85
+COVERAGE_FLOOR := 76
 COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 
 tests: venv

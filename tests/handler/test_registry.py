@@ -165,7 +165,7 @@ def test_a_skops_file_naming_an_unsafe_type_is_refused_without_running_it(tmp_pa
     marker = tmp_path / "pwned"
     data = trojan_skops(marker)
     # When it is registered / Then it is refused, naming the type, and nothing ran
-    with pytest.raises(RegistrationError, match=r"tests\.test_registry\.TouchOnSetState"):
+    with pytest.raises(RegistrationError, match=r"tests\.handler\.test_registry\.TouchOnSetState"):
         register("model.skops", data)
     assert not marker.exists()
 
