@@ -1,4 +1,5 @@
-"""`python -m inferctl <command>`: the operator's tool for tenants, users, models and signing keys.
+"""`inferctl <command>` (the venv's console command; `python -m inferctl <command>` is the same): the
+operator's tool for tenants, users, models and signing keys.
 
 Every command works on one deployment: a CloudFormation stack (`--stack NAME`, whose outputs
 name the table, bucket and key) or explicit names (`--table/--bucket/--key-id`, or the functions'

@@ -9,8 +9,8 @@ SAM's Docker-backed `LocalLambdaRunner`. So routing, event shape (API Gateway RE
 and gateway answers (403 "Missing Authentication Token", 502 "Internal server error", ...) are
 the same as `sam local start-api`.
 
-Not emulated: per-function environment variables (the caller sets `os.environ`), layers on
-`sys.path` (see `layer_dirs_from_template`), memory limits, and stopping a handler at its
+Not emulated: per-function environment variables (the caller sets `os.environ`), layers (their
+packages come from the installed project, `make venv`), memory limits, and stopping a handler at its
 timeout (an overrunning handler runs to completion; its result is then discarded, so the client
 gets the 502 that SAM gives for a timed-out function).
 
@@ -30,7 +30,7 @@ samcli internals relied on (they are not a public API; re-check them when aws-sa
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -68,7 +68,6 @@ __all__ = [
     "build_gateway",
     "gateway_responses_from_template",
     "handlers_from_template",
-    "layer_dirs_from_template",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -254,16 +253,27 @@ class InProcessRunner:
 
 @dataclass
 class LazyHandler:
-    """`module:attr` imported on first call, with `root` (the template's directory) on sys.path."""
+    """`attr` of the handler file `path`, loaded on first call as module `module` (a name unique
+    to its CodeUri), without putting anything on sys.path."""
 
     module: str
     attr: str
-    root: str
+    path: str
 
     def load(self) -> Handler:
-        if self.root not in sys.path:
-            sys.path.insert(0, self.root)
-        handler: Handler = getattr(importlib.import_module(self.module), self.attr)
+        loaded = sys.modules.get(self.module)
+        if loaded is None or getattr(loaded, "__file__", None) != self.path:
+            spec = importlib.util.spec_from_file_location(self.module, self.path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {self.module} from {self.path}")
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[self.module] = loaded  # before running it, as `import` does
+            try:
+                spec.loader.exec_module(loaded)
+            except BaseException:
+                del sys.modules[self.module]
+                raise
+        handler: Handler = getattr(loaded, self.attr)
         return handler
 
     def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any:
@@ -290,9 +300,9 @@ def _functions(stacks: list[Stack]) -> list[Function]:
     return functions
 
 
-def _module_for(function: Function, root: Path) -> tuple[str, str]:
+def _module_for(function: Function, root: Path) -> tuple[str, str, Path]:
     """CodeUri `functions/login/` + Handler `app.lambda_handler`
-    -> (`functions.login.app`, `lambda_handler`)."""
+    -> (`functions.login.app`, `lambda_handler`, `<root>/functions/login/app.py`)."""
     if not function.handler or not isinstance(function.codeuri, str):
         raise ValueError(f"{function.name}: needs a Handler and a local CodeUri to run in-process")
     code_dir = (root / function.codeuri).resolve()
@@ -303,15 +313,16 @@ def _module_for(function: Function, root: Path) -> tuple[str, str]:
     module, _, attr = function.handler.rpartition(".")
     if not module or not attr:
         raise ValueError(f"{function.name}: Handler {function.handler!r} is not 'module.function'")
-    return ".".join([*parts, module]), attr
+    return ".".join([*parts, module]), attr, code_dir.joinpath(*module.split(".")).with_suffix(".py")
 
 
 def handlers_from_template(template_path: str) -> dict[str, LazyHandler]:
-    """A lazily imported handler per AWS::Serverless::Function, keyed by logical id.
+    """A lazily loaded handler per AWS::Serverless::Function, keyed by logical id.
 
-    Modules are imported as packages under the template's directory (so `functions/login/app.py`
-    is `functions.login.app`, and two functions' `app.py` do not collide). Unlike in Lambda, the
-    CodeUri directory itself is not on sys.path: handlers must not import siblings by bare name.
+    Each handler file is loaded by its path under a module name made of its CodeUri (so
+    `functions/login/app.py` is `functions.login.app`, and two functions' `app.py` do not collide).
+    Unlike in Lambda, the CodeUri directory is not on sys.path: handlers must not import siblings
+    by bare name.
     """
     return _lazy_handlers(_functions(_stacks(template_path)), template_path)
 
@@ -320,20 +331,9 @@ def _lazy_handlers(functions: list[Function], template_path: str) -> dict[str, L
     root = Path(template_path).resolve().parent
     handlers = {}
     for function in functions:
-        module, attr = _module_for(function, root)
-        handlers[function.name] = LazyHandler(module, attr, str(root))
+        module, attr, path = _module_for(function, root)
+        handlers[function.name] = LazyHandler(module, attr, str(path))
     return handlers
-
-
-def layer_dirs_from_template(template_path: str) -> list[str]:
-    """Absolute ContentUri directories of the functions' local layers (to put on sys.path)."""
-    root = Path(template_path).resolve().parent
-    dirs: dict[str, None] = {}
-    for function in _functions(_stacks(template_path)):
-        for layer in function.layers:
-            if isinstance(layer.codeuri, str):
-                dirs[str((root / layer.codeuri).resolve())] = None
-    return list(dirs)
 
 
 def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:

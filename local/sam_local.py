@@ -72,7 +72,7 @@ TEST_SECONDS = 420
 # DoS, response hygiene): the tests themselves, pointed at this API. `make test` runs them (and the
 # rest) against the in-process stack; the stopping tests are about that stack's own process.
 TESTS = (
-    "tests/test_local_stack.py",
+    "tests/local/test_local_stack.py",
     "tests/attack/test_token_forgery.py",
     "tests/attack/test_tenant_isolation.py",
     "tests/attack/test_model_dos.py",

@@ -41,7 +41,7 @@ from flask import Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local.gateway import Gateway, Handler, build_gateway, handlers_from_template, layer_dirs_from_template
+from local.gateway import Gateway, Handler, build_gateway, handlers_from_template
 from local.resources import (
     TEMPLATE,
     ResourceNames,
@@ -235,9 +235,6 @@ class LocalStack:
         reads when the handler module is imported, i.e. here, one function at a time. Importing now
         also means the first request does not wait for scikit-learn.
         """
-        for layer_dir in layer_dirs_from_template(str(self.template)):
-            if layer_dir not in sys.path:
-                sys.path.insert(0, layer_dir)  # where Lambda mounts a layer (/opt/python)
         handlers = handlers_from_template(str(self.template))
         for function, handler in handlers.items():
             # AWS_* (endpoint, credentials, region) belong to the stack: use_endpoint set them.
@@ -249,7 +246,7 @@ class LocalStack:
         return dict(handlers)
 
     def _onboard_demo_tenants(self) -> None:
-        # Imported late: the CLI uses the layer's package, importable once _load_functions ran.
+        # Imported here, not at the top: only the demo onboarding needs the CLI (and scikit-learn).
         from inferctl.cli import main as inferctl  # noqa: PLC0415
 
         def run(*argv: str, stdin: str = "") -> None:

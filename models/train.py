@@ -8,7 +8,7 @@
 Models are fitted on plain numpy arrays (no feature names), so predicting on a list of lists
 emits no warning. Fixed seeds, no compression and a pinned pickle protocol make retraining
 reproducible in what floating point allows: the same labels on the training data, the same tree,
-and LogisticRegression coefficients within 0.05 (tests/test_models.py). Not the same bytes on
+and LogisticRegression coefficients within 0.05 (tests/unit/test_models.py). Not the same bytes on
 every machine: OpenBLAS picks kernels per CPU, so the solver's iterations and the last digits of
 the coefficients differ between machines of one kind. The committed files are the ones served;
 retraining makes new versions with new digests, registered like any other model.

@@ -4,7 +4,7 @@ Routes and methods come from the two handlers' routers (`model_runtime.http.Rout
 limits from the settings and validation modules, the security headers from
 `model_runtime.http.SECURITY_HEADERS` (with the extra headers each error class sends), and the
 error shape from `model_runtime.http.problem`.
-Only the bodies' schemas are written here. `tests/test_openapi.py` fails when the committed file
+Only the bodies' schemas are written here. `tests/unit/test_openapi.py` fails when the committed file
 differs from a fresh generation, so the document cannot drift from the code.
 
 Run: `python scripts/make_openapi.py` (or `--check` to compare without writing).
@@ -33,11 +33,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("TABLE_NAME", "openapi-generation")
 os.environ.setdefault("MODEL_BUCKET", "openapi-generation")
 os.environ.setdefault("SIGNING_KEY_ID", "openapi-generation")
-for _path in (REPO_ROOT, REPO_ROOT / "layers" / "model_runtime"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))  # a script, run by path: pytest's pythonpath does not apply
 
-# After the path set-up above (E402): the modules the document is generated from.
+# After the environment above (E402): the modules the document is generated from, importable
+# because `make venv` installs the project.
 from model_runtime import errors  # noqa: E402
 
 OAUTH_ERROR_CODES = frozenset(

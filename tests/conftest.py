@@ -1,4 +1,5 @@
-"""Shared fixtures: moto in-process AWS built from template.yaml, demo tenants, events, tokens.
+"""Shared fixtures, for every kind of test: moto in-process AWS built from template.yaml, demo
+tenants, tokens. Plain helpers (Stack, load_event, token_for, onboard...) are in tests/support.py.
 
 Unit and handler tests never touch the network: moto's `mock_aws` intercepts boto3, the AWS
 endpoint variables are removed, and resources are created from the template's own definitions.
@@ -6,11 +7,9 @@ endpoint variables are removed, and resources are created from the template's ow
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 # Powertools reads these when the handler modules create their Logger/Metrics at import.
@@ -25,24 +24,18 @@ os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 
 import boto3
 import pytest
-from model_runtime.table import Tenant
-from model_serving.models import PredictRuntime
 from moto import mock_aws
 
-from inferctl.onboarding import create_user, put_model
 from tests.support import (
-    REPO_ROOT,
+    ALICE,
+    BOB,
     FakeLambdaContext,
+    Stack,
     create_resources_from_template,
-    current_runtime,
+    onboard,
+    token_for,
     use_runtime,
 )
-
-EVENTS_DIR = REPO_ROOT / "events"
-MODELS_DIR = REPO_ROOT / "models"
-
-ALICE = ("alice", "alice-local-demo", "tenant-a", "model_user_a.pkl")
-BOB = ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl")
 
 
 @pytest.fixture(autouse=True)
@@ -72,23 +65,6 @@ def _no_sockets(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest)
     monkeypatch.setattr(socket.socket, "connect", refuse)
 
 
-@dataclass
-class Stack:
-    table_name: str
-    bucket: str
-    key_id: str
-
-    @property
-    def runtime(self) -> PredictRuntime:
-        """The state the handlers use now (a test may install a fresh one: `use_runtime`)."""
-        return current_runtime()
-
-    def tenant(self, tenant_id: str) -> Tenant:
-        tenant = self.runtime.table.get_tenant(tenant_id)
-        assert tenant is not None
-        return tenant
-
-
 @pytest.fixture
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Table, bucket and signing key from template.yaml in moto, wired into the settings."""
@@ -99,14 +75,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("SIGNING_KEY_ID", names.key_id)
         use_runtime(monkeypatch=monkeypatch)
         yield Stack(names.table_name, names.bucket, names.key_id)
-
-
-def onboard(username: str, password: str, tenant_id: str, model_file: str, max_batch: int = 1000) -> None:
-    """Onboard as the operator does the demo models: trusted pickles, converted to ONNX."""
-    data = (MODELS_DIR / model_file).read_bytes()
-    runtime = current_runtime()
-    put_model(runtime, tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
-    create_user(runtime, username, password, tenant_id)
 
 
 @pytest.fixture
@@ -120,19 +88,6 @@ def demo(stack: Stack) -> Stack:
 @pytest.fixture
 def context() -> FakeLambdaContext:
     return FakeLambdaContext()
-
-
-def load_event(name: str, **replacements: str) -> dict[str, Any]:
-    """An `events/` file; `<placeholder>` strings in headers and body are replaced."""
-    event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
-    text = json.dumps(event)
-    for placeholder, value in replacements.items():
-        text = text.replace(f"<{placeholder.replace('_', '-')}>", value)
-    return json.loads(text)
-
-
-def token_for(username: str, tenant_id: str, now: int | None = None) -> str:
-    return current_runtime().tokens.issue(username, tenant_id, now).access_token
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Test helpers shared by the unit, handler and black-box suites (not fixtures: plain functions)."""
+"""Test helpers shared by the unit, handler and black-box suites (not fixtures: plain functions and
+classes, imported from here; the fixtures are in tests/conftest.py and reach every test by themselves)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
+from model_runtime.table import Tenant
 from model_serving.models import PredictRuntime
 
 # Moved to local/ (the local stack builds the same resources); re-exported for the tests.
@@ -18,6 +20,52 @@ from local.resources import ResourceNames, create_resources_from_template, templ
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+MODELS_DIR = REPO_ROOT / "models"
+
+ALICE = ("alice", "alice-local-demo", "tenant-a", "model_user_a.pkl")
+BOB = ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl")
+
+
+@dataclass
+class Stack:
+    table_name: str
+    bucket: str
+    key_id: str
+
+    @property
+    def runtime(self) -> PredictRuntime:
+        """The state the handlers use now (a test may install a fresh one: `use_runtime`)."""
+        return current_runtime()
+
+    def tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.runtime.table.get_tenant(tenant_id)
+        assert tenant is not None
+        return tenant
+
+
+def onboard(username: str, password: str, tenant_id: str, model_file: str, max_batch: int = 1000) -> None:
+    """Onboard as the operator does the demo models: trusted pickles, converted to ONNX."""
+    from inferctl.onboarding import create_user, put_model  # noqa: PLC0415 - imports scikit-learn
+
+    data = (MODELS_DIR / model_file).read_bytes()
+    runtime = current_runtime()
+    put_model(runtime, tenant_id, data, max_batch, new_tenant=True, filename=model_file, trust_pickle=True)
+    create_user(runtime, username, password, tenant_id)
+
+
+def load_event(name: str, **replacements: str) -> dict[str, Any]:
+    """An `events/` file; `<placeholder>` strings in headers and body are replaced."""
+    event = json.loads((EVENTS_DIR / f"{name}.json").read_text())
+    text = json.dumps(event)
+    for placeholder, value in replacements.items():
+        text = text.replace(f"<{placeholder.replace('_', '-')}>", value)
+    replaced: dict[str, Any] = json.loads(text)
+    return replaced
+
+
+def token_for(username: str, tenant_id: str, now: int | None = None) -> str:
+    return current_runtime().tokens.issue(username, tenant_id, now).access_token
 
 
 @cache

@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from tests.attack.forge import Attacker, b64url, b64url_json, parts
+from tests.forge import Attacker, b64url, b64url_json, parts
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT
 
 READY = re.compile(r"Serving (http://127\.0\.0\.1:\d+) \(moto at (http://127\.0\.0\.1:\d+)\)")
@@ -408,7 +408,6 @@ def api(local_stack: LocalStack | None) -> Api:
 
 _INFERCTL_BATCH = """
 import io, json, sys
-sys.path.insert(0, "layers/model_runtime")
 from inferctl.cli import main
 for argv, stdin in json.loads(sys.argv[1]):
     if main(argv, stdin=io.StringIO(stdin), stdout=io.StringIO()) != 0:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.attack.conftest import Api, Caller, Operator, assert_still_served
-from tests.attack.forge import (
+from tests.forge import (
     HMAC_HASHES,
     Attacker,
     assemble,

@@ -1,4 +1,5 @@
-"""Token forgery kit: JWS segments by hand, so any header, claim or signature can be sent.
+"""Token forgery kit: JWS segments by hand, so any header, claim or signature can be sent. One kit
+for the handler tests (tests/handler/test_predict_auth.py, test_authorizer.py) and the attack suite.
 
 Written against RFC 7515 directly rather than with PyJWT, which refuses most of what an attacker
 sends (HMAC keyed with a public key, `alg: none`, malformed segments).

@@ -25,12 +25,13 @@ from functions.login import app as login_app
 from functions.predict import app as predict_app
 from inferctl.cli import main as inferctl
 from inferctl.onboarding import set_tenant_status
-from tests.conftest import Stack, load_event
 from tests.support import (
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
     response_header,
 )
 

@@ -15,12 +15,13 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from functions.predict.app import lambda_handler
-from tests.conftest import Stack, load_event
 from tests.support import (
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
     response_header,
     use_runtime,
 )

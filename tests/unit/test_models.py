@@ -18,8 +18,8 @@ import sklearn
 from sklearn.datasets import load_iris, load_wine
 from sklearn.utils.validation import check_is_fitted
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models"
+from tests.support import MODELS_DIR, REPO_ROOT
+
 MANIFEST_PATH = MODELS_DIR / "manifest.json"
 LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "sklearn_runtime" / "requirements.txt"  # scikit-learn moved there
 EXPECTED_MODELS = {"model_user_a.pkl": 4, "model_user_b.pkl": 13}

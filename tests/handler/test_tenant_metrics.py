@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from functions.predict import app as predict_app
-from tests.conftest import Stack, load_event
-from tests.support import FakeLambdaContext
+from tests.support import FakeLambdaContext, Stack, load_event
 
 
 def tenant_lines(output: str) -> list[dict[str, Any]]:

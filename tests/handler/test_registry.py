@@ -26,8 +26,13 @@ from sklearn.neighbors import NearestCentroid
 from inferctl import registry
 from inferctl.cli import main
 from inferctl.registry import RegistrationError, register
-from tests.conftest import MODELS_DIR, Stack
-from tests.support import current_runtime, served_bytes, use_runtime
+from tests.support import (
+    MODELS_DIR,
+    Stack,
+    current_runtime,
+    served_bytes,
+    use_runtime,
+)
 
 MODEL_A_PICKLE = (MODELS_DIR / "model_user_a.pkl").read_bytes()
 MODEL_B_PICKLE = (MODELS_DIR / "model_user_b.pkl").read_bytes()
@@ -165,7 +170,7 @@ def test_a_skops_file_naming_an_unsafe_type_is_refused_without_running_it(tmp_pa
     marker = tmp_path / "pwned"
     data = trojan_skops(marker)
     # When it is registered / Then it is refused, naming the type, and nothing ran
-    with pytest.raises(RegistrationError, match=r"tests\.test_registry\.TouchOnSetState"):
+    with pytest.raises(RegistrationError, match=r"tests\.handler\.test_registry\.TouchOnSetState"):
         register("model.skops", data)
     assert not marker.exists()
 

@@ -17,15 +17,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from functions.predict.app import lambda_handler
-from tests.conftest import load_event
 from tests.support import (
     FakeLambdaContext,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
     response_header,
 )
-from tests.test_payload import (
+from tests.unit.test_payload import (
     any_documents,
     finite_numbers,
     near_valid_documents,

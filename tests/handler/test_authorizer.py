@@ -23,9 +23,17 @@ from functions.predict import app as predict_app
 from inferctl.cli import main as inferctl
 from inferctl.onboarding import revoke_tokens, set_tenant_status
 from local.resources import create_usage_plans_from_template
-from tests.attack.forge import assemble, b64url, parts
-from tests.conftest import Stack, load_event, token_for
-from tests.support import REPO_ROOT, FakeLambdaContext, assert_problem, current_runtime, use_runtime
+from tests.forge import assemble, b64url, parts
+from tests.support import (
+    REPO_ROOT,
+    FakeLambdaContext,
+    Stack,
+    assert_problem,
+    current_runtime,
+    load_event,
+    token_for,
+    use_runtime,
+)
 
 STACK = "test"  # the stack name the `stack` fixture's resources stand for
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:1234567890/live/POST/api/v1/predict"

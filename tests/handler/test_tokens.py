@@ -22,8 +22,7 @@ from model_runtime import table, tokens
 from model_runtime.errors import Unauthorized
 
 from local.resources import template_resources
-from tests.conftest import Stack
-from tests.support import current_runtime
+from tests.support import Stack, current_runtime
 
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 
@@ -62,7 +61,7 @@ def put_keyring(stack: Stack, active: str, verify: list[str]) -> None:
     current_runtime().keyrings.clear()
 
 
-# --- issue_token ---------------------------------------------------------------------------------
+# --- Tokens.issue ---------------------------------------------------------------------------------
 
 
 def test_issued_token_has_the_documented_header_and_claims(stack: Stack) -> None:

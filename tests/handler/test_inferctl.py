@@ -35,8 +35,13 @@ from inferctl.cli import build_parser, main
 from inferctl.onboarding import revoke_tokens
 from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
-from tests.conftest import MODELS_DIR, Stack, token_for
-from tests.support import current_runtime, use_runtime
+from tests.support import (
+    MODELS_DIR,
+    Stack,
+    current_runtime,
+    token_for,
+    use_runtime,
+)
 
 # --- helpers ---------------------------------------------------------------------------------
 

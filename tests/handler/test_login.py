@@ -26,13 +26,14 @@ from moto.dynamodb.models import DynamoDBBackend
 from samcli.yamlhelper import yaml_parse
 
 from functions.login import app as login_app
-from tests.conftest import Stack, load_event
 from tests.support import (
     TEMPLATE,
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
     response_header,
     use_runtime,
 )

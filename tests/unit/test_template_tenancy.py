@@ -2,7 +2,7 @@
 AUTHORIZER key source and its REQUEST authorizer, the gateway responses clients see when refused
 or throttled, the WAF web ACL and its association, and the per-tenant dashboard.
 
-Parsed the way SAM parses it (`!Ref X` is `{"Ref": "X"}`), like tests/test_template.py.
+Parsed the way SAM parses it (`!Ref X` is `{"Ref": "X"}`), like tests/unit/test_template.py.
 """
 
 from __future__ import annotations

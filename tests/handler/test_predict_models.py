@@ -23,8 +23,16 @@ from sklearn.neighbors import NearestCentroid
 from functions.predict.app import lambda_handler
 from inferctl.cli import main
 from inferctl.onboarding import list_versions, put_model
-from tests.conftest import MODELS_DIR, Stack, load_event
-from tests.support import FakeLambdaContext, assert_problem, current_runtime, served_digest, use_runtime
+from tests.support import (
+    MODELS_DIR,
+    FakeLambdaContext,
+    Stack,
+    assert_problem,
+    current_runtime,
+    load_event,
+    served_digest,
+    use_runtime,
+)
 
 
 def predict(token: str, body: dict[str, Any], context: FakeLambdaContext) -> dict[str, Any]:

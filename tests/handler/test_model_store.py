@@ -26,12 +26,15 @@ from sklearn.linear_model import LogisticRegression
 from functions.predict import app as predict_app
 from functions.predict.app import lambda_handler
 from inferctl.onboarding import put_model
-from tests.conftest import MODELS_DIR, Stack, load_event, onboard
 from tests.support import (
+    MODELS_DIR,
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
+    onboard,
     response_header,
     served_bytes,
     use_runtime,

@@ -8,9 +8,7 @@ claims under test: the model is chosen by the verified token's `tid` alone; any 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import json
 import socket
 import time
@@ -22,21 +20,34 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from model_runtime import table, tokens, ttl_cache
 
 from functions.predict.app import lambda_handler
 from inferctl.onboarding import SUBJECT_CUTOFF_KEPT_SECONDS, create_user, set_user_status
 from local.resources import template_resources
-from tests.conftest import MODELS_DIR, Stack, load_event, token_for
+from tests.forge import (
+    Attacker,
+    assemble,
+    b64url,
+    b64url_json,
+    parts,
+    public_key_encodings,
+    sign_hmac,
+    signing_input,
+)
 from tests.support import (
+    MODELS_DIR,
     FakeLambdaContext,
+    Stack,
     assert_problem,
     assert_security_headers,
     current_runtime,
+    load_event,
     response_header,
     served_digest,
+    token_for,
     use_runtime,
 )
 
@@ -141,16 +152,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 # --- helpers: tokens, honest and forged ----------------------------------------------------------
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64json(part: dict[str, Any]) -> str:
-    return b64url(json.dumps(part, separators=(",", ":")).encode())
-
-
 def claims(**overrides: Any) -> dict[str, Any]:
-    """Claims exactly like `issue_token`'s for alice, with members replaced or (DELETE) removed."""
+    """Claims exactly like `Tokens.issue`'s for alice, with members replaced or (DELETE) removed."""
     settings = current_runtime().settings
     now = int(time.time())
     base: dict[str, Any] = {
@@ -185,63 +188,52 @@ def sign(
 ) -> str:
     """A JWS signed by a moto KMS key (the stack's own by default): the signature is genuine, so
     only what the test put in the header or claims can make the token fail."""
-    signing_input = f"{b64json(header)}.{b64json(claims)}"
     signature = current_runtime().kms.sign(
         KeyId=key_id or current_runtime().settings.signing_key_id,
-        Message=signing_input.encode("ascii"),
+        Message=signing_input(header, claims),
         MessageType="RAW",
         SigningAlgorithm=algorithm,  # type: ignore[arg-type]
     )["Signature"]
-    return f"{signing_input}.{b64url(signature)}"
+    return assemble(header, claims, signature)
 
 
 @cache
-def attacker_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def attacker() -> Attacker:
+    return Attacker.generate()
 
 
 def attacker_jwk() -> dict[str, str]:
-    numbers = attacker_key().public_key().public_numbers()
-    return {
-        "kty": "RSA",
-        "n": b64url(numbers.n.to_bytes(256, "big")),
-        "e": b64url(numbers.e.to_bytes(3, "big")),
-        "kid": "attacker",
-    }
+    return attacker().public_jwk()
 
 
 def attacker_sign(header: dict[str, Any]) -> str:
-    signing_input = f"{b64json(header)}.{b64json(claims())}"
-    signature = attacker_key().sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{b64url(signature)}"
+    return attacker().sign(header, claims())
 
 
 def unsigned(alg: str) -> str:
-    return f"{b64json(header(alg=alg))}.{b64json(claims())}."
+    return assemble(header(alg=alg), claims())
 
 
 def hs256_with_public_pem() -> str:
     """Key confusion: HMAC keyed with the bytes of our public key, which any client can fetch."""
     der = current_runtime().kms.get_public_key(KeyId=current_runtime().settings.signing_key_id)["PublicKey"]
-    pem = serialization.load_der_public_key(der).public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    signing_input = f"{b64json(header(alg='HS256'))}.{b64json(claims())}"
-    return f"{signing_input}.{b64url(hmac.digest(pem, signing_input.encode(), 'sha256'))}"
+    key = serialization.load_der_public_key(der)
+    assert isinstance(key, rsa.RSAPublicKey)
+    return sign_hmac(header(alg="HS256"), claims(), public_key_encodings(key)["spki-pem"])
 
 
 def tampered(token: str) -> str:
     """Alice's genuine token with its tenant claim rewritten and the original signature kept."""
-    head, payload, signature = token.split(".")
-    document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    head, _, signature = token.split(".")
+    _, document, _ = parts(token)
     document["tid"] = "tenant-b"
-    return f"{head}.{b64json(document)}.{signature}"
+    return f"{head}.{b64url_json(document)}.{signature}"
 
 
 def oversized() -> str:
     """A genuinely signed, otherwise valid token just over the size cap (KMS signs at most 4096 bytes)."""
     padded = claims(pad="")
-    room = 4000 - len(f"{b64json(header())}.{b64json(padded)}")
+    room = 4000 - len(signing_input(header(), padded))
     token = sign(claims(pad="x" * (room * 3 // 4)), header())
     assert len(token) > tokens.MAX_TOKEN_CHARS
     return token

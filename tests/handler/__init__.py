@@ -1,0 +1,1 @@
+"""Handler tests: the Lambda handlers, the CLI and the benchmark driven in-process against moto."""

@@ -1,0 +1,1 @@
+"""Local-stack tests, black-box: `python -m local.serve` in a subprocess, spoken to over HTTP."""
