@@ -22,7 +22,7 @@ and caches, so cutting a user off costs the warm path nothing. Attempt counters 
 subject tried, known or not, so lockout behaves the same for both.
 
 Every attribute name is spelled here, and no other module builds or reads an item
-(`tests/test_item_design.py` checks it; a few names are also words of the public API or the logs,
+(`tests/unit/test_item_design.py` checks it; a few names are also words of the public API or the logs,
 such as `tenant_id` or `n_features`, and only those appear elsewhere). Entities encode themselves
 (`to_item`) and decode (`from_item`), and `Table` does the reads, writes and conditional updates,
 for the functions and for `inferctl` alike. No caching and no
