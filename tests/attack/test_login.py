@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.attack.conftest import Api, Operator, Reply, assert_problem
+from tests.attack.kit import Api, Operator, Reply, assert_problem
 
 pytestmark = pytest.mark.blackbox
 

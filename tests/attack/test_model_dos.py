@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.attack.conftest import DEPLOYED, TIMINGS, Api, Caller, Reply, assert_still_served
+from tests.attack.kit import DEPLOYED, TIMINGS, Api, Caller, Reply, assert_still_served
 
 pytestmark = pytest.mark.blackbox
 

@@ -15,7 +15,7 @@ from email.message import Message
 
 import pytest
 
-from tests.attack.conftest import Api, Caller, Reply, assert_security_headers, from_local_gateway
+from tests.attack.kit import Api, Caller, Reply, assert_security_headers, from_local_gateway
 from tests.forge import b64url_decode
 
 pytestmark = pytest.mark.blackbox

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.attack.conftest import Api, Caller, child_environment
+from tests.attack.kit import Api, Caller, child_environment
 from tests.support import REPO_ROOT
 
 pytestmark = pytest.mark.blackbox

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.attack.conftest import Api, Caller, Operator
+from tests.attack.kit import Api, Caller, Operator
 
 pytestmark = pytest.mark.blackbox
 
