@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -96,6 +97,33 @@ class FakeLambdaContext:
 
 
 # The handler modules, each with its module-level `runtime` (built at import, Lambda's init).
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def child_environment(
+    pythonpath: list[Path], service: str, *, without: tuple[str, ...] = (), **variables: str
+) -> dict[str, str]:
+    """The environment of a fresh interpreter that imports only from `pythonpath`: this process's
+    variables without AWS, Python or Powertools ones (nor the names in `without`), and Powertools
+    set for `service`; `variables` are added last."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "PYTHON", "POWERTOOLS_")) and name not in without
+    }
+    env.update(
+        PYTHONPATH=os.pathsep.join(str(path) for path in pythonpath),
+        POWERTOOLS_SERVICE_NAME=service,
+        POWERTOOLS_METRICS_NAMESPACE="InferenceApiTest",
+    )
+    env.update(variables)
+    return env
+
+
 HANDLER_MODULES = ("functions.login.app", "functions.predict.app", "functions.authorizer.app")
 
 

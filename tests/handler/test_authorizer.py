@@ -25,10 +25,12 @@ from inferctl.onboarding import revoke_tokens, set_tenant_status
 from local.resources import create_usage_plans_from_template
 from tests.forge import assemble, b64url, parts
 from tests.support import (
+    FAKE_AWS,
     REPO_ROOT,
     FakeLambdaContext,
     Stack,
     assert_problem,
+    child_environment,
     current_runtime,
     load_event,
     token_for,
@@ -327,20 +329,7 @@ def test_authorizer_never_imports_numpy_or_sklearn(
     # Given a fresh interpreter with only the authorizer and the layer package on the path
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(authorizer_event(None)))
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "PYTHON", "POWERTOOLS_"))
-        and name not in ("TABLE_NAME", "SIGNING_KEY_ID")
-    }
-    env.update(
-        PYTHONPATH=os.pathsep.join(str(path) for path in pythonpath),
-        POWERTOOLS_SERVICE_NAME="authorizer",
-        POWERTOOLS_METRICS_NAMESPACE="InferenceApiTest",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    env = child_environment(pythonpath, "authorizer", without=("TABLE_NAME", "SIGNING_KEY_ID"), **FAKE_AWS)
     result_file = tmp_path / "result.json"
     # When it imports the authorizer and authorizes a valid token
     completed = subprocess.run(

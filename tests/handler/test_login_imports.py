@@ -9,7 +9,6 @@ under moto: a heavy import hidden on the request path would show up too.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import FAKE_AWS, REPO_ROOT, child_environment
 
 HEAVY_MODULES = ("numpy", "sklearn", "scipy", "joblib", "onnxruntime", "skops")
 LAYER = REPO_ROOT / "layers" / "model_runtime"  # the core: every function's layer
@@ -80,21 +79,13 @@ with open(result_path, "w") as file:
 
 
 def run_child(tmp_path: Path, pythonpath: list[Path], module: str, mode: str) -> dict[str, Any]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "PYTHON", "POWERTOOLS_"))
-        and name not in ("TABLE_NAME", "SIGNING_KEY_ID")
-    }
-    env.update(
-        PYTHONPATH=os.pathsep.join(str(path) for path in pythonpath),
-        POWERTOOLS_SERVICE_NAME="login",
-        POWERTOOLS_METRICS_NAMESPACE="InferenceApiTest",
+    env = child_environment(
+        pythonpath,
+        "login",
+        without=("TABLE_NAME", "SIGNING_KEY_ID"),
         POWERTOOLS_TRACE_DISABLED="true",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
         EVENTS_DIR=str(REPO_ROOT / "events"),
+        **FAKE_AWS,
     )
     result_file = tmp_path / "result.json"
     completed = subprocess.run(

@@ -7,13 +7,12 @@ malformed, and expects the import to fail with one log line that names the varia
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, child_environment
 
 LAYER = REPO_ROOT / "layers" / "model_runtime"
 SECRET_LOOKING_VALUE = "arn:aws:kms:us-east-1:123456789012:key/not-a-number"
@@ -21,17 +20,7 @@ GOOD = {"TABLE_NAME": "table", "MODEL_BUCKET": "bucket", "SIGNING_KEY_ID": "key-
 
 
 def cold_start(module: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "PYTHON", "POWERTOOLS_")) and name not in GOOD
-    }
-    env.update(
-        environment,
-        PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(LAYER)]),
-        POWERTOOLS_METRICS_NAMESPACE="InferenceApiTest",
-        POWERTOOLS_SERVICE_NAME="test",
-    )
+    env = child_environment([REPO_ROOT, LAYER], "test", without=tuple(GOOD), **environment)
     return subprocess.run(
         [sys.executable, "-c", f"import {module}"], env=env, capture_output=True, text=True, check=False
     )
