@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: venv serve test tests test-unit test-handler test-local test-attack lint typecheck template-lint \
-  bench build clean sam-local test-sam-local
+  bench build clean sam-local test-sam-local fault-drill
 
 venv: $(STAMP)
 
@@ -24,8 +24,14 @@ $(STAMP): requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
+# LOCAL_AWS_ENDPOINT=URL make serve: against an AWS-compatible endpoint already running (moto_server).
 serve: venv
 	$(BIN)/python -m local.serve
+
+# moto stalled, killed, DynamoDB throttled, S3 SlowDown under the local stack; a few minutes; every
+# answer checked against the contract (docs/fault-drill.md). Not part of `make test`.
+fault-drill: venv
+	$(BIN)/python -m local.fault_drill
 
 test: lint typecheck template-lint tests
 

@@ -5,20 +5,25 @@ this module still serves the template's routes through SAM CLI's *own* local API
 (`samcli.local.apigw.local_apigw_service.LocalApigwService`): routes are discovered by SAM's own
 providers, and the request -> Lambda event -> response translation is SAM's. Only the function
 runner is ours: `InProcessRunner` imports the handler and calls it in this process, in place of
-SAM's Docker-backed `LocalLambdaRunner`. So routing, event shape (API Gateway REST, payload v1)
-and gateway answers (403 "Missing Authentication Token", 502 "Internal server error", ...) are
-the same as `sam local start-api`.
+SAM's Docker-backed `LocalLambdaRunner`. So routing and event shape (API Gateway REST, payload
+v1) are the same as `sam local start-api`. Where SAM's gateway answers differently from API
+Gateway, `GatewayAnswers` makes it answer as API Gateway does: the template's GatewayResponses
+for every answer the gateway makes itself, HEAD not derived from GET, a body that is not UTF-8
+passed on as text (aws/aws-sam-cli#7927), API Gateway's 10 MB payload quota.
 
 Not emulated: per-function environment variables (the caller sets `os.environ`), layers (their
 packages come from the installed project, `make venv`), memory limits, and stopping a handler at its
 timeout (an overrunning handler runs to completion; its result is then discarded, so the client
-gets the 502 that SAM gives for a timed-out function).
+gets the gateway's answer to a timed-out function: the template's DEFAULT_5XX).
 
 samcli internals relied on (they are not a public API; re-check them when aws-sam-cli changes):
 - `SamLocalStackProvider.get_stacks`, `ApiProvider(stacks, cwd=...).api` (an `Api` with `.routes`,
   each `Route.function_name` being the function's logical id), `SamFunctionProvider`.
 - `LocalApigwService(api=, lambda_runner=, port=, host=, stderr=)`, `.create()` building the Flask
-  app in the private attribute `._app`, and `.port` being read per request (X-Forwarded-Port).
+  app in the private attribute `._app` and the routes in `._dict_of_routes` (keyed
+  "<endpoint>:<METHOD>"), `.port` being read per request (X-Forwarded-Port), its answers'
+  bodies (`ServiceErrorResponses`), and its event builder reading the body with
+  `request.get_data()` (werkzeug's cached `_cached_data`).
 - The runner contract used by `LocalApigwService._invoke_lambda_function`: `is_debugging()` and
   `invoke(name, event_json_str, stdout=StreamWriter(StringIO), stderr=..., tenant_id=...)`. The
   Lambda result must be written as *text* with `stdout.write_str` (`write_bytes` on that writer
@@ -41,11 +46,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Self
 
 from flask import Response as FlaskResponse
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 from samcli.commands.local.lib.exceptions import TenantIdValidationError
 from samcli.lib.providers.api_provider import ApiProvider
 from samcli.lib.providers.provider import Function, Stack
@@ -55,11 +61,12 @@ from samcli.local.apigw.local_apigw_service import LocalApigwService
 from samcli.local.apigw.route import Route
 from samcli.local.lambdafn.exceptions import FunctionNotFound
 from samcli.yamlhelper import yaml_parse
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 __all__ = [
     "FunctionConfig",
     "Gateway",
+    "GatewayAnswers",
     "GatewayResponse",
     "Handler",
     "InProcessRunner",
@@ -218,11 +225,12 @@ class InProcessRunner:
         stderr: Any,
     ) -> str | None:
         request_id = context.aws_request_id
+        _note_invocation(event)
         started = time.monotonic()
         try:
             result = handler(event, context)
         except Exception as exc:
-            if str(exc) == UNAUTHORIZED and event.get("type") == "REQUEST" and "methodArn" in event:
+            if str(exc) == UNAUTHORIZED and _is_authorizer_event(event):
                 # A Lambda authorizer's refusal, not a failure: API Gateway answers it with 401.
                 _mark_authorizer_unauthorized()
                 return _runtime_error(request_id, type(exc).__name__, str(exc), [])
@@ -348,19 +356,51 @@ def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
     }
 
 
-# --- Lambda authorizer answers, as API Gateway gives them -------------------------------------
+# --- API Gateway's own answers, from the template's GatewayResponses ----------------------------
 #
-# API Gateway answers an authorizer's error "Unauthorized" with its UNAUTHORIZED gateway response
-# (401) and a Deny with ACCESS_DENIED (403), both customised by the template's GatewayResponses.
-# SAM's local gateway runs the authorizer, passes its context to the function and honours its
-# policy, but answers those two cases with its own bodies (a missing identity source is a bare
-# 401, a Deny a bare 403, an "Unauthorized" error a 502) and applies no GatewayResponses. The
-# hook below gives them the template's responses, so the local API refuses as the deployed one
-# does. Answers the functions produce are never touched.
+# On AWS, every answer API Gateway makes itself (an authorizer's refusal or failure, an unknown
+# route or method, an oversized request, a function that failed) is one of its gateway responses,
+# customised by the template's GatewayResponses: here problem+json with the six security headers.
+# SAM's local gateway applies none of them: it answers with its own `{"message": ...}` bodies (a
+# missing identity source a bare 401, a Deny a bare 403, an unknown route a 403 "Missing
+# Authentication Token", a failed function or authorizer a 502) and no headers. `GatewayAnswers`
+# turns each of those into the template's response of the type API Gateway would use, read from
+# template.yaml at start (never copied). Answers the functions produce are never touched.
+#
+# Which type, as API Gateway picks it (docs: "Gateway response types for API Gateway"; a type
+# the template does not define falls back to DEFAULT_4XX / DEFAULT_5XX, as on AWS):
+# - the authorizer raised "Unauthorized", or the identity source is missing: UNAUTHORIZED;
+# - the authorizer denied: ACCESS_DENIED;
+# - the authorizer failed (raised anything else, timed out, answered no policy): API Gateway
+#   answers 500 "Authorizer Configuration Error" (AUTHORIZER_CONFIGURATION_ERROR) by reports, while
+#   its docs describe AUTHORIZER_FAILURE as the authorizer failing to authenticate; the template
+#   customises AUTHORIZER_FAILURE, so that one is used first, then the other;
+# - no such route or method (HEAD included: API Gateway does not derive HEAD from GET):
+#   MISSING_AUTHENTICATION_TOKEN;
+# - a request over API Gateway's 10 MB payload quota: REQUEST_TOO_LARGE;
+# - the function failed, timed out or answered something that is not a proxy response: DEFAULT_5XX.
 
 UNAUTHORIZED = "Unauthorized"
 _SAM_MISSING_IDENTITY = (401, {"message": "Unauthorized"})
 _SAM_DENIED = (403, {"message": "User is not authorized to access this resource"})
+_SAM_NO_ROUTE = (403, {"message": "Missing Authentication Token"})
+# API Gateway's quota on a REST API's request payload (API Gateway quotas, "Payload size": 10 MB).
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+_AUTHORIZER_FAILURE_TYPES = ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
+
+
+def _is_authorizer_event(event: Mapping[str, Any]) -> bool:
+    return event.get("type") == "REQUEST" and "methodArn" in event
+
+
+def _note_invocation(event: Mapping[str, Any]) -> None:
+    """Remember, for this HTTP request, whether the authorizer ran and whether the route's function
+    did: a SAM 5xx after the authorizer and before the function is the authorizer failing."""
+    if has_request_context():
+        if _is_authorizer_event(event):
+            g.authorizer_ran = True
+        else:
+            g.function_ran = True
 
 
 def _mark_authorizer_unauthorized() -> None:
@@ -399,27 +439,121 @@ def gateway_responses_from_template(template_path: str) -> dict[str, GatewayResp
     return found
 
 
-def _apply_gateway_responses(responses: Mapping[str, GatewayResponse]) -> Callable[[Any], Any]:
-    def hook(response: Any) -> Any:
+class GatewayAnswers:
+    """The template's gateway responses, applied to the answers SAM's local gateway makes itself."""
+
+    def __init__(self, responses: Mapping[str, GatewayResponse], service: LocalApigwService) -> None:
+        self.responses = dict(responses)
+        self.binary_media_types: list[str] = list(service.api.binary_media_types or [])
+        # SAM's routes by "<flask endpoint>:<METHOD>", filled by service.create() (private)
+        self._routes: Mapping[str, Route] = service._dict_of_routes
+        self._endpoints = {key.rpartition(":")[0] for key in self._routes}
+        # The headers every gateway response carries alike (the six security headers): what the
+        # gateway's answers that are not errors (HEAD's, /openapi.json) get too.
+        shared = [set(r.headers.items()) for r in self.responses.values()]
+        self.common_headers = dict(sorted(set.intersection(*shared))) if shared else {}
+        self.common_headers.pop("Content-Type", None)
+
+    def response(self, *kinds: str, status_class: int) -> GatewayResponse | None:
+        """The first of `kinds` the template defines, else its DEFAULT_4XX or DEFAULT_5XX."""
+        for kind in (*kinds, f"DEFAULT_{status_class}XX"):
+            if kind in self.responses:
+                return self.responses[kind]
+        return None
+
+    def flask_response(self, kind: str, *, status_class: int) -> FlaskResponse | None:
+        found = self.response(kind, status_class=status_class)
+        return None if found is None else self._render(found)
+
+    @staticmethod
+    def _render(found: GatewayResponse) -> FlaskResponse:
+        headers = dict(found.headers)
+        mimetype = headers.pop("Content-Type", "application/json")
+        return FlaskResponse(found.body, status=found.status, headers=headers, mimetype=mimetype)
+
+    def before_request(self) -> FlaskResponse | None:
+        """Refusals API Gateway makes before any authorizer or function runs, and the request body
+        as API Gateway passes it on."""
+        if request.endpoint in self._endpoints and f"{request.endpoint}:{request.method}" not in self._routes:
+            # Flask serves HEAD for every GET rule; API Gateway has no such method (nor does SAM:
+            # its route lookup raised KeyError, a 502).
+            return self.flask_response("MISSING_AUTHENTICATION_TOKEN", status_class=4)
+        if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
+            return self.flask_response("REQUEST_TOO_LARGE", status_class=4)
+        self._pass_body_as_text()
+        return None
+
+    def _pass_body_as_text(self) -> None:
+        """A body whose media type is not one of the API's binaryMediaTypes reaches a Lambda proxy
+        integration as text (isBase64Encoded false), its bytes read as UTF-8; bytes that are not
+        UTF-8 (a gzip stream, Latin-1) arrive as U+FFFD. SAM's gateway instead fails on them with
+        its own 502 before any function runs (aws/aws-sam-cli#7927). So such a body is handed to
+        SAM already decoded that way, and the function answers it (a 415 for a Content-Encoding, a
+        400 for a body that is not JSON), as it would on AWS."""
+        if request.mimetype in self.binary_media_types or "*/*" in self.binary_media_types:
+            return  # SAM base64-encodes these itself, as API Gateway does
+        data = request.get_data()  # cached by werkzeug: SAM's event builder reads the same bytes
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            # werkzeug keeps the body it read in `_cached_data`; there is no public setter
+            request._cached_data = data.decode("utf-8", "replace").encode("utf-8")
+
+    def after_request(self, response: Any) -> Any:
         if response.headers.get("X-Content-Type-Options"):
             return response  # a function's own answer (they all carry the security headers)
-        answer = (response.status_code, response.get_json(silent=True))
-        if g.get("authorizer_unauthorized") or answer == _SAM_MISSING_IDENTITY:
-            kind = "UNAUTHORIZED"
-        elif answer == _SAM_DENIED:
-            kind = "ACCESS_DENIED"
-        else:
-            return response
-        gateway_response = responses.get(kind)
-        if gateway_response is None:
-            return response
-        headers = dict(gateway_response.headers)
-        mimetype = headers.pop("Content-Type", "application/json")
-        return FlaskResponse(
-            gateway_response.body, status=gateway_response.status, headers=headers, mimetype=mimetype
-        )
+        found = self._answer_for(response.status_code, response.get_json(silent=True))
+        if found is not None:
+            return self._render(found)
+        for name, value in self.common_headers.items():  # an answer that is no error: HEAD, openapi
+            response.headers.setdefault(name, value)
+        return response
 
-    return hook
+    def _answer_for(self, status: int, body: Any) -> GatewayResponse | None:
+        """The gateway response for SAM's own answer `status`, `body` (None: not an error)."""
+        answer = (status, body)
+        kinds: tuple[str, ...] = ()
+        if g.get("authorizer_unauthorized") or answer == _SAM_MISSING_IDENTITY:
+            kinds = ("UNAUTHORIZED",)
+        elif answer == _SAM_DENIED:
+            kinds = ("ACCESS_DENIED",)
+        elif answer == _SAM_NO_ROUTE or status in (404, 405):
+            kinds = ("MISSING_AUTHENTICATION_TOKEN",)
+        elif status == 413:
+            kinds = ("REQUEST_TOO_LARGE",)
+        elif status >= 500 and g.get("authorizer_ran") and not g.get("function_ran"):
+            kinds = _AUTHORIZER_FAILURE_TYPES
+        elif status < 400:
+            return None
+        # a type the template leaves out falls back by the type's own status class, not SAM's
+        status_class = 5 if kinds == _AUTHORIZER_FAILURE_TYPES or (not kinds and status >= 500) else 4
+        return self.response(*kinds, status_class=status_class)
+
+
+class _GatewayRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler, with the refusals the HTTP server makes itself before any WSGI
+    code runs (a header line or request line too long: 431, 414; a malformed request: 400) given
+    the gateway's security headers and a problem+json body (RFC 9457, `about:blank`: the status
+    says it all) instead of http.server's HTML page."""
+
+    common_headers: Mapping[str, str] = {}
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        status = HTTPStatus(code)
+        body = json.dumps(
+            {"type": "about:blank", "title": status.phrase, "status": code, "detail": status.description},
+            separators=(",", ":"),
+        ).encode()
+        self.close_connection = True
+        self.send_response(code, status.phrase)
+        for name, value in self.common_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
 
 
 class Gateway:
@@ -436,11 +570,16 @@ class Gateway:
         self.service = service
         self.routes: list[Route] = list(service.api.routes)
         service.create()
-        if gateway_responses:
-            service._app.after_request(_apply_gateway_responses(gateway_responses))
+        answers = GatewayAnswers(gateway_responses or {}, service)
+        self.common_headers = answers.common_headers
+        service._app.before_request(answers.before_request)
+        service._app.after_request(answers.after_request)
+        handler = type("RequestHandler", (_GatewayRequestHandler,), {"common_headers": self.common_headers})
         # threaded like SAM's own run() (which we avoid: it calls Flask's app.run and installs a
         # SIGTERM handler, neither of which can be stopped from another thread).
-        self._server: BaseWSGIServer = make_server(host, port, service._app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, service._app, threaded=True, request_handler=handler
+        )
         self.host = host
         self.port = self._server.server_port  # the real port when port=0
         # samcli reads .port per request for the event's X-Forwarded-Port header

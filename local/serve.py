@@ -1,12 +1,18 @@
 """`make serve`: the whole service on loopback, with moto's server standing in for AWS.
 
     python -m local.serve [--port 3000] [--moto-port 0] [--moto-host 127.0.0.1] [--no-api]
-                          [--env-file .local/env.json]
+                          [--env-file .local/env.json] [--aws-endpoint URL]
+                          [--parameter-overrides Name=Value ...]
 
 One process, no child processes: moto's server (the table, bucket and KMS key, created from
 `template.yaml`'s own resource definitions) and SAM CLI's local API Gateway serving the template's
 routes (`local.gateway`) each run in a thread, and the main thread waits for Ctrl-C or SIGTERM,
 then stops both.
+With `--aws-endpoint URL` (or LOCAL_AWS_ENDPOINT), no moto thread is started: the resources and
+demo tenants are created at that AWS-compatible endpoint, already running in another process (a
+`moto_server`, say), which an operator can then stall (SIGSTOP) or stop to rehearse an outage
+(`make fault-drill`, docs/fault-drill.md). `--parameter-overrides` sets template parameters
+(MappingTtlSeconds=5, ...) as `sam local start-api --parameter-overrides` does.
 The functions run in-process with the environment the template gives them (`local.resources`).
 Two demo tenants are onboarded through the operator CLI; their passwords exist only here.
 
@@ -35,8 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Self
+from urllib.parse import urlsplit
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from flask import Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -48,6 +56,7 @@ from local.resources import (
     create_resources_from_template,
     create_usage_plans_from_template,
     function_environments,
+    load_template,
     write_env_file,
 )
 
@@ -160,8 +169,12 @@ class LocalStack:
         verbose: bool = False,
         moto_host: str = HOST,
         serve_api: bool = True,
+        aws_endpoint: str | None = None,
+        parameter_overrides: dict[str, str] | None = None,
     ) -> None:
         self.port = port
+        self.aws_endpoint = aws_endpoint  # None: moto's server in a thread of this process
+        self.parameter_overrides = dict(parameter_overrides or {})
         self.moto_port = moto_port
         self.moto_host = moto_host
         self.serve_api = serve_api
@@ -174,6 +187,14 @@ class LocalStack:
         self.names: ResourceNames | None = None
 
     @property
+    def endpoint(self) -> str:
+        """Where the functions' AWS calls go: the outside endpoint, or this process's moto."""
+        if self.aws_endpoint is not None:
+            return self.aws_endpoint
+        assert self.moto is not None, "start() first"
+        return self.moto.url
+
+    @property
     def url(self) -> str:
         assert self.gateway is not None, "start() first"
         return self.gateway.url
@@ -181,8 +202,9 @@ class LocalStack:
     def start(self) -> Self:
         """Start everything, or stop whatever had started and raise."""
         try:
-            self.moto = MotoServer(host=self.moto_host, port=self.moto_port).start()
-            use_endpoint(self.moto.url, self.region)
+            if self.aws_endpoint is None:
+                self.moto = MotoServer(host=self.moto_host, port=self.moto_port).start()
+            use_endpoint(self.endpoint, self.region)
             self.names = create_resources_from_template(
                 boto3.session.Session(), prefix=STACK_NAME, template=self.template
             )
@@ -191,7 +213,11 @@ class LocalStack:
             create_usage_plans_from_template(boto3.session.Session(), STACK_NAME, template=self.template)
             os.environ[STACK_VARIABLE] = STACK_NAME
             environments = function_environments(
-                self.names, stack_name=STACK_NAME, region=self.region, template=self.template
+                self.names,
+                stack_name=STACK_NAME,
+                region=self.region,
+                parameter_overrides=self.parameter_overrides,
+                template=self.template,
             )
             if self.env_file is not None:
                 self._write_env_files(environments)
@@ -199,7 +225,13 @@ class LocalStack:
             self._onboard_demo_tenants()
             if not self.serve_api:
                 return self
-            gateway = build_gateway(str(self.template), handlers, host=HOST, port=self.port)
+            gateway = build_gateway(
+                str(self.template),
+                handlers,
+                host=HOST,
+                port=self.port,
+                parameter_overrides=self.parameter_overrides,
+            )
             serve_openapi(gateway)
             self.gateway = gateway.start_in_thread()
         except BaseException:
@@ -210,8 +242,8 @@ class LocalStack:
     def _write_env_files(self, environments: dict[str, dict[str, str]]) -> None:
         """`env.json` for `sam local start-api --env-vars`, and `env.sh` for a shell that runs the
         operator CLI against this stack (`. .local/env.sh; python -m inferctl list-tenants`)."""
-        assert self.env_file is not None and self.moto is not None and self.names is not None
-        endpoint = {"AWS_ENDPOINT_URL": self.moto.url}
+        assert self.env_file is not None and self.names is not None
+        endpoint = {"AWS_ENDPOINT_URL": self.endpoint}
         write_env_file(self.env_file, {fn: env | endpoint for fn, env in environments.items()})
         cli = endpoint | {
             "AWS_ACCESS_KEY_ID": "local",
@@ -323,6 +355,22 @@ def specific_address(value: str) -> str:
     return value
 
 
+def aws_endpoint(value: str) -> str:
+    """An http(s) URL with a host and nothing after it: where the stack's AWS calls go."""
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an endpoint URL such as http://127.0.0.1:5000")
+    return value.rstrip("/")
+
+
+def parameter_override(value: str) -> tuple[str, str]:
+    """`Name=Value`, Name one of the template's parameters."""
+    name, equals, setting = value.partition("=")
+    if not equals or name not in (load_template().get("Parameters") or {}):
+        raise argparse.ArgumentTypeError(f"{value!r} is not Name=Value for a parameter of template.yaml")
+    return name, setting
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local.serve",
@@ -361,9 +409,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where to write the env-vars file for `sam local` (default .local/env.json; env.sh beside it)",
     )
     parser.add_argument(
+        "--aws-endpoint",
+        type=aws_endpoint,
+        default=os.environ.get("LOCAL_AWS_ENDPOINT") or None,
+        help="an AWS-compatible endpoint already running (e.g. moto_server): create the resources "
+        "and demo tenants there instead of starting moto (default $LOCAL_AWS_ENDPOINT)",
+    )
+    parser.add_argument(
+        "--parameter-overrides",
+        type=parameter_override,
+        nargs="+",
+        default=[],
+        metavar="Name=Value",
+        help="template parameters for the functions, e.g. MappingTtlSeconds=5",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="also show the routes and the functions' INFO logs and metrics"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.aws_endpoint and (args.moto_port or args.moto_host != HOST):
+        parser.error("--aws-endpoint replaces moto: leave out --moto-port and --moto-host")
+    return args
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -385,13 +451,15 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         moto_host=args.moto_host,
         serve_api=args.serve_api,
+        aws_endpoint=args.aws_endpoint,
+        parameter_overrides=dict(args.parameter_overrides),
     )
     try:
         stack.start()
-        assert stack.moto is not None
         users = ", ".join(f"{demo.username}/{demo.password}" for demo in DEMO_TENANTS)
         api = stack.url if args.serve_api else "no API"
-        print(f"Serving {api} (moto at {stack.moto.url}) — demo users {users}. Ctrl-C to stop.", flush=True)
+        aws = f"moto at {stack.endpoint}" if args.aws_endpoint is None else f"AWS endpoint {stack.endpoint}"
+        print(f"Serving {api} ({aws}) — demo users {users}. Ctrl-C to stop.", flush=True)
         while True:
             # Python runs signal handlers in the main thread only, and the kernel may deliver a
             # signal to any thread: a short sleep (not an untimed wait) lets the handler run soon.
@@ -400,6 +468,14 @@ def main(argv: list[str] | None = None) -> int:
         pass
     except OSError as error:  # a busy port is reported by werkzeug itself (and exits 1)
         print(f"error: cannot start the local stack: {error}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as error:  # the outside endpoint is down, or already used
+        reason = error.response["Error"]["Code"] if isinstance(error, ClientError) else type(error).__name__
+        print(
+            f"error: cannot create the stack at {args.aws_endpoint or 'moto'} ({reason}): "
+            "start a fresh AWS-compatible endpoint there, then run this again",
+            file=sys.stderr,
+        )
         return 1
     finally:
         stack.stop()
