@@ -13,6 +13,7 @@ env.json), and the stopping tests, which are about `python -m local.serve` itsel
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
 import joblib
 import numpy as np
 import pytest
@@ -39,12 +41,16 @@ from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
 from inferctl.registry import register
+from local.fault_drill import start_moto, stop_process
+from local.resources import load_template
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
 pytestmark = pytest.mark.blackbox
 
 MODELS_DIR = REPO_ROOT / "models"
-READY = re.compile(r"Serving (http://127\.0\.0\.1:\d+) \(moto at (http://127\.0\.0\.1:\d+)\)")
+READY = re.compile(
+    r"Serving (http://127\.0\.0\.1:\d+) \((?:moto at|AWS endpoint) (http://127\.0\.0\.1:\d+)\)"
+)
 STARTUP_SECONDS = 180  # a generous bound for a slow CI machine, not a performance assertion
 
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
@@ -75,14 +81,14 @@ def child_environment(**extra: str) -> dict[str, str]:
     return env | {"PYTHONUNBUFFERED": "1"} | extra
 
 
-def start_server(tmp: Path) -> Server:
+def start_server(tmp: Path, **variables: str) -> Server:
     log = tmp / "serve.log"
     env_file = tmp / "env.json"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.serve", "--env-file", str(env_file)],
             cwd=REPO_ROOT,
-            env=child_environment(PORT="0", MOTO_PORT="0"),  # free ports, through the variables
+            env=child_environment(PORT="0", MOTO_PORT="0", **variables),  # free ports, through the variables
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own session: every process it starts is findable below
@@ -402,6 +408,119 @@ def test_the_authorizers_refusal_is_the_usual_401(server: Server, authorization:
         assert reply.headers.get(name.lower()) == value
 
 
+# --- the gateway's own answers, as API Gateway gives them (template.yaml's GatewayResponses) -------
+
+
+def template_gateway_response(kind: str) -> tuple[int, dict[str, Any]]:
+    """The status and body template.yaml gives a gateway response type."""
+    api = next(r for r in load_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Api")
+    response = api["Properties"]["GatewayResponses"][kind]
+    return int(response["StatusCode"]), json.loads(response["ResponseTemplates"]["application/json"])
+
+
+def assert_gateway_response(reply: Reply, kind: str) -> None:
+    status, body = template_gateway_response(kind)
+    assert (reply.status, reply.body) == (status, body)
+    assert reply.headers["content-type"] == "application/problem+json"
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value, name
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/nothing"), ("DELETE", "/api/v1/predict")])
+def test_an_unknown_route_or_method_is_the_templates_not_found(
+    server: Served, method: str, path: str
+) -> None:
+    # Given a route or a method the template does not declare
+    reply = http(method, f"{server.url}{path}")
+    # Then the gateway answers as deployed: MISSING_AUTHENTICATION_TOKEN, problem+json, six headers
+    assert_gateway_response(reply, "MISSING_AUTHENTICATION_TOKEN")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/model", "/.well-known/jwks.json"])
+def test_head_on_a_get_route_is_not_found_with_the_security_headers(server: Served, path: str) -> None:
+    # Given a HEAD request to a GET route (API Gateway derives no HEAD method from GET)
+    reply = http("HEAD", f"{server.url}{path}")
+    # Then it is the gateway's not-found (no body: it is HEAD), not SAM's 502
+    status, _ = template_gateway_response("MISSING_AUTHENTICATION_TOKEN")
+    assert reply.status == status
+    assert reply.body is None
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value, name
+
+
+def test_a_header_too_large_for_the_server_is_refused_with_the_security_headers(server: Served) -> None:
+    # Given a request whose one header line is longer than the HTTP server reads (64 KiB)
+    parsed = urlparse(server.url)
+    with socket.create_connection((parsed.hostname or "", parsed.port or 0), timeout=30) as connection:
+        connection.sendall(b"GET /api/v1/model HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        raw = b""
+        while chunk := connection.recv(65536):
+            raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in header_lines)}
+    # Then the refusal is a 431 problem+json with the six headers, not http.server's HTML page
+    assert status_line.split()[1] == "431"
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 431
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert headers.get(name.lower()) == value, name
+
+
+def test_the_openapi_document_carries_the_security_headers(server: Server) -> None:
+    reply = http("GET", f"{server.url}/openapi.json")
+    assert reply.status == 200 and reply.body["openapi"].startswith("3.")
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value, name
+
+
+def raw_post(url: str, body: bytes, headers: dict[str, str]) -> Reply:
+    reply = requests.post(url, data=body, headers=headers, timeout=60)
+    return Reply(reply.status_code, {k.lower(): v for k, v in reply.headers.items()}, reply.json())
+
+
+def test_a_gzip_body_reaches_predict_and_gets_its_415(server: Served) -> None:
+    # Given alice's token and a valid request, gzip-compressed (not UTF-8: its second byte is 0x8b)
+    token = login(server, "alice", "alice-local-demo")
+    body = gzip.compress(json.dumps({"instances": IRIS_ROWS}).encode())
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Content-Encoding": "gzip",
+    }
+    # When she sends it
+    reply = raw_post(f"{server.url}/api/v1/predict", body, headers)
+    # Then predict itself refuses it (API Gateway passes it on as text), never SAM's bare 502
+    assert reply.status == 415
+    assert reply.body["status"] == 415
+    assert reply.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("route", ["/api/v1/predict", "/api/v1/auth/token"])
+def test_a_body_that_is_not_utf8_reaches_the_function_and_gets_its_400(server: Served, route: str) -> None:
+    # Given a JSON body with a Latin-1 byte in a string
+    token = login(server, "alice", "alice-local-demo")
+    body = b'{"username": "alice", "password": "caf\xe9", "instances": [[5.1, 3.5, 1.4, 0.2]]}'
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    # When it is sent
+    reply = raw_post(f"{server.url}{route}", body, headers)
+    # Then the function answers it with its own 400 problem+json (the byte arrives as U+FFFD)
+    assert reply.status == 400
+    assert reply.headers["content-type"] == "application/problem+json"
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name.lower()) == value, name
+
+
+def test_a_request_over_the_gateways_10_mb_quota_is_the_templates_413(server: Served) -> None:
+    # Given a body larger than API Gateway accepts at all (10 MB), before any authorizer runs
+    reply = requests.post(f"{server.url}/api/v1/predict", data=b" " * (10 * 1024 * 1024 + 1), timeout=60)
+    # Then the gateway refuses it with the template's REQUEST_TOO_LARGE response
+    assert_gateway_response(
+        Reply(reply.status_code, {k.lower(): v for k, v in reply.headers.items()}, reply.json()),
+        "REQUEST_TOO_LARGE",
+    )
+
+
 # --- stopping ----------------------------------------------------------------------------------
 
 
@@ -411,7 +530,8 @@ def port_open(url: str) -> bool:
         return probe.connect_ex((parsed.hostname or "", parsed.port or 0)) == 0
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+# SIGTERM: test_a_stack_on_an_outside_endpoint_creates_it_there_and_leaves_it_running
+@pytest.mark.parametrize("signum", [signal.SIGINT], ids=["ctrl-c"])
 def test_stopping_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
     # Given a running stack (its own, so the walkthrough's is not disturbed)
     running = start_server(tmp_path)
@@ -426,3 +546,36 @@ def test_stopping_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
     assert session_processes(session) == []
     assert not port_open(running.url)
     assert not port_open(running.moto_url)
+
+
+def test_a_stack_on_an_outside_endpoint_creates_it_there_and_leaves_it_running(tmp_path: Path) -> None:
+    # Given moto_server running in a process of its own (one an operator could stall or kill)
+    moto, moto_url = start_moto(tmp_path / "moto.log")
+    try:
+        # When the local stack starts against it (LOCAL_AWS_ENDPOINT: what `make serve` passes on)
+        running = start_server(tmp_path, LOCAL_AWS_ENDPOINT=moto_url)
+        assert running.moto_url == moto_url
+        # Then the demo tenants are served, and the stack's table and bucket are at that endpoint
+        token = login(running, "bob", "bob-local-demo")
+        reply = http("POST", f"{running.url}/api/v1/predict", {"instances": [WINE_ROW]}, token)
+        assert reply.status == 200, reply.body
+        credentials = {
+            "aws_access_key_id": "local",
+            "aws_secret_access_key": "local",
+            "region_name": "us-east-1",
+        }
+        dynamodb = boto3.client("dynamodb", endpoint_url=moto_url, **credentials)
+        assert "local-inference" in dynamodb.list_tables()["TableNames"]
+        s3 = boto3.client("s3", endpoint_url=moto_url, **credentials)
+        assert any(b["Name"].startswith("local-models-") for b in s3.list_buckets()["Buckets"])
+        # When the stack gets SIGTERM
+        session = running.process.pid
+        code = running.stop(signal.SIGTERM)
+        # Then it exits cleanly and leaves none of its processes or ports, but the endpoint it did
+        # not start keeps running
+        assert code == 0, running.log.read_text()
+        assert session_processes(session) == []
+        assert not port_open(running.url)
+        assert moto.poll() is None and port_open(moto_url)
+    finally:
+        stop_process(moto, signal.SIGTERM)
