@@ -1,0 +1,108 @@
+"""The local gateway's answers when an authorizer or a function fails, over HTTP.
+
+The template's routes are served by `local.gateway` in this process with stand-in handlers that
+fail on purpose (no moto, no stack): API Gateway answers a failed authorizer with its authorizer
+failure response and a failed function with DEFAULT_5XX, each customised by template.yaml, never
+with SAM's bare `{"message": "Internal server error"}` 502.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from local.gateway import Gateway, LambdaContext, build_gateway, gateway_responses_from_template
+from local.resources import TEMPLATE
+from tests.support import EXPECTED_SECURITY_HEADERS
+
+pytestmark = pytest.mark.blackbox
+
+# What each stand-in does, by the bearer token the request carries.
+ALLOW = "allow"
+
+
+def authorizer(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
+    token = (event.get("headers") or {}).get("Authorization", "").removeprefix("Bearer ")
+    if token == "raises":
+        raise ConnectionError("the dependency is down")  # what an uncaught EndpointConnectionError is
+    if token == "no-policy":
+        return {"principalId": "x"}
+    if token == "unauthorized":
+        raise Exception("Unauthorized")  # the message API Gateway answers with its 401
+    effect = "Allow" if token.startswith(ALLOW) else "Deny"
+    statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": event["methodArn"]}
+    return {
+        "principalId": "x",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+        "context": {"tenant_id": "tenant-a"},
+        "usageIdentifierKey": "key",
+    }
+
+
+def predict(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
+    token = (event.get("headers") or {}).get("Authorization", "").removeprefix("Bearer ")
+    if token == "allow-but-predict-raises":
+        raise RuntimeError("a bug")
+    if token == "allow-but-predict-answers-garbage":
+        return {"not": "a proxy response"}
+    headers = EXPECTED_SECURITY_HEADERS | {"Content-Type": "application/json"}
+    return {"statusCode": 200, "headers": headers, "body": json.dumps({"predictions": [0]})}
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[Gateway]:
+    handlers = {"AuthorizerFunction": authorizer, "PredictFunction": predict, "LoginFunction": predict}
+    with build_gateway(str(TEMPLATE), handlers, port=0).start_in_thread() as running:
+        yield running
+
+
+def call(gateway: Gateway, token: str) -> requests.Response:
+    return requests.post(
+        f"{gateway.url}/api/v1/predict",
+        json={"instances": [[1.0]]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+
+
+def assert_template_response(reply: requests.Response, kind: str) -> None:
+    expected = gateway_responses_from_template(str(TEMPLATE))[kind]
+    assert reply.status_code == expected.status
+    assert reply.json() == json.loads(expected.body)
+    assert reply.headers["Content-Type"] == "application/problem+json"
+    for name, value in EXPECTED_SECURITY_HEADERS.items():
+        assert reply.headers.get(name) == value, name
+
+
+def test_the_stand_ins_serve_an_allowed_request(gateway: Gateway) -> None:
+    reply = call(gateway, ALLOW)
+    assert reply.status_code == 200 and reply.json() == {"predictions": [0]}
+
+
+@pytest.mark.parametrize("token", ["raises", "no-policy"])
+def test_a_failing_authorizer_is_the_templates_authorizer_failure(gateway: Gateway, token: str) -> None:
+    # Given an authorizer that raises (a dependency down) or answers without a policy
+    reply = call(gateway, token)
+    # Then the client gets the template's AUTHORIZER_FAILURE (503 problem+json with Retry-After)
+    assert_template_response(reply, "AUTHORIZER_FAILURE")
+    assert reply.headers["Retry-After"].isdigit()
+
+
+def test_an_authorizers_unauthorized_is_the_templates_401(gateway: Gateway) -> None:
+    assert_template_response(call(gateway, "unauthorized"), "UNAUTHORIZED")
+
+
+def test_an_authorizers_deny_is_the_templates_403(gateway: Gateway) -> None:
+    assert_template_response(call(gateway, "deny"), "ACCESS_DENIED")
+
+
+@pytest.mark.parametrize("token", ["allow-but-predict-raises", "allow-but-predict-answers-garbage"])
+def test_a_failing_function_is_the_templates_default_5xx(gateway: Gateway, token: str) -> None:
+    # Given an authorized request whose function raises, or answers something not a proxy response
+    reply = call(gateway, token)
+    # Then the gateway's answer is the template's DEFAULT_5XX, never SAM's bare 502
+    assert_template_response(reply, "DEFAULT_5XX")
