@@ -374,7 +374,7 @@ def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
 # - the authorizer failed (raised anything else, timed out, answered no policy): API Gateway
 #   answers 500 "Authorizer Configuration Error" (AUTHORIZER_CONFIGURATION_ERROR) by reports, while
 #   its docs describe AUTHORIZER_FAILURE as the authorizer failing to authenticate; the template
-#   customises AUTHORIZER_FAILURE, so that one is used first, then the other;
+#   gives both the same 503, and AUTHORIZER_FAILURE is used first, then the other;
 # - no such route or method (HEAD included: API Gateway does not derive HEAD from GET):
 #   MISSING_AUTHENTICATION_TOKEN;
 # - a request over API Gateway's 10 MB payload quota: REQUEST_TOO_LARGE;
