@@ -372,9 +372,8 @@ def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
 # - the authorizer raised "Unauthorized", or the identity source is missing: UNAUTHORIZED;
 # - the authorizer denied: ACCESS_DENIED;
 # - the authorizer failed (raised anything else, timed out, answered no policy): API Gateway
-#   answers 500 "Authorizer Configuration Error" (AUTHORIZER_CONFIGURATION_ERROR) by reports, while
-#   its docs describe AUTHORIZER_FAILURE as the authorizer failing to authenticate; the template
-#   gives both the same 503, and AUTHORIZER_FAILURE is used first, then the other;
+#   calls that an authorizer configuration error (500 AuthorizerConfigurationException):
+#   AUTHORIZER_CONFIGURATION_ERROR, or AUTHORIZER_FAILURE where the template customises only that;
 # - no such route or method (HEAD included: API Gateway does not derive HEAD from GET):
 #   MISSING_AUTHENTICATION_TOKEN;
 # - a request over API Gateway's 10 MB payload quota: REQUEST_TOO_LARGE;
@@ -386,7 +385,7 @@ _SAM_DENIED = (403, {"message": "User is not authorized to access this resource"
 _SAM_NO_ROUTE = (403, {"message": "Missing Authentication Token"})
 # API Gateway's quota on a REST API's request payload (API Gateway quotas, "Payload size": 10 MB).
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
-_AUTHORIZER_FAILURE_TYPES = ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
+_AUTHORIZER_FAILURE_TYPES = ("AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE")
 
 
 def _is_authorizer_event(event: Mapping[str, Any]) -> bool:

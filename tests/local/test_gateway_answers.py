@@ -84,11 +84,15 @@ def test_the_stand_ins_serve_an_allowed_request(gateway: Gateway) -> None:
 
 
 @pytest.mark.parametrize("token", ["raises", "no-policy"])
-def test_a_failing_authorizer_is_the_templates_authorizer_failure(gateway: Gateway, token: str) -> None:
+def test_a_failing_authorizer_is_the_templates_authorizer_error(gateway: Gateway, token: str) -> None:
     # Given an authorizer that raises (a dependency down) or answers without a policy
     reply = call(gateway, token)
-    # Then the client gets the template's AUTHORIZER_FAILURE (503 problem+json with Retry-After)
-    assert_template_response(reply, "AUTHORIZER_FAILURE")
+    # Then the client gets the template's response to an authorizer error (API Gateway's
+    # AUTHORIZER_CONFIGURATION_ERROR, else AUTHORIZER_FAILURE): a 503 problem+json with Retry-After
+    defined = gateway_responses_from_template(str(TEMPLATE))
+    kind = next(k for k in ("AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE") if k in defined)
+    assert_template_response(reply, kind)
+    assert reply.status_code == 503
     assert reply.headers["Retry-After"].isdigit()
 
 
