@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.attack.kit import TIMINGS, Api, Caller, Reply, assert_still_served
+from tests.attack.kit import RUNNING_STACK_URL, TIMINGS, Api, Caller, Reply, assert_still_served
 
 pytestmark = pytest.mark.blackbox
 
@@ -130,9 +130,10 @@ def gzip_bomb(who: Caller) -> bytes:
 
 
 # A gzip stream is not UTF-8 (its second byte is 0x8b). API Gateway hands such a body to the
-# function as text; so does the local gateway (local/gateway.py, working around
-# aws/aws-sam-cli#7927). The uncompressed case is a body that would be served if read as sent.
-GZIP_CASES = ["uncompressed-body-declared-gzip", "gzip-bomb"]
+# function as text; so does `make serve`'s gateway (local/gateway.py), while `sam local start-api`
+# answers 502 itself before any function runs (aws/aws-sam-cli#7927): there, only the same header
+# comes, with a body that would be served if it were read as sent.
+GZIP_CASES = ["uncompressed-body-declared-gzip", *([] if RUNNING_STACK_URL else ["gzip-bomb"])]
 
 
 @pytest.mark.parametrize("case", GZIP_CASES)

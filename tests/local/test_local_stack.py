@@ -409,6 +409,8 @@ def test_the_authorizers_refusal_is_the_usual_401(server: Server, authorization:
 
 
 # --- the gateway's own answers, as API Gateway gives them (template.yaml's GatewayResponses) -------
+# `make serve`'s gateway (local/gateway.py). `sam local start-api` has its own, which keeps SAM's
+# answers: `make test-sam-local` leaves out these tests (local.sam_local.NOT_HERE: "local_gateway").
 
 
 def template_gateway_response(kind: str) -> tuple[int, dict[str, Any]]:
@@ -427,7 +429,7 @@ def assert_gateway_response(reply: Reply, kind: str) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/api/v1/nothing"), ("DELETE", "/api/v1/predict")])
-def test_an_unknown_route_or_method_is_the_templates_not_found(
+def test_the_local_gateway_answers_an_unknown_route_or_method_with_the_templates_404(
     server: Served, method: str, path: str
 ) -> None:
     # Given a route or a method the template does not declare
@@ -437,7 +439,7 @@ def test_an_unknown_route_or_method_is_the_templates_not_found(
 
 
 @pytest.mark.parametrize("path", ["/api/v1/model", "/.well-known/jwks.json"])
-def test_head_on_a_get_route_is_not_found_with_the_security_headers(server: Served, path: str) -> None:
+def test_the_local_gateway_answers_head_on_a_get_route_as_not_found(server: Served, path: str) -> None:
     # Given a HEAD request to a GET route (API Gateway derives no HEAD method from GET)
     reply = http("HEAD", f"{server.url}{path}")
     # Then it is the gateway's not-found (no body: it is HEAD), not SAM's 502
@@ -448,7 +450,7 @@ def test_head_on_a_get_route_is_not_found_with_the_security_headers(server: Serv
         assert reply.headers.get(name.lower()) == value, name
 
 
-def test_a_header_too_large_for_the_server_is_refused_with_the_security_headers(server: Served) -> None:
+def test_the_local_gateway_refuses_a_header_too_large_with_the_security_headers(server: Served) -> None:
     # Given a request whose one header line is longer than the HTTP server reads (64 KiB)
     parsed = urlparse(server.url)
     with socket.create_connection((parsed.hostname or "", parsed.port or 0), timeout=30) as connection:
@@ -467,7 +469,7 @@ def test_a_header_too_large_for_the_server_is_refused_with_the_security_headers(
         assert headers.get(name.lower()) == value, name
 
 
-def test_the_openapi_document_carries_the_security_headers(server: Server) -> None:
+def test_the_local_gateway_serves_openapi_json_with_the_security_headers(server: Server) -> None:
     reply = http("GET", f"{server.url}/openapi.json")
     assert reply.status == 200 and reply.body["openapi"].startswith("3.")
     for name, value in EXPECTED_SECURITY_HEADERS.items():
@@ -479,7 +481,7 @@ def raw_post(url: str, body: bytes, headers: dict[str, str]) -> Reply:
     return Reply(reply.status_code, {k.lower(): v for k, v in reply.headers.items()}, reply.json())
 
 
-def test_a_gzip_body_reaches_predict_and_gets_its_415(server: Served) -> None:
+def test_the_local_gateway_passes_a_gzip_body_on_and_predict_answers_415(server: Served) -> None:
     # Given alice's token and a valid request, gzip-compressed (not UTF-8: its second byte is 0x8b)
     token = login(server, "alice", "alice-local-demo")
     body = gzip.compress(json.dumps({"instances": IRIS_ROWS}).encode())
@@ -497,7 +499,7 @@ def test_a_gzip_body_reaches_predict_and_gets_its_415(server: Served) -> None:
 
 
 @pytest.mark.parametrize("route", ["/api/v1/predict", "/api/v1/auth/token"])
-def test_a_body_that_is_not_utf8_reaches_the_function_and_gets_its_400(server: Served, route: str) -> None:
+def test_the_local_gateway_passes_a_non_utf8_body_on_to_the_functions_400(server: Served, route: str) -> None:
     # Given a JSON body with a Latin-1 byte in a string
     token = login(server, "alice", "alice-local-demo")
     body = b'{"username": "alice", "password": "caf\xe9", "instances": [[5.1, 3.5, 1.4, 0.2]]}'
@@ -511,7 +513,7 @@ def test_a_body_that_is_not_utf8_reaches_the_function_and_gets_its_400(server: S
         assert reply.headers.get(name.lower()) == value, name
 
 
-def test_a_request_over_the_gateways_10_mb_quota_is_the_templates_413(server: Served) -> None:
+def test_the_local_gateway_refuses_a_request_over_the_10_mb_quota_with_413(server: Served) -> None:
     # Given a body larger than API Gateway accepts at all (10 MB), before any authorizer runs
     reply = requests.post(f"{server.url}/api/v1/predict", data=b" " * (10 * 1024 * 1024 + 1), timeout=60)
     # Then the gateway refuses it with the template's REQUEST_TOO_LARGE response
