@@ -5,12 +5,12 @@ operator (the inferctl CLI, moto's AWS APIs), and `start_local_stack`/`start_pro
 and onboard throwaway users.
 
 Every reply goes through `Api.check`: never a 5xx unless a test says so, never a stack trace,
-exception name or resource name in the body, and the README's six security headers. The
-gateway's own answers are the exception locally: SAM's local gateway answers unknown routes and
-methods with 403 `{"message": "Missing Authentication Token"}` and none of our headers, while on
-AWS the template's GatewayResponses give them our headers and problem+json shape. So the headers
-are asserted on every reply a function produced, and on the gateway's own replies only against
-a deployment (SMOKE_URL).
+exception name or resource name in the body, and the README's six security headers. On AWS the
+template's GatewayResponses give the gateway's own answers our headers and problem+json shape, and
+so does `make serve`'s gateway (local/gateway.py). `sam local start-api` (make test-sam-local,
+LOCAL_STACK_URL) does not: it answers unknown routes and methods with 403 `{"message": "Missing
+Authentication Token"}` and none of our headers. So the headers are asserted on every reply a
+function produced, and on the gateway's own replies except against `sam local start-api`.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ class Api:
             assert marker not in text, f"reply {reply.status} leaks {marker!r}: {text[:300]!r}"
         assert reply.header("Set-Cookie") is None, "the API is stateless: it sets no cookie"
         from_function = not from_local_gateway(reply)
-        if check_headers and (from_function or self.deployed):
+        if check_headers and (from_function or not RUNNING_STACK_URL):
             assert_security_headers(reply)
             if reply.status >= 400:
                 assert_problem(reply)
