@@ -41,7 +41,7 @@ from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
 from inferctl.registry import register
-from local.fault_drill import start_moto, stop_process
+from local.fault_drill import PhaseResult, Traffic, demo_clients, start_moto, stop_process, verdict
 from local.resources import load_template
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
@@ -581,3 +581,22 @@ def test_a_stack_on_an_outside_endpoint_creates_it_there_and_leaves_it_running(t
         assert moto.poll() is None and port_open(moto_url)
     finally:
         stop_process(moto, signal.SIGTERM)
+
+
+# --- the fault drill's clients (local/fault_drill.py; `make fault-drill` itself is not run here) ---
+
+
+def test_the_fault_drills_clients_find_a_healthy_stack_on_contract(server: Served) -> None:
+    # Given the drill's clients, predicting for both demo tenants and logging in, for two seconds
+    traffic = Traffic(server.url, demo_clients(), per_tenant=1, timeout=20)
+    healthy = PhaseResult("healthy", 2.0)
+    traffic.start()
+    try:
+        with traffic.during(healthy):
+            time.sleep(2)
+    finally:
+        traffic.stop()
+    # Then a healthy stack gives them only right answers: the drill's verdict has nothing to say
+    assert {a.route for a in healthy.answers} == {"predict", "login"}
+    assert {a.tenant for a in healthy.predictions()} == {"tenant-a", "tenant-b"}
+    assert verdict([healthy], function_timeout=10, tenants=2) == []
