@@ -671,8 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fault-drill-") as directory:
         try:
             phases, timeout = run_drill(args.seconds, args.clients, Path(directory))
-        except RuntimeError as error:
+        except RuntimeError as error:  # a process did not start; the message says which
             print(f"error: {error}", file=sys.stderr)
+            return 1
+        except requests.RequestException as error:  # the demo users could not log in before any fault
+            print(f"error: the healthy stack did not answer the drill's clients: {error}", file=sys.stderr)
             return 1
     print(table(phases))
     failures = verdict(phases, timeout, tenants=2)
