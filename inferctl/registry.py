@@ -317,10 +317,6 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
         model = onnx.load_model_from_string(data)
     except Exception as error:
         raise RegistrationError(f"the file is not a valid ONNX model: {type(error).__name__}") from None
-    try:  # no external data anywhere, only the converters' operators (registry/onnx_graph.py)
-        check_graph(model)
-    except GraphRefused as error:
-        raise RegistrationError(str(error)) from None
     if model.functions:
         raise RegistrationError(
             "the ONNX model defines its own functions; only ai.onnx and ai.onnx.ml ops are served"
@@ -334,6 +330,10 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
                 raise RegistrationError(
                     f"the ONNX node {node.op_type} is in the custom domain {node.domain!r}"
                 )
+    try:  # no external data anywhere, only the converters' operators (registry/onnx_graph.py)
+        check_graph(model)
+    except GraphRefused as error:
+        raise RegistrationError(str(error)) from None
     try:  # after the scans above: the checker itself would look for external files
         onnx.checker.check_model(model)
     except Exception as error:

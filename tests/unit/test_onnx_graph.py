@@ -104,13 +104,13 @@ PLACES: dict[str, Callable[[], onnx.ModelProto]] = {
     "tensor list attribute": lambda: model(
         graph(
             [
-                helper.make_node("Custom", [], ["W"], domain="x", tensors=[embedded("a", [1.0]), external()]),
+                helper.make_node("Identity", [], ["W"], tensors=[embedded("a", [1.0]), external()]),
                 add(),
             ]
         )
     ),
     "sparse tensor list attribute": lambda: model(
-        graph([helper.make_node("Custom", [], ["W"], domain="x", sparse_tensors=[sparse(external())]), add()])
+        graph([helper.make_node("Identity", [], ["W"], sparse_tensors=[sparse(external())]), add()])
     ),
     "sparse initializer of a subgraph": lambda: model(
         graph([if_node(branch([add()], sparse_initializer=[sparse(external("W"))]))])
@@ -119,7 +119,7 @@ PLACES: dict[str, Callable[[], onnx.ModelProto]] = {
         graph(
             [
                 if_node(
-                    branch([helper.make_node("Custom", [], ["Y"], domain="x", tensors=[external()])]),
+                    branch([helper.make_node("Identity", [], ["Y"], tensors=[external()])]),
                     branch([helper.make_node("Identity", ["X"], ["Y"])]),
                 )
             ]
