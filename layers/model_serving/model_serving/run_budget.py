@@ -149,7 +149,7 @@ def run_session(session: ort.InferenceSession, outputs: list[str], feeds: dict[s
 
 
 def _count(budget: TenantBudget, metric: str, message: str) -> None:
-    logger.warning(message, extra={"tenant_id": budget.tenant_id, "run_budget_ms": budget.budget_ms})
+    logger.warning(message, extra={"tenant_id": budget.tenant_id, "budget_ms": budget.budget_ms})
     tenant_metrics.event(metric)
 
 
