@@ -45,11 +45,12 @@ Command = Callable[[argparse.Namespace, Target, Console], None]
 
 
 def _read_model(path: str) -> bytes:
-    """At most the cap plus one byte, from a regular file: /dev/zero or a FIFO never ends."""
+    """At most the cap plus one byte, from a regular file: /dev/zero never ends, and opening a
+    FIFO waits for a writer, so the file's type is checked before it is opened."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OnboardingError(f"{path} is not a regular file: give the model's file")
         with Path(path).open("rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise OnboardingError(f"{path} is not a regular file: give the model's file")
             data = file.read(MAX_MODEL_BYTES + 1)
     except OSError as error:
         raise OnboardingError(f"cannot read {path}: {error.strerror or error}") from None
