@@ -161,7 +161,7 @@ def graphs(model: Any) -> Iterator[tuple[Any, frozenset[str]]]:
         )
     while pending:
         graph, outer = pending.pop()
-        constants = outer | _constants(graph)
+        constants = _constants(graph, outer)
         yield graph, constants
         for node in graph.node:
             for attribute in node.attribute:
@@ -170,11 +170,14 @@ def graphs(model: Any) -> Iterator[tuple[Any, frozenset[str]]]:
                 pending.extend((sub, constants) for sub in attribute.graphs)
 
 
-def _constants(graph: Any) -> frozenset[str]:
-    """Names whose values are fixed in the file: initializers that are not also inputs (an
-    input of the same name would let a caller override one), and Constant nodes' outputs."""
+def _constants(graph: Any, outer: frozenset[str]) -> frozenset[str]:
+    """Names whose values are fixed in the file where `graph` runs: initializers that are not
+    also inputs (an input of the same name would let a caller override one), Constant nodes'
+    outputs, and the enclosing graph's constants that this graph does not redefine."""
     fed = {value if isinstance(value, str) else value.name for value in graph.input}
-    names = {tensor.name for tensor in getattr(graph, "initializer", ()) if tensor.name not in fed}
+    fed |= {output for node in graph.node for output in node.output}
+    names = set(outer - fed)
+    names |= {tensor.name for tensor in getattr(graph, "initializer", ()) if tensor.name not in fed}
     names |= {sparse.values.name for sparse in getattr(graph, "sparse_initializer", ())}
     names |= {
         output

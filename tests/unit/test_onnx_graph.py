@@ -160,6 +160,23 @@ def test_an_initializer_that_a_caller_can_feed_is_not_a_constant() -> None:
         refuse_operators(overridable, allowed)
 
 
+def test_a_subgraph_input_that_shadows_an_outer_constant_is_not_a_constant() -> None:
+    # Given (with ConstantOfShape allowed) a Scan body whose per-row input is named like the
+    # outer graph's constant shape, and sizes a ConstantOfShape with it
+    allowed = ALLOWED_OPERATORS | {("", "ConstantOfShape")}
+    body = helper.make_graph(
+        [helper.make_node("ConstantOfShape", ["shape"], ["Y"])],
+        "body",
+        [helper.make_tensor_value_info("shape", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+    )
+    scan = helper.make_node("Scan", ["X"], ["Y"], body=body, num_scan_inputs=1)
+    init = [helper.make_tensor("shape", TensorProto.INT64, [2], [1, 4])]
+    # Then the body's size comes from the request's rows, and is refused
+    with pytest.raises(GraphRefused, match="ConstantOfShape takes its size"):
+        refuse_operators(model(graph([scan], initializer=init)), allowed)
+
+
 @pytest.mark.parametrize(
     ("op", "domain"),
     [("Tile", ""), ("Range", ""), ("Expand", ""), ("Resize", ""), ("If", ""), ("MyOp", "evil")],
