@@ -186,6 +186,10 @@ def rejection_bodies(max_body_bytes: int, max_batch: int) -> dict[str, tuple[str
     short_last = instances_body([row] * (max_batch - 1) + [row[:3]])
     # One row as long as the cap allows: passes the cheap row count, so it is parsed in full.
     one_long_row = '{"instances":[[' + ",".join(["1.5"] * ((max_body_bytes - 20) // 4)) + "]]}"
+    # Rows of 4 300-digit numbers (Python's default int_max_str_digits), as many as the cap
+    # holds: right counts and brackets, so only the number bound refuses them unparsed.
+    giant_integers = giant_numbers_body("1" + "7" * 4299, max_body_bytes)
+    giant_decimals = giant_numbers_body("1." + "7" * 4298, max_body_bytes)
     return {
         BASELINE_REJECTION: ("100-byte malformed JSON", 400, malformed),
         "too_large": (f"{max_body_bytes + 1}-byte body (cap {max_body_bytes})", 413, too_large),
@@ -197,7 +201,16 @@ def rejection_bodies(max_body_bytes: int, max_batch: int) -> dict[str, tuple[str
             400,
             one_long_row,
         ),
+        "giant_integers": (f"{len(giant_integers)} bytes of 4300-digit integers", 400, giant_integers),
+        "giant_decimals": (f"{len(giant_decimals)} bytes of 4300-digit decimals", 400, giant_decimals),
     }
+
+
+def giant_numbers_body(token: str, max_body_bytes: int) -> str:
+    """As many rows of four `token`s as fit in `max_body_bytes`."""
+    row = "[" + ",".join([token] * 4) + "]"
+    count = (max_body_bytes - len('{"instances":[]}')) // (len(row) + 1)
+    return '{"instances":[' + ",".join([row] * count) + "]}"
 
 
 def run_rejections(plan: Plan) -> list[RejectionRow]:

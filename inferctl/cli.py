@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,11 +23,12 @@ from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
+from model_runtime.table import DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
-from inferctl.registry import RegistrationError, read_sample
+from inferctl.registry import MAX_MODEL_BYTES, RegistrationError, read_sample
 from inferctl.target import Target, configure
 
 
@@ -42,10 +45,18 @@ Command = Callable[[argparse.Namespace, Target, Console], None]
 
 
 def _read_model(path: str) -> bytes:
+    """At most the cap plus one byte, from a regular file: /dev/zero never ends, and opening a
+    FIFO waits for a writer, so the file's type is checked before it is opened."""
     try:
-        return Path(path).read_bytes()
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OnboardingError(f"{path} is not a regular file: give the model's file")
+        with Path(path).open("rb") as file:
+            data = file.read(MAX_MODEL_BYTES + 1)
     except OSError as error:
         raise OnboardingError(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_MODEL_BYTES:
+        raise OnboardingError(f"{path} is larger than {MAX_MODEL_BYTES} bytes, the most a model may be")
+    return data
 
 
 def _describe(facts: onboarding.ModelFacts) -> str:
@@ -162,9 +173,8 @@ def _user_status(active: bool) -> Command:
             console.say(f"enabled user {args.username}")
         else:
             console.say(
-                f"disabled user {args.username}: no new logins; tokens already issued stay valid until "
-                f"they expire (at most {target.runtime.settings.token_ttl_seconds} s) "
-                "unless you revoke-tokens"
+                f"disabled user {args.username}: no new logins, and the tokens already issued to it are "
+                f"refused within {target.runtime.settings.mapping_ttl_seconds} s"
             )
 
     return run
@@ -175,12 +185,22 @@ def _tenant_status(active: bool) -> Command:
         target.require_table()
         onboarding.set_tenant_status(target.runtime, args.tenant_id, active=active)
         state = "enabled" if active else "disabled"
+        revoked = "" if active else " and its tokens issued so far revoked"
         console.say(
-            f"{state} tenant {args.tenant_id}; "
+            f"{state} tenant {args.tenant_id}{revoked}; "
             f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
         )
 
     return run
+
+
+def set_run_budget(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    onboarding.set_run_budget(target.runtime, args.tenant_id, args.budget_ms)
+    console.say(
+        f"tenant {args.tenant_id}'s model runs are cut off after {args.budget_ms} ms (a 503); "
+        f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
+    )
 
 
 def revoke_tokens(args: argparse.Namespace, target: Target, console: Console) -> None:
@@ -452,11 +472,23 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
             name,
             _tenant_status(active),
             f"{name.split('-')[0]} a tenant",
-            "A disabled tenant's users cannot log in and its tokens get 403, within the mapping TTL."
+            "A disabled tenant's users cannot log in and its tokens get 403, within the mapping TTL; "
+            "the tokens issued before the disable are revoked."
             if not active
-            else "Serve a disabled tenant again.",
+            else "Serve a disabled tenant again; tokens issued before the disable stay revoked, so "
+            "its users and clients log in again.",
         )
         sub.add_argument("tenant_id", metavar="TENANT_ID")
+
+    sub = command(
+        "set-run-budget",
+        set_run_budget,
+        "set how long one request may run a tenant's model",
+        f"Predict cuts off a run of the tenant's model past this many milliseconds and answers 503 "
+        f"(default {DEFAULT_RUN_BUDGET_MS}, at most {MAX_RUN_BUDGET_MS}; docs/hostile-models.md).",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("budget_ms", type=int, metavar="MS")
 
     sub = command(
         "revoke-tokens",

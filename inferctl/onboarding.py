@@ -25,6 +25,7 @@ from model_runtime.runtime import Runtime
 from model_runtime.table import (
     ACTIVE,
     DISABLED,
+    MAX_RUN_BUDGET_MS,
     ItemExists,
     ItemMissing,
     ModelPin,
@@ -224,10 +225,29 @@ def revoke_subject(runtime: Runtime, tenant_id: str, subject: str, not_before: i
         return  # deleted meanwhile: predict refuses every token of this tenant
 
 
-def set_tenant_status(runtime: Runtime, tenant_id: str, *, active: bool) -> None:
-    """Enable or disable a tenant: its users cannot log in and its tokens get 403 while disabled."""
+def set_tenant_status(runtime: Runtime, tenant_id: str, *, active: bool, now: int | None = None) -> None:
+    """Enable or disable a tenant: its users cannot log in and its tokens get 403 while disabled.
+
+    Disabling also revokes every token issued so far (`tokens_not_before`, as `revoke_tokens`), as
+    disabling a user revokes the user's: enabling the tenant again does not bring them back.
+    """
     validate_tenant_id(tenant_id)
-    update_tenant(runtime, tenant_id, TenantChange(status=ACTIVE if active else DISABLED))
+    if active:
+        update_tenant(runtime, tenant_id, TenantChange(status=ACTIVE))
+        return
+    not_before = (int(time.time()) if now is None else now) + 1
+    change = TenantChange(status=DISABLED, tokens_not_before=not_before)
+    update_tenant(runtime, tenant_id, change, now=not_before - 1)
+
+
+def set_run_budget(runtime: Runtime, tenant_id: str, budget_ms: int) -> None:
+    """How long one request may run the tenant's model (model_serving/run_budget.py)."""
+    validate_tenant_id(tenant_id)
+    if not 1 <= budget_ms <= MAX_RUN_BUDGET_MS:
+        raise OnboardingError(
+            f"the run budget must be 1 to {MAX_RUN_BUDGET_MS} ms (predict's timeout is 10 s)"
+        )
+    update_tenant(runtime, tenant_id, TenantChange(run_budget_ms=budget_ms))
 
 
 def revoke_tokens(runtime: Runtime, tenant_id: str, now: int | None = None) -> int:

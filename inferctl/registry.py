@@ -29,6 +29,9 @@ from model_runtime.table import ModelRecord
 from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
 from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
+from registry.onnx_graph import GraphRefused, check_graph
+from registry.run_probe import TooSlow, refuse_slow_graph
+
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 PROBABILITY_TOLERANCE = 1e-5
 GENERATED_PROBE_ROWS = 512
@@ -302,18 +305,6 @@ def _graphs(graph: Any) -> Any:
                 yield from _graphs(sub)
 
 
-def _tensors(graph: Any) -> Any:
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-
-
 def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
     """Refuse a graph predict should not run: anything but one float input [N, n_features], ops
     outside `ai.onnx`/`ai.onnx.ml`, external data, a size past the cap, or outputs that do not
@@ -339,9 +330,10 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
                 raise RegistrationError(
                     f"the ONNX node {node.op_type} is in the custom domain {node.domain!r}"
                 )
-        for tensor in _tensors(graph):
-            if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
-                raise RegistrationError("the ONNX model refers to external data")
+    try:  # no external data anywhere, only the converters' operators (registry/onnx_graph.py)
+        check_graph(model)
+    except GraphRefused as error:
+        raise RegistrationError(str(error)) from None
     try:  # after the scans above: the checker itself would look for external files
         onnx.checker.check_model(model)
     except Exception as error:
@@ -418,6 +410,7 @@ def _check_outputs(graph: Any, n_classes: int) -> bool:
 def _smoke_run(data: bytes, width: int, classes: list[Any]) -> None:
     """ONNX Runtime loads the graph and answers rows with known labels and one column per class."""
     try:
+        refuse_slow_graph(data)  # within the run budget on extreme rows (registry/run_probe.py)
         session = onnx_session(data)
         label, probabilities = onnx_outputs(session)
         rows = np.random.default_rng(0).normal(size=(8, width)).astype(np.float32)
@@ -429,6 +422,8 @@ def _smoke_run(data: bytes, width: int, classes: list[Any]) -> None:
                 raise RegistrationError("the ONNX probabilities do not have one column per class")
     except RegistrationError:
         raise
+    except TooSlow as error:
+        raise RegistrationError(str(error)) from None
     except Exception as error:
         raise RegistrationError(f"ONNX Runtime cannot run the model: {type(error).__name__}") from None
     if not set(np.ravel(got).tolist()) <= set(classes):

@@ -163,13 +163,15 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             f"({max_body} bytes), bearer token, tenant mapping, payload against the tenant's model "
             "card, model, prediction.",
             "PredictResponse",
-            (400, 401, 403, 413, 415, 500, 503),
+            (400, 401, 403, 413, 415, 500, 502, 503),
             authenticated=True,
             request={JSON: "PredictRequest"},
             max_body_bytes=max_body,
             notes={
                 400: "The body is not the tenant's shape (see GET /api/v1/model); nothing was run.",
                 403: "The token's tenant has no active model.",
+                502: "The tenant's model failed inside ONNX Runtime on these rows (docs/hostile-models.md).",
+                503: "The model is unavailable, or took longer than the tenant's run budget allows.",
                 413: f"The body exceeds {max_body} bytes.",
                 415: "The body is not application/json in UTF-8, or is content-coded (gzip): never inflated.",
             },

@@ -36,6 +36,13 @@ def row_with(who: Caller, value: str) -> bytes:
     return b'{"instances":[[' + value.encode() + b"," + numbers.encode() + b"]]}"
 
 
+def giant_numbers(who: Caller, token: str) -> bytes:
+    """Rows of `token`s as many as fit under the body cap: refused before any number is converted."""
+    row = "[" + ",".join([token] * who.card["n_features"]) + "]"
+    count = (MAX_BODY_BYTES - 20) // (len(row) + 1)
+    return ('{"instances":[' + ",".join([row] * count) + "]}").encode()
+
+
 # name -> body; each must be a 400 (the payload does not fit the caller's model card)
 BAD_PAYLOADS: dict[str, Payload] = {
     "one-row-over-max-batch": lambda who: instances(who.rows(who.card["max_batch"] + 1)),
@@ -51,6 +58,9 @@ BAD_PAYLOADS: dict[str, Payload] = {
     "overflowing-float-1e999": lambda who: row_with(who, "1e999"),
     "integer-past-float-range": lambda who: row_with(who, "9" * 400),
     "integer-10000-digits": lambda who: row_with(who, "7" * 10_000),
+    "number-41-digits": lambda who: row_with(who, "1" + "0" * 40),
+    "1MiB-of-4300-digit-integers": lambda who: giant_numbers(who, "1" + "7" * 4299),
+    "1MiB-of-4300-digit-decimals": lambda who: giant_numbers(who, "1." + "7" * 4298),
     "lone-surrogate-string": lambda who: row_with(who, '"\\ud800"'),
     "nested-value": lambda who: instances([[[1.5], *who.rows(1)[0][1:]]]),
     "object-row": lambda who: instances([{"a": 1.5}]),

@@ -390,7 +390,17 @@ AUTHORIZATION_VARIANTS = {
     "no-scheme": lambda t: t,
     "two-tokens": lambda t: f"Bearer {t} {t}",
     "comma-list": lambda t: f"Bearer {t}, Bearer {t}",
+    # Compact JWS has no base64 padding (RFC 7515 2): each spelling would be a new cache key.
+    "padded-signature": lambda t: f"Bearer {t}==",
+    "padded-payload": lambda t: "Bearer " + t.replace(".", "==.", 2).replace("==.", ".", 1),
+    "signature-unused-bits-set": lambda t: f"Bearer {t[:-1]}{flip_unused_bits(t[-1])}",
 }
+
+
+def flip_unused_bits(last: str) -> str:
+    """The base64url character whose 2 meaningful bits (an RS256 signature's last) are the same."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return alphabet[alphabet.index(last) ^ 1]
 
 
 @pytest.mark.parametrize("variant", list(AUTHORIZATION_VARIANTS))

@@ -289,7 +289,7 @@ def _with_double_input() -> bytes:
 BAD_GRAPHS = {
     "custom-domain node": (_with_custom_domain_node, "custom domain 'com.attacker'"),
     "external data": (_with_external_data, "external data"),
-    "ZipMap output": (_with_zipmap, "not a tensor"),
+    "ZipMap output": (_with_zipmap, "operator ai.onnx.ml.ZipMap is not served"),
     "double input": (_with_double_input, "float tensor"),
     "not ONNX": (lambda: b"\x08\x07garbage", "not a valid ONNX model"),
 }

@@ -107,6 +107,26 @@ class ModelUnavailable(ServiceUnavailable):
         super().__init__("The model is temporarily unavailable.")
 
 
+class ModelRunBudgetExceeded(ServiceUnavailable):
+    """The tenant's model ran past the tenant's run budget and was cut off (model_serving.run_budget)."""
+
+    def __init__(self) -> None:
+        super().__init__("The model took longer than this tenant's run budget allows.")
+
+
+class ModelRunFailed(ProblemError):
+    """ONNX Runtime failed while running the tenant's model: the tenant's model failed, not this
+    service (a 500), and not the request (a 4xx: the rows passed every check of the model card).
+    RFC 9110 15.6.3: a 502 is an invalid answer from the component the server relied on."""
+
+    status = 502
+    title = "Bad Gateway"
+    type_slug = "model-failed"
+
+    def __init__(self) -> None:
+        super().__init__("The model failed to answer these rows.")
+
+
 # --- token endpoint (OAuth 2.0, RFC 6749 5.2) --------------------------------------------------
 
 

@@ -5,8 +5,8 @@ One table, partition key `pk` (string), no sort key:
 - `user#<username>`: a login. username, tenant_id, password_hash, roles (list), status, created_at.
 - `tenant#<tenant_id>`: a tenant's mapping. tenant_id, model_key, model_sha256, model_format,
   n_features, max_batch, classes_json, sklearn_version, status, tokens_not_before,
-  subjects_not_before, updated_at; api_key_id, api_key and usage_tier once the tenant has an API
-  Gateway API key (inferctl).
+  subjects_not_before, updated_at, run_budget_ms (absent: `DEFAULT_RUN_BUDGET_MS`); api_key_id,
+  api_key and usage_tier once the tenant has an API Gateway API key (inferctl).
 - `attempts#<subject>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list), version, rotated_at,
   updated_at.
@@ -84,8 +84,14 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "client_id",
         "secret_sha256",
         "revoked_at",
+        "run_budget_ms",
     }
 )
+
+# How long one request may run the tenant's model (model_serving/run_budget.py): well below
+# predict's 10 s function timeout, far above a converted estimator's milliseconds.
+DEFAULT_RUN_BUDGET_MS: Final = 1000
+MAX_RUN_BUDGET_MS: Final = 5000
 
 
 class ItemExists(Exception):
@@ -234,6 +240,7 @@ class Tenant:
     model_format: str = "pickle"
     api_key_id: str = ""
     updated_at: int = 0
+    run_budget_ms: int = DEFAULT_RUN_BUDGET_MS
 
     @property
     def active(self) -> bool:
@@ -284,6 +291,7 @@ class Tenant:
             "max_batch": N(self.max_batch),
             "status": S(self.status),
             "tokens_not_before": N(self.tokens_not_before),
+            "run_budget_ms": N(self.run_budget_ms),
         }
 
     @classmethod
@@ -304,6 +312,7 @@ class Tenant:
             model_format=_s(item, "model_format", "pickle"),
             api_key_id=_s(item, "api_key_id"),
             updated_at=_n(item, "updated_at"),
+            run_budget_ms=_n(item, "run_budget_ms", DEFAULT_RUN_BUDGET_MS),
         )
 
 
@@ -407,6 +416,7 @@ class TenantChange:
     api_key_id: str | None = None
     api_key: str | None = None
     usage_tier: str | None = None
+    run_budget_ms: int | None = None
 
     def to_item(self, updated_at: int) -> Item:
         fields: Item = dict(self.pin.to_item()) if self.pin else {}
@@ -417,6 +427,7 @@ class TenantChange:
             ("api_key_id", None if self.api_key_id is None else S(self.api_key_id)),
             ("api_key", None if self.api_key is None else S(self.api_key)),
             ("usage_tier", None if self.usage_tier is None else S(self.usage_tier)),
+            ("run_budget_ms", None if self.run_budget_ms is None else N(self.run_budget_ms)),
         ):
             if value is not None:
                 fields[name] = value

@@ -7,6 +7,8 @@ microseconds and carries two dimension sets:
 
 - [service, tenant]: `Requests`, `Latency` (ms, handler time), `Predictions`, `PredictedRows`
 - [service, tenant, kind]: `Rejected`, where kind is the problem's class (BadRequest, ...)
+- [service, tenant]: `ModelRunBudgetExceeded`, `ModelRunFailed`, when the tenant's own model
+  was cut off at its run budget or failed (model_serving/run_budget.py)
 - [service]: `Predictions`, `PredictedRows` again, service-wide, from the same values
 
 So a served prediction costs one line, and no Powertools flush: Powertools' `add_metric` and
@@ -16,7 +18,7 @@ metric (rejections service-wide, cache misses, refusals) still goes through Powe
 The tenant is the *verified* token's `tid`, recorded before its mapping is looked up, so a
 revoked or disabled tenant's refusals are counted under it too. Requests refused before the
 token is verified (size cap, no or bad token) have no tenant and are counted only service-wide.
-Cardinality: at most 4 + len(REJECTION_KINDS) metrics per tenant (README, Observability).
+Cardinality: at most 6 + len(REJECTION_KINDS) metrics per tenant (README, Observability).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ REJECTION_KINDS: Final = {
     403: "Forbidden",
     415: "UnsupportedMediaType",
     500: "InternalError",
+    502: "ModelFailed",
     503: "ServiceUnavailable",
 }
 
@@ -45,11 +48,19 @@ class TenantMetrics:
         self._started = 0.0
         self._tenant_id: str | None = None
         self._rows = 0
+        self._events: list[str] = []
 
     def start(self) -> None:
         self._started = time.perf_counter()
         self._tenant_id = None
         self._rows = 0
+        if self._events:
+            self._events = []
+
+    def event(self, name: str) -> None:
+        """Count one `name` (a failure of the tenant's own model, e.g. `ModelRunBudgetExceeded`)
+        for the tenant, in the request's line."""
+        self._events.append(name)
 
     def tenant(self, tenant_id: str) -> None:
         self._tenant_id = tenant_id
@@ -77,6 +88,9 @@ class TenantMetrics:
         directives: list[dict[str, object]] = [
             {"Namespace": namespace, "Dimensions": [["service", "tenant"]], "Metrics": tenant_set}
         ]
+        for name in self._events:
+            tenant_set.append({"Name": name, "Unit": "Count"})
+            values[name] = 1
         if 200 <= status < 300:
             if self._rows:
                 predictions = [

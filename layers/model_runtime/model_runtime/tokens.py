@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -57,7 +58,14 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+# RFC 7515 7.1: compact JWS is three base64url segments without padding (RFC 7515 2). Anything
+# else (`==` appended, whitespace, a fourth segment) is refused before a cache sees it: each such
+# variant of a good token would be a new key to the verified-token caches, a fresh RSA verify.
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
 def bearer_token(authorization: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header; the scheme in any case (RFC 7235 2.1)."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized()
@@ -183,13 +191,25 @@ class Tokens:
 
     def verify(self, token: str) -> Claims:
         """Verified claims of `token`, or `Unauthorized` for any fault at all."""
-        if len(token) > MAX_TOKEN_CHARS:
+        if len(token) > MAX_TOKEN_CHARS or not _COMPACT_JWS.fullmatch(token):
             raise Unauthorized()
         claims = self.verified.get(token, self._keyring(), time.time())
         if claims is None:
+            _refuse_non_canonical(token)
             claims = _verify_signature_and_claims(token, self.verifying_keys, self.settings)
             self.verified.put(token, claims)
         return claims
+
+
+def _refuse_non_canonical(token: str) -> None:
+    """Each segment must be the one base64url spelling of its bytes: a decoder ignores a last
+    character's unused bits, so "...Q" and "...R" could carry the same signature (RFC 4648 3.5).
+    Checked on a cache miss only: a hit is byte-identical to a token that passed this."""
+    for segment in token.split("."):
+        if len(segment) % 4 == 1:  # no base64 text has this length
+            raise Unauthorized()
+        if _b64url(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))) != segment:
+            raise Unauthorized()
 
 
 def _bounded_put[V](cache: dict[str, V], key: str, value: V) -> None:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import numpy as np
@@ -35,6 +36,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from model_runtime.errors import BadRequest, ModelUnavailable
 from model_runtime.runtime import Runtime
 from model_runtime.table import Tenant
+
+from model_serving.run_budget import run_session
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -103,7 +106,21 @@ def onnx_session(data: bytes) -> ort.InferenceSession:
     # No per-session memory arena: ~1 MB per cached model, for batches of at most a few MB.
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
+    # Registration refuses external data (registry/onnx_graph.py); should a graph hold some all
+    # the same, ONNX Runtime looks for it in this empty directory, never the working directory.
+    options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, _empty_directory())
     return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+# onnxruntime_session_options_config_keys.h: where a model loaded from bytes finds its external
+# data. Unset, it is the working directory (the operator's at registration, /var/task in Lambda).
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+
+
+@cache
+def _empty_directory() -> str:
+    """A new empty directory, this process's own (mode 0700): no external data file is in it."""
+    return tempfile.mkdtemp(prefix="no-external-data-")
 
 
 class OnnxModel:
@@ -123,13 +140,13 @@ class OnnxModel:
         return self._probabilities is not None
 
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]:
-        labels = self._session.run([self._label], {self._input: as_float32(rows)})[0]
+        labels = run_session(self._session, [self._label], {self._input: as_float32(rows)})[0]
         return list(labels.tolist())
 
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]:
         if self._probabilities is None:
             raise BadRequest("This model does not give probabilities.")
-        probabilities = self._session.run([self._probabilities], {self._input: as_float32(rows)})[0]
+        probabilities = run_session(self._session, [self._probabilities], {self._input: as_float32(rows)})[0]
         return [[float(p) for p in row] for row in probabilities.tolist()]
 
 
