@@ -209,19 +209,23 @@ SUBJECT_CUTOFF_KEPT_SECONDS = 2 * 3600
 
 def revoke_subject(runtime: Runtime, tenant_id: str, subject: str, not_before: int) -> None:
     """Refuse `subject`'s (a user's or a machine client's) tokens issued before `not_before`
-    (same whole-second rule as `revoke_tokens`), within the mapping TTL."""
+    (same whole-second rule as `revoke_tokens`), within the mapping TTL.
+
+    The cut-off is set first, in a write of its own; stale cut-offs are removed after it, in
+    chunks (`Table.drop_subject_cutoffs`), so however many there are, the revocation holds.
+    """
     tenant = runtime.table.get_tenant(tenant_id)
     if tenant is None:
         return  # no mapping: predict already refuses every token of this tenant
-    stale = tuple(
-        name
-        for name, cutoff in tenant.subjects_not_before.items()
-        if cutoff < not_before - SUBJECT_CUTOFF_KEPT_SECONDS and name != subject
-    )
     try:
-        runtime.table.set_subject_not_before(tenant_id, subject, not_before, drop=stale)
+        runtime.table.set_subject_not_before(tenant_id, subject, not_before)
     except ItemMissing:
         return  # deleted meanwhile: predict refuses every token of this tenant
+    older_than = not_before - SUBJECT_CUTOFF_KEPT_SECONDS
+    stale = tuple(
+        name for name, cutoff in tenant.subjects_not_before.items() if cutoff < older_than and name != subject
+    )
+    runtime.table.drop_subject_cutoffs(tenant_id, stale, older_than)
 
 
 def set_tenant_status(runtime: Runtime, tenant_id: str, *, active: bool) -> None:
