@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from model_runtime.credentials import valid_username
+from model_runtime.oauth import CLIENT_ID_PREFIX
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
@@ -33,7 +34,7 @@ from model_runtime.table import (
     TenantChange,
     User,
 )
-from model_serving.models import ONNX, model_key, sha256_hex
+from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
 
 from inferctl.registry import RegistrationError, register
 
@@ -124,6 +125,13 @@ def put_model(
         registration = register(filename, data, trust_pickle=trust_pickle, sample=sample)
     except RegistrationError as error:
         raise OnboardingError(str(error)) from None
+    cacheable = largest_cached_file(runtime.settings.model_cache_bytes)
+    if len(registration.data) > cacheable:
+        raise OnboardingError(
+            f"the served model is {len(registration.data)} bytes, and predict's cache "
+            f"(ModelCacheBytes {runtime.settings.model_cache_bytes}) keeps models of at most {cacheable}: "
+            "register a smaller model, or raise ModelCacheBytes (and PredictMemorySize) and pass --stack"
+        )
     exists = runtime.table.get_tenant(tenant_id, consistent=True) is not None
     if exists and new_tenant:
         raise OnboardingError(f"tenant {tenant_id!r} already exists")
@@ -172,6 +180,12 @@ def create_user(
     if not valid_username(username):
         raise OnboardingError(
             "usernames are 1-64 letters, digits or . _ @ + - (starting with a letter or digit)"
+        )
+    # A user's and a machine client's ids are both token subjects, and cut-offs are per subject
+    # and tenant: a user named like a client would be revoked with it, and it with them.
+    if username.casefold().startswith(CLIENT_ID_PREFIX):
+        raise OnboardingError(
+            f"usernames starting with {CLIENT_ID_PREFIX!r} are reserved for machine clients"
         )
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
         raise OnboardingError(f"passwords are {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
@@ -328,9 +342,15 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
         for entry in page.get("Contents", []):
             if not entry["Key"].endswith(".json"):
                 continue
-            record = ModelRecord.from_json(
-                json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
-            )
+            try:
+                record = ModelRecord.from_json(
+                    json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise OnboardingError(
+                    f"the version record {entry['Key']} is malformed: restore it from the bucket's "
+                    "versions, or delete it if that version is never to be rolled back to"
+                ) from None
             rows.append(
                 VersionRow(
                     sha256=record.sha256,

@@ -286,6 +286,12 @@ class ModelCache:
         self.total_bytes -= self._entries.pop(key).size
 
 
+def largest_cached_file(cache_bytes: int) -> int:
+    """The largest model file a cache bounded by `cache_bytes` keeps: registration refuses
+    larger ones, so a model that registers is never fetched and parsed on every request."""
+    return cache_bytes // ModelCache.MEMORY_PER_FILE_BYTE
+
+
 class PredictRuntime(Runtime):
     """Predict's container state: the shared `Runtime` and this container's model cache."""
 
