@@ -5,7 +5,7 @@ Every served format (ONNX graphs run by ONNX Runtime, audited skops estimators r
 scikit-learn, and whatever is added later) answers through `answer`, so both rules hold for all
 of them. A format plugs in by saying which precision its inputs take (`input_precision`).
 
-Ranges, measured 2026-12-06 on the demo data (iris, 4 features) with scikit-learn 1.x, rows of
+Ranges, measured 2026-12-06 on the demo data (iris, 4 features) with scikit-learn 1.9.1, rows of
 +-x in every feature:
 - float32 (ONNX graphs with float inputs, and scikit-learn's trees, which cast rows to float32
   and raise `ValueError` past its range): |x| <= 3.4028235e38. Beyond it a value becomes an
@@ -17,8 +17,9 @@ Ranges, measured 2026-12-06 on the demo data (iris, 4 features) with scikit-lear
   NearestCentroid and a scaled pipeline raise at 1.7e308. With |x| and every fitted parameter
   below 1e150, a squared distance stays finite for up to 4.5e7 features.
 A row outside its model's range is the client's 400, named by position. Inside it, a model can
-still give NaN (LabelSpreading does at 3e38; a scaler fitted on a near-constant feature
-overflows): that answer is refused with `NoFiniteAnswer` (422), never written as `NaN`.
+still give NaN: LabelSpreading's probabilities for any row far from its data (100 will do), a
+scaler fitted on a near-constant feature that overflows. Such an answer is refused with
+`NoFiniteAnswer` (422), never written as `NaN`.
 """
 
 from __future__ import annotations
