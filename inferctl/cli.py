@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
+from model_runtime.errors import ProblemError
+from model_runtime.settings import SettingsError
 from model_runtime.table import DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
@@ -264,6 +266,7 @@ def list_users(args: argparse.Namespace, target: Target, console: Console) -> No
 
 def rotate_signing_key(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
+    target.require_timings()
     rotation = signing_keys.rotate_signing_key(
         target.runtime,
         args.tag_value or target.stack_name,
@@ -279,6 +282,7 @@ def rotate_signing_key(args: argparse.Namespace, target: Target, console: Consol
 
 def finish_rotation(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
+    target.require_timings()
     dropped = signing_keys.finish_rotation(target.runtime, args.retire, force=args.force)
     if not dropped:
         console.say("nothing to finish: only the active key verifies")
@@ -578,17 +582,31 @@ def main(
             stack=args.stack, table=args.table, bucket=args.bucket, key_id=args.key_id, region=args.region
         )
         args.run(args, target, console)
-    except OnboardingError as error:
-        message = str(error)
-    except ClientError as error:
-        details = error.response.get("Error", {})
-        message = f"{error.operation_name}: {details.get('Code', 'Error')}: {details.get('Message', '')}"
-    except BotoCoreError as error:
-        message = str(error)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # the one boundary: every failure is one line, never a traceback
+        message = _error_line(error)
     else:
         return 0
     print(f"error: {_one_line(message)}", file=sys.stderr)
     return 1
+
+
+def _error_line(error: Exception) -> str:
+    """What the operator reads for `error`: what went wrong and, where it is not plain, what to do."""
+    if isinstance(error, OnboardingError):
+        return str(error)
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{error.operation_name}: {details.get('Code', 'Error')}: {details.get('Message', '')}"
+    if isinstance(error, BotoCoreError):
+        return str(error)
+    if isinstance(error, SettingsError):
+        return f"{error}: fix that environment variable (or unset it for the default)"
+    if isinstance(error, ProblemError):  # a model's own checks, e.g. on --sample rows
+        return f"{error.detail} (in the rows given to the model; check --sample)"
+    return (
+        f"unexpected {type(error).__name__}: {error} (check the command's inputs; if they are "
+        "right, report it with the command you ran)"
+    )

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from model_runtime.credentials import valid_username
+from model_runtime.oauth import CLIENT_ID_PREFIX
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
@@ -34,7 +35,7 @@ from model_runtime.table import (
     TenantChange,
     User,
 )
-from model_serving.models import ONNX, model_key, sha256_hex
+from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
 
 from inferctl.registry import RegistrationError, register
 
@@ -125,6 +126,13 @@ def put_model(
         registration = register(filename, data, trust_pickle=trust_pickle, sample=sample)
     except RegistrationError as error:
         raise OnboardingError(str(error)) from None
+    cacheable = largest_cached_file(runtime.settings.model_cache_bytes)
+    if len(registration.data) > cacheable:
+        raise OnboardingError(
+            f"the served model is {len(registration.data)} bytes, and predict's cache "
+            f"(ModelCacheBytes {runtime.settings.model_cache_bytes}) keeps models of at most {cacheable}: "
+            "register a smaller model, or raise ModelCacheBytes (and PredictMemorySize) and pass --stack"
+        )
     exists = runtime.table.get_tenant(tenant_id, consistent=True) is not None
     if exists and new_tenant:
         raise OnboardingError(f"tenant {tenant_id!r} already exists")
@@ -174,6 +182,12 @@ def create_user(
         raise OnboardingError(
             "usernames are 1-64 letters, digits or . _ @ + - (starting with a letter or digit)"
         )
+    # A user's and a machine client's ids are both token subjects, and cut-offs are per subject
+    # and tenant: a user named like a client would be revoked with it, and it with them.
+    if username.casefold().startswith(CLIENT_ID_PREFIX):
+        raise OnboardingError(
+            f"usernames starting with {CLIENT_ID_PREFIX!r} are reserved for machine clients"
+        )
     if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
         raise OnboardingError(f"passwords are {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
     existing_tenant(runtime, tenant_id)
@@ -210,19 +224,23 @@ SUBJECT_CUTOFF_KEPT_SECONDS = 2 * 3600
 
 def revoke_subject(runtime: Runtime, tenant_id: str, subject: str, not_before: int) -> None:
     """Refuse `subject`'s (a user's or a machine client's) tokens issued before `not_before`
-    (same whole-second rule as `revoke_tokens`), within the mapping TTL."""
+    (same whole-second rule as `revoke_tokens`), within the mapping TTL.
+
+    The cut-off is set first, in a write of its own; stale cut-offs are removed after it, in
+    chunks (`Table.drop_subject_cutoffs`), so however many there are, the revocation holds.
+    """
     tenant = runtime.table.get_tenant(tenant_id)
     if tenant is None:
         return  # no mapping: predict already refuses every token of this tenant
-    stale = tuple(
-        name
-        for name, cutoff in tenant.subjects_not_before.items()
-        if cutoff < not_before - SUBJECT_CUTOFF_KEPT_SECONDS and name != subject
-    )
     try:
-        runtime.table.set_subject_not_before(tenant_id, subject, not_before, drop=stale)
+        runtime.table.set_subject_not_before(tenant_id, subject, not_before)
     except ItemMissing:
         return  # deleted meanwhile: predict refuses every token of this tenant
+    older_than = not_before - SUBJECT_CUTOFF_KEPT_SECONDS
+    stale = tuple(
+        name for name, cutoff in tenant.subjects_not_before.items() if cutoff < older_than and name != subject
+    )
+    runtime.table.drop_subject_cutoffs(tenant_id, stale, older_than)
 
 
 def set_tenant_status(runtime: Runtime, tenant_id: str, *, active: bool, now: int | None = None) -> None:
@@ -344,9 +362,15 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
         for entry in page.get("Contents", []):
             if not entry["Key"].endswith(".json"):
                 continue
-            record = ModelRecord.from_json(
-                json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
-            )
+            try:
+                record = ModelRecord.from_json(
+                    json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise OnboardingError(
+                    f"the version record {entry['Key']} is malformed: restore it from the bucket's "
+                    "versions, or delete it if that version is never to be rolled back to"
+                ) from None
             rows.append(
                 VersionRow(
                     sha256=record.sha256,

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from model_runtime.table import ModelRecord
+from model_serving.answers import FLOAT32, out_of_range
 from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
 from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
@@ -243,6 +244,9 @@ def _probe_rows(
     if sample is not None:
         if sample.ndim != 2 or sample.shape[1] != n_features or len(sample) == 0:
             raise RegistrationError(f"the sample must be rows of {n_features} numbers")
+        if (position := out_of_range(sample, FLOAT32)) is not None:  # what every format takes
+            i, j = position
+            raise RegistrationError(f"sample row {i}, value {j} is beyond float32's range (|x| <= 3.4e38)")
         return sample, "sample"
     return generated_rows(model, n_features), "generated"
 

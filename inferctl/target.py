@@ -9,6 +9,7 @@ for the functions.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import boto3
@@ -24,17 +25,25 @@ STACK_OUTPUTS = {
     "ModelBucketName": "model_bucket",
     "SigningKeyId": "signing_key_id",
 }
-# stack parameters that decide how long rotations and revocations take to reach every container
+# stack parameters the CLI needs: the timings of rotations and revocations, and the model cache bound
 STACK_PARAMETERS = {
     "TokenTtlSeconds": "token_ttl_seconds",
     "MappingTtlSeconds": "mapping_ttl_seconds",
+    "ModelCacheBytes": "model_cache_bytes",  # registration refuses what predict would not cache
 }
+
+
+# what each timing is called in the environment (the functions' own variables)
+TIMING_VARIABLES = {"token_ttl_seconds": "TOKEN_TTL_SECONDS", "mapping_ttl_seconds": "MAPPING_TTL_SECONDS"}
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
     stack_name: str | None
     runtime: Runtime
+    # Whether the token lifetime and mapping TTL are the deployment's (from the stack's parameters
+    # or set explicitly in the environment), not the code's defaults.
+    timings_known: bool = False
 
     @property
     def table_name(self) -> str:
@@ -51,6 +60,15 @@ class Target:
     def require_table(self) -> None:
         if not self.table_name:
             raise OnboardingError("no table: pass --stack NAME or --table, or set TABLE_NAME")
+
+    def require_timings(self) -> None:
+        """Key rotation waits one mapping TTL and retires keys after a token lifetime: guessing
+        them (60 s, 900 s) against a stack with longer ones breaks fresh or live tokens."""
+        if not self.timings_known:
+            raise OnboardingError(
+                "the stack's timings are unknown: pass --stack NAME, or set MAPPING_TTL_SECONDS and "
+                "TOKEN_TTL_SECONDS to its MappingTtlSeconds and TokenTtlSeconds"
+            )
 
     def require_bucket(self) -> None:
         self.require_table()
@@ -91,4 +109,7 @@ def configure(
     explicit = {"table_name": table, "model_bucket": bucket, "signing_key_id": key_id}
     values |= {name: value for name, value in explicit.items() if value}
     settings = replace(read_settings(), **values)  # type: ignore[arg-type]
-    return Target(stack, Runtime(settings, session=session))
+    known = all(
+        name in values or os.environ.get(variable, "").strip() for name, variable in TIMING_VARIABLES.items()
+    )
+    return Target(stack, Runtime(settings, session=session), timings_known=known)

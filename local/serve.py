@@ -254,6 +254,10 @@ class LocalStack:
             "SIGNING_KEY_ID": self.names.key_id,
             STACK_VARIABLE: STACK_NAME,
         }
+        # The timings key rotation waits on (inferctl requires them without --stack): the stack's own
+        predict = environments.get("PredictFunction", {})
+        timings = ("MAPPING_TTL_SECONDS", "TOKEN_TTL_SECONDS")
+        cli |= {name: predict[name] for name in timings if name in predict}
         lines = [f"export {name}={shlex.quote(value)}" for name, value in cli.items()]
         self.env_file.with_suffix(".sh").write_text(
             "# the local stack's moto server (make serve)\n" + "\n".join(lines) + "\n"

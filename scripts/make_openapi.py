@@ -163,7 +163,7 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             f"({max_body} bytes), bearer token, tenant mapping, payload against the tenant's model "
             "card, model, prediction.",
             "PredictResponse",
-            (400, 401, 403, 413, 415, 500, 502, 503),
+            (400, 401, 403, 413, 415, 422, 500, 502, 503),
             authenticated=True,
             request={JSON: "PredictRequest"},
             max_body_bytes=max_body,
@@ -174,6 +174,7 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
                 503: "The model is unavailable, or took longer than the tenant's run budget allows.",
                 413: f"The body exceeds {max_body} bytes.",
                 415: "The body is not application/json in UTF-8, or is content-coded (gzip): never inflated.",
+                422: "The model gave NaN or an infinity for these rows: no answer (never invalid JSON).",
             },
         ),
         ("get", "/api/v1/model"): Operation(

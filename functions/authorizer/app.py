@@ -33,8 +33,8 @@ from model_runtime.tokens import Claims, bearer_token
 
 logger = Logger()
 metrics = Metrics()
-# This container's state, built at init; a malformed setting fails the init, naming the variable.
-runtime = Runtime(require_settings(logger))
+# This container's state, built at init; a missing setting fails the init, naming the variable.
+runtime = Runtime(require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID"))
 
 # The routes this authorizer guards, as the tail of an execute-api ARN (see `allowed_resource`).
 TENANT_ROUTES = "*/api/v1/*"

@@ -86,8 +86,10 @@ def password_token(credentials: Credentials, now: int) -> Response:
 
     user = runtime.table.get_user(username)
     password_ok = verify_password(user.password_hash if user else None, credentials.password)
-    tenant = runtime.table.get_tenant(user.tenant_id) if user and password_ok else None
-    if not (user and user.active and tenant and tenant.active):
+    # Read on every path (an unknown user's "tenant" is none): a right password on a disabled
+    # account must not cost one DynamoDB read more than a wrong one, or timing tells it.
+    tenant = runtime.table.get_tenant(user.tenant_id if user else "")
+    if not (user and password_ok and user.active and tenant and tenant.active):
         # A right password on a disabled account stays counted too: otherwise the lockout would
         # tell an attacker which guess was right.
         metrics.add_metric(name="LoginFailure", unit=MetricUnit.Count, value=1)
@@ -117,8 +119,8 @@ def client_credentials_token(grant: ClientCredentialsGrant, now: int) -> Respons
 
     client = runtime.table.get_client(grant.client_id)
     secret_ok = verify_client_secret(client.secret_sha256 if client else None, grant.client_secret)
-    tenant = runtime.table.get_tenant(client.tenant_id) if client and secret_ok else None
-    if not (client and client.active and tenant and tenant.active):
+    tenant = runtime.table.get_tenant(client.tenant_id if client else "")  # every path, as above
+    if not (client and secret_ok and client.active and tenant and tenant.active):
         metrics.add_metric(name="ClientAuthFailure", unit=MetricUnit.Count, value=1)
         logger.info("client refused", extra={"client_id": grant.client_id})
         raise InvalidClient()

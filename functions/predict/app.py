@@ -32,6 +32,7 @@ from model_runtime.settings import require_settings
 from model_runtime.table import Tenant
 from model_runtime.tenant_metrics import tenant_metrics
 from model_runtime.tokens import bearer_token
+from model_serving.answers import answer
 from model_serving.models import PredictRuntime
 from model_serving.payload import validate_request
 from model_serving.run_budget import TenantBudget
@@ -70,13 +71,14 @@ def predict(event: Event) -> Response:
         )
     rows, parameters = validate_request(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
     model = runtime.models.get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
-    with TenantBudget(tenant):  # 6. cut off at the tenant's run budget (model_serving/run_budget.py)
-        result: dict[str, Any] = {"predictions": model.predict(rows)}
-        if parameters.probabilities:  # columns in the order of the model card's `classes`
-            result["probabilities"] = model.predict_proba(rows)
-    result["model_version"] = tenant.model_version
+    # 6. under the tenant's run budget (model_serving/run_budget.py): the model's range, predict,
+    #    strict JSON (model_serving/answers.py)
+    with TenantBudget(tenant):
+        response = answer(
+            model, rows, probabilities=parameters.probabilities, model_version=tenant.model_version
+        )
     tenant_metrics.predicted(len(rows))  # Predictions, PredictedRows: in the request's one EMF line
-    return json_response(200, result)
+    return response
 
 
 @app.route("GET", "/api/v1/model")

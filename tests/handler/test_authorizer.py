@@ -329,7 +329,10 @@ def test_authorizer_never_imports_numpy_or_sklearn(
     # Given a fresh interpreter with only the authorizer and the layer package on the path
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(authorizer_event(None)))
-    env = child_environment(pythonpath, "authorizer", without=("TABLE_NAME", "SIGNING_KEY_ID"), **FAKE_AWS)
+    # The init requires both settings; the child points them at moto's table and key afterwards
+    env = child_environment(
+        pythonpath, "authorizer", **FAKE_AWS, TABLE_NAME="imports-test", SIGNING_KEY_ID="replaced-after-init"
+    )
     result_file = tmp_path / "result.json"
     # When it imports the authorizer and authorizes a valid token
     completed = subprocess.run(

@@ -461,8 +461,10 @@ def test_list_tenants(demo: Stack, inferctl: Any) -> None:
 
 @pytest.fixture
 def no_cache_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Key rings re-read on every request, and a rotation's wait of one cache lifetime is zero."""
+    """Key rings re-read on every request, and a rotation's wait of one cache lifetime is zero.
+    Both timings are set explicitly, as rotation requires without --stack."""
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
+    monkeypatch.setenv("TOKEN_TTL_SECONDS", "900")
     use_runtime()
 
 

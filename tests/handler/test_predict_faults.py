@@ -175,7 +175,8 @@ def test_dynamodb_fault_on_keyring_lookup_is_a_503_not_a_401(
 S3_FAULTS: dict[str, FaultFactory] = {
     **FAULTS,
     "slow-down": client_error("SlowDown"),
-    "access-denied": client_error("AccessDenied"),
+    # AccessDenied is how S3 says a model is missing to a role without s3:ListBucket: a refused
+    # model, not a dependency fault (tests/handler/test_missing_model_on_aws.py, decision 0007)
 }
 
 

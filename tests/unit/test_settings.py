@@ -37,6 +37,8 @@ CASES = [
     ("functions.predict.app", "SIGNING_KEY_ID", "  ", "is required"),
     ("functions.login.app", "TABLE_NAME", None, "is required"),
     ("functions.login.app", "SIGNING_KEY_ID", None, "is required"),
+    ("functions.authorizer.app", "TABLE_NAME", None, "is required"),
+    ("functions.authorizer.app", "SIGNING_KEY_ID", "", "is required"),
     ("functions.predict.app", "MAX_BODY_BYTES", SECRET_LOOKING_VALUE, "must be a whole number"),
     ("functions.predict.app", "MAPPING_TTL_SECONDS", "-1", "must be at least 0"),
     ("functions.login.app", "LOCKOUT_THRESHOLD", "0", "must be at least 1"),

@@ -154,3 +154,20 @@ class UnsupportedGrantType(BadRequest):
 
     def __init__(self) -> None:
         super().__init__("'grant_type' must be 'password' or 'client_credentials'.")
+
+
+class NoFiniteAnswer(ProblemError):
+    """The tenant's model gave NaN or an infinity for rows that passed every check.
+
+    RFC 9110 15.5.21's 422: the request is well-formed and in range, and nothing on the server
+    failed, but these rows cannot be answered. Not a 5xx: the same rows fail the same way on every
+    retry, the operator cannot fix a tenant's model's arithmetic, and a 5xx would page them
+    (Api5xxAlarm) for it. Not a 400: the rows meet the model card; the limit is the model's.
+    """
+
+    status = 422
+    title = "Unprocessable Content"
+    type_slug = "no-finite-answer"
+
+    def __init__(self) -> None:
+        super().__init__("The model gave no finite answer for these rows.")

@@ -56,9 +56,11 @@ class Response:
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response; `ValueError` (never `NaN` or `Infinity`, which strict parsers refuse)
+    if `body` holds a non-finite float."""
     return Response(
         status,
-        json.dumps(body, separators=(",", ":")),
+        json.dumps(body, separators=(",", ":"), allow_nan=False),
         {**SECURITY_HEADERS, "Content-Type": "application/json", **(headers or {})},
     )
 

@@ -129,9 +129,10 @@ def client_secret_digest(client_secret: str) -> str:
 
 
 def verify_client_secret(stored_digest: str | None, client_secret: str) -> bool:
-    """True when `client_secret` hashes to `stored_digest`; with no digest, the same work and False."""
+    """True when `client_secret` hashes to `stored_digest`; with no digest (None, or "" from an
+    item that lacks one), the same work and False, even for the decoy's own phrase."""
     given = client_secret_digest(client_secret)
-    return hmac.compare_digest(given, stored_digest or _DECOY_DIGEST) and stored_digest is not None
+    return hmac.compare_digest(given, stored_digest or _DECOY_DIGEST) and bool(stored_digest)
 
 
 def oauth_error_for(error: ProblemError) -> ProblemError:

@@ -28,8 +28,9 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    """True when `password` matches `stored_hash`; with no hash, the same work and False."""
+    """True when `password` matches `stored_hash`; with no hash (None, or "" from an item that
+    lacks one), the same work and False, even for the decoy's own phrase."""
     try:
-        return _HASHER.verify(stored_hash or _DECOY_HASH, password) and stored_hash is not None
+        return _HASHER.verify(stored_hash or _DECOY_HASH, password) and bool(stored_hash)
     except (VerificationError, InvalidHashError):
         return False

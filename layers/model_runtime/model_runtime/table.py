@@ -557,10 +557,8 @@ class Table:
     def revoke_client(self, client_id: str, now: int) -> None:
         self._set(client_pk(client_id), {"status": S(REVOKED), "revoked_at": N(now)})
 
-    def set_subject_not_before(
-        self, tenant_id: str, subject: str, not_before: int, *, drop: tuple[str, ...] = ()
-    ) -> None:
-        """Refuse `subject`'s tokens issued before `not_before`, and drop the cut-offs of `drop`."""
+    def set_subject_not_before(self, tenant_id: str, subject: str, not_before: int) -> None:
+        """Refuse `subject`'s tokens issued before `not_before` (one small write, whatever the map holds)."""
         key = {"pk": S(tenant_pk(tenant_id))}
         try:
             self.client.update_item(
@@ -570,20 +568,46 @@ class Table:
                 ConditionExpression="attribute_exists(pk)",
                 ExpressionAttributeValues={":empty": {"M": {}}},
             )
-            names = {"#s": subject, **{f"#r{i}": name for i, name in enumerate(drop)}}
-            remove = (
-                " REMOVE " + ", ".join(f"subjects_not_before.#r{i}" for i in range(len(drop))) if drop else ""
-            )
             self.client.update_item(
                 TableName=self.table_name,
                 Key=key,
-                UpdateExpression="SET subjects_not_before.#s = :t, updated_at = :now" + remove,
+                UpdateExpression="SET subjects_not_before.#s = :t, updated_at = :now",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames={"#s": subject},
                 ExpressionAttributeValues={":t": N(not_before), ":now": N(not_before - 1)},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             raise ItemMissing() from None
+
+    # DynamoDB refuses an expression longer than 4 KB. Removing every stale cut-off in the write
+    # that set a new one failed past ~150 entries (200 made a 5,346-character expression), and
+    # then every later revocation of the tenant failed. A chunk of 100 is a REMOVE of 895
+    # characters and a condition of 1,885 (names go in placeholders, whatever their length).
+    STALE_CUTOFFS_PER_WRITE = 100
+
+    def drop_subject_cutoffs(self, tenant_id: str, subjects: tuple[str, ...], older_than: int) -> int:
+        """Remove the cut-offs of `subjects`, in writes that fit DynamoDB's limits; returns how many.
+
+        A chunk is removed only if each of its cut-offs is still before `older_than`: a subject
+        revoked again since it was read keeps its new cut-off (that chunk waits for the next call).
+        """
+        removed = 0
+        for start in range(0, len(subjects), self.STALE_CUTOFFS_PER_WRITE):
+            chunk = subjects[start : start + self.STALE_CUTOFFS_PER_WRITE]
+            names = {"#m": "subjects_not_before", **{f"#r{i}": name for i, name in enumerate(chunk)}}
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"pk": S(tenant_pk(tenant_id))},
+                    UpdateExpression="REMOVE " + ", ".join(f"#m.#r{i}" for i in range(len(chunk))),
+                    ConditionExpression=" AND ".join(f"#m.#r{i} < :old" for i in range(len(chunk))),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":old": N(older_than)},
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue
+            removed += len(chunk)
+        return removed
 
     def put_keyring(self, ring: KeyRing, previous_version: int, updated_at: int) -> None:
         """Write `ring` if the stored ring is still `previous_version` (0: no ring item yet)."""

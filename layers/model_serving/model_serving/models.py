@@ -33,6 +33,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 from model_runtime.errors import BadRequest, ModelUnavailable
 from model_runtime.runtime import Runtime
 from model_runtime.table import Tenant
@@ -48,8 +49,6 @@ metrics = Metrics()
 ONNX = "onnx"
 SKOPS = "skops"
 SERVED_FORMATS = (ONNX, SKOPS)
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def model_key(tenant_id: str, sha256: str, model_format: str = ONNX) -> str:
@@ -70,17 +69,14 @@ class ServedModel(Protocol):
     @property
     def has_probabilities(self) -> bool: ...
 
+    @property
+    def input_precision(self) -> np.dtype[Any]:
+        """What the model computes in: its rows' range (`model_serving.answers.INPUT_LIMITS`)."""
+        ...
+
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]: ...
 
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]: ...
-
-
-def as_float32(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
-    """ONNX graphs take float32: a finite float64 beyond float32's range would become infinity."""
-    if np.abs(rows).max() > _FLOAT32_MAX:
-        i, j = (int(k) for k in np.argwhere(np.abs(rows) > _FLOAT32_MAX)[0])
-        raise BadRequest(f"instances[{i}][{j}] is out of range for this model.")
-    return rows.astype(np.float32)
 
 
 def onnx_outputs(session: ort.InferenceSession) -> tuple[str, str | None]:
@@ -130,6 +126,9 @@ class OnnxModel:
         self._session = onnx_session(data)
         self._input = self._session.get_inputs()[0].name
         self._label, self._probabilities = onnx_outputs(self._session)
+        # Rows are checked against this precision's range before they are cast (answers.py).
+        double = self._session.get_inputs()[0].type == "tensor(double)"
+        self._precision = np.dtype(np.float64 if double else np.float32)
 
     @property
     def n_features(self) -> int:
@@ -139,14 +138,20 @@ class OnnxModel:
     def has_probabilities(self) -> bool:
         return self._probabilities is not None
 
+    @property
+    def input_precision(self) -> np.dtype[Any]:
+        return self._precision
+
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]:
-        labels = run_session(self._session, [self._label], {self._input: as_float32(rows)})[0]
+        labels = run_session(self._session, [self._label], {self._input: rows.astype(self._precision)})[0]
         return list(labels.tolist())
 
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]:
         if self._probabilities is None:
             raise BadRequest("This model does not give probabilities.")
-        probabilities = run_session(self._session, [self._probabilities], {self._input: as_float32(rows)})[0]
+        probabilities = run_session(
+            self._session, [self._probabilities], {self._input: rows.astype(self._precision)}
+        )[0]
         return [[float(p) for p in row] for row in probabilities.tolist()]
 
 
@@ -187,11 +192,19 @@ def _refuse(tenant: Tenant, reason: str, message: str) -> NoReturn:
 
 
 def fetch_model_object(s3: S3Client, bucket: str, tenant: Tenant) -> Any:
-    """The S3 GetObject response for the tenant's model: its length is known before its bytes."""
+    """The S3 GetObject response for the tenant's model: its length is known before its bytes.
+
+    Without s3:ListBucket (predict has none), S3 answers a missing key with 403 AccessDenied, not
+    404 NoSuchKey: both are a missing model (docs/decisions/0007-access-denied-is-a-missing-model.md).
+    """
     try:
         return s3.get_object(Bucket=bucket, Key=tenant.model_key)
     except s3.exceptions.NoSuchKey:
         _refuse(tenant, "missing", "model object is missing")
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "AccessDenied":
+            raise
+        _refuse(tenant, "missing", "model object is missing or not readable (S3 AccessDenied)")
 
 
 @dataclass(slots=True)
@@ -289,6 +302,12 @@ class ModelCache:
 
     def _evict(self, key: tuple[str, str]) -> None:
         self.total_bytes -= self._entries.pop(key).size
+
+
+def largest_cached_file(cache_bytes: int) -> int:
+    """The largest model file a cache bounded by `cache_bytes` keeps: registration refuses
+    larger ones, so a model that registers is never fetched and parsed on every request."""
+    return cache_bytes // ModelCache.MEMORY_PER_FILE_BYTE
 
 
 class PredictRuntime(Runtime):

@@ -19,7 +19,7 @@ import json
 import re
 import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -162,10 +162,18 @@ def check_consistency(model: Any, n_features: int) -> None:
 
 
 class SklearnModel:
-    """A fitted scikit-learn classifier loaded from an audited skops file."""
+    """A fitted scikit-learn classifier loaded from an audited skops file.
+
+    Rows are range-checked for `input_precision` (model_serving/answers.py) before they get here.
+    An estimator can still fail inside on such rows (a scaler fitted on a near-constant feature
+    overflows, and the next step raises `ValueError` on the infinity): that is the tenant's model
+    giving no finite answer (`NoFiniteAnswer`, 422), never a 500.
+    """
 
     def __init__(self, model: Any) -> None:
         self._model = model
+        # scikit-learn's trees cast rows to float32 and raise past its range; others take float64.
+        self._precision = np.dtype(np.float32 if next(_trees(model), None) is not None else np.float64)
 
     @property
     def estimator(self) -> Any:
@@ -179,12 +187,29 @@ class SklearnModel:
     def has_probabilities(self) -> bool:
         return hasattr(self._model, "predict_proba")
 
+    @property
+    def input_precision(self) -> np.dtype[Any]:
+        return self._precision
+
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]:
-        return list(self._model.predict(rows).tolist())
+        try:
+            return list(self._model.predict(rows).tolist())
+        except ValueError:
+            _no_finite_answer()
 
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]:
         from model_runtime.errors import BadRequest  # noqa: PLC0415
 
         if not self.has_probabilities:
             raise BadRequest("This model does not give probabilities.")
-        return [[float(p) for p in row] for row in self._model.predict_proba(rows).tolist()]
+        try:
+            probabilities = self._model.predict_proba(rows)
+        except ValueError:
+            _no_finite_answer()
+        return [[float(p) for p in row] for row in probabilities.tolist()]
+
+
+def _no_finite_answer() -> NoReturn:
+    from model_runtime.errors import NoFiniteAnswer  # noqa: PLC0415
+
+    raise NoFiniteAnswer() from None
