@@ -339,6 +339,24 @@ def test_cached_tenants_cost_dynamodb_one_refresh_per_backoff_during_an_outage(
     assert down.calls <= 2 * 2 * deadlines.MAX_ATTEMPTS
 
 
+def test_a_refresh_with_a_last_known_good_value_is_tried_once_not_retried(
+    demo: Stack, alice_token: str, clock: FakeClock
+) -> None:
+    # Given a warm container, and DynamoDB stalled (every read times out) after the mapping's TTL
+    warm(alice_token, clock)
+    clock.advance(TTL + 1)
+    stalled = inject(
+        current_runtime().dynamodb, "GetItem", FAULTS["read-timeout"], clock, when=key_starts("tenant#")
+    )
+    context = ClockedContext(clock=clock)
+    # When alice predicts
+    response = predict(alice_token, context)
+    # Then she is served from last known good after one attempt: no retries held her up
+    assert response["statusCode"] == 200
+    assert stalled.calls == 1
+    assert context.elapsed <= deadlines.ATTEMPT_SECONDS + 0.1
+
+
 def test_bobs_token_is_refused_while_alices_is_served_from_last_known_good(
     demo: Stack, alice_token: str, bob_token: str, clock: FakeClock
 ) -> None:

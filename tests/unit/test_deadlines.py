@@ -96,3 +96,11 @@ def test_every_client_of_a_runtime_keeps_to_its_deadline(service: str, operation
     # When any of its clients is called, Then nothing is sent: the call fails at once
     with pytest.raises(DeadlineExceeded):
         getattr(getattr(runtime, service), operation)()
+
+
+def test_inside_single_attempt_nothing_is_retried() -> None:
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    with deadline.single_attempt():
+        assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) is False
+    assert isinstance(deadline.needs_retry(**retry_event(1, UNREACHABLE)), float)

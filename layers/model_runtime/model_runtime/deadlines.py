@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
 from botocore.config import Config
@@ -86,6 +88,7 @@ class Deadline:
         self.reserve_seconds = reserve_seconds
         self.attempt_seconds = attempt_seconds
         self._context: RemainingTime | None = None
+        self._single_attempt = False
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._adapter = RetryEventAdapter()
 
@@ -99,6 +102,16 @@ class Deadline:
         if context is None:
             return math.inf
         return context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds
+
+    @contextmanager
+    def single_attempt(self) -> Iterator[None]:
+        """Calls made inside are not retried: for a refresh that has a last known good value to
+        fall back on, where a retry would only make the request wait (model_runtime/ttl_cache.py)."""
+        previous, self._single_attempt = self._single_attempt, True
+        try:
+            yield
+        finally:
+            self._single_attempt = previous
 
     def install(self, client: Any) -> Any:
         """Make `client` keep to this deadline; returns it."""
@@ -118,6 +131,8 @@ class Deadline:
         context = self._adapter.create_retry_context(**kwargs)
         if not self._retryable.is_retryable(context):
             return None
+        if self._single_attempt:
+            return False
         ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (context.attempt_number - 1))
         delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
         if self.remaining() < delay + self.attempt_seconds:

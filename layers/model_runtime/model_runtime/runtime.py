@@ -48,6 +48,7 @@ class Runtime:
             ttl,
             grace=grace,
             name="tenant",
+            fallback_scope=self.deadline.single_attempt,
         )
         self.keyrings: TtlCache[KeyRing] = TtlCache(
             lambda _: self.table.get_keyring(settings.signing_key_id),
@@ -55,6 +56,7 @@ class Runtime:
             max_entries=1,
             grace=grace,
             name="keyring",
+            fallback_scope=self.deadline.single_attempt,
         )
 
     @classmethod

@@ -18,6 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -29,7 +30,7 @@ from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
 logger = Logger(child=True)
 metrics = Metrics()
 
-BACKOFF_BASE_SECONDS: Final = 0.5
+BACKOFF_BASE_SECONDS: Final = 1.0
 BACKOFF_CAP_SECONDS: Final = 5.0
 WARNING_INTERVAL_SECONDS: Final = 60.0
 
@@ -72,12 +73,14 @@ class TtlCache[T]:
         *,
         grace: float = 0.0,
         name: str = "cache",
+        fallback_scope: Callable[[], AbstractContextManager[None]] = nullcontext,
     ) -> None:
         self._load = load
         self._ttl = ttl
         self._grace = grace
         self._max_entries = max_entries
         self.name = name
+        self._fallback_scope = fallback_scope
         self._entries: dict[str, _Entry[T]] = {}
         self._loading: set[str] = set()
 
@@ -96,9 +99,11 @@ class TtlCache[T]:
                 if stale:
                     return self._last_known_good(key, entry, now)
                 raise RefreshBackoff()
+        has_fallback = entry is not None and entry.usable_until > now
         self._loading.add(key)
         try:
-            value = self._load(key)
+            with self._fallback_scope() if has_fallback else nullcontext():
+                value = self._load(key)
         except DEPENDENCY_ERRORS as error:
             failed_at = time.monotonic()  # the backoff starts when the (retried) load gave up
             failed = self._remember_failure(key, entry, failed_at, error)
