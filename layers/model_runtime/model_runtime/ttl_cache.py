@@ -41,20 +41,20 @@ class RefreshBackoff(BotoCoreError):
     fmt = "A recent refresh failed; it is not retried yet."
 
 
-def backoff_seconds(failures: int) -> float:
+def backoff_seconds(failed_refreshes: int) -> float:
     """Capped exponential backoff with "equal jitter": never near zero, never in lockstep."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1))
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failed_refreshes - 1))
     return float(ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 - jitter, not a secret
 
 
 class _Entry[T]:
-    __slots__ = ("error", "expires_at", "failures", "retry_at", "usable_until", "value", "warned_at")
+    __slots__ = ("error", "failed_refreshes", "fresh_until", "retry_at", "usable_until", "value", "warned_at")
 
-    def __init__(self, value: T, expires_at: float, usable_until: float) -> None:
+    def __init__(self, value: T, fresh_until: float, usable_until: float) -> None:
         self.value = value
-        self.expires_at = expires_at  # fresh until then (-inf: no value, only a failure)
+        self.fresh_until = fresh_until  # fresh until then (-inf: no value, only a failure)
         self.usable_until = usable_until  # last known good until then
-        self.failures = 0  # consecutive failed refreshes
+        self.failed_refreshes = 0  # consecutive failed refreshes
         self.retry_at = -math.inf
         self.error = ""
         self.warned_at = -math.inf
@@ -87,22 +87,20 @@ class TtlCache[T]:
     def get(self, key: str) -> T:
         now = time.monotonic()
         entry = self._entries.get(key)
-        if entry is not None and entry.expires_at > now:
+        if entry is not None and entry.fresh_until > now:
             return entry.value
         return self._refresh(key, entry, now)
 
     def _refresh(self, key: str, entry: _Entry[T] | None, now: float) -> T:
-        if entry is not None:
-            stale = entry.usable_until > now
-            # Backing off after a failure, or (with a value to give) another request is refreshing.
-            if entry.retry_at > now or (stale and key in self._loading):
-                if stale:
-                    return self._last_known_good(key, entry, now)
-                raise RefreshBackoff()
-        has_fallback = entry is not None and entry.usable_until > now
+        stale = entry is not None and entry.usable_until > now  # a last known good value
+        # Backing off after a failure, or (with a value to give) another request is refreshing.
+        if entry is not None and (entry.retry_at > now or (stale and key in self._loading)):
+            if stale:
+                return self._last_known_good(key, entry, now)
+            raise RefreshBackoff()
         self._loading.add(key)
         try:
-            with self._fallback_scope() if has_fallback else nullcontext():
+            with self._fallback_scope() if stale else nullcontext():
                 value = self._load(key)
         except DEPENDENCY_ERRORS as error:
             failed_at = time.monotonic()  # the backoff starts when the (retried) load gave up
@@ -114,8 +112,8 @@ class TtlCache[T]:
             self._loading.discard(key)
         if len(self._entries) >= self._max_entries and key not in self._entries:
             self._entries.clear()
-        expires_at = now + self._ttl
-        self._entries[key] = _Entry(value, expires_at, expires_at + self._grace)
+        fresh_until = now + self._ttl
+        self._entries[key] = _Entry(value, fresh_until, fresh_until + self._grace)
         return value
 
     def _remember_failure(
@@ -126,8 +124,8 @@ class TtlCache[T]:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()
             self._entries[key] = entry
-        entry.failures += 1
-        entry.retry_at = now + backoff_seconds(entry.failures)
+        entry.failed_refreshes += 1
+        entry.retry_at = now + backoff_seconds(entry.failed_refreshes)
         entry.error = describe_failure(error)["aws_error"]
         return entry
 
@@ -141,7 +139,7 @@ class TtlCache[T]:
                     "cache": self.name,
                     "key": key,
                     "aws_error": entry.error,
-                    "stale_seconds": round(now - entry.expires_at, 1),
+                    "stale_seconds": round(now - entry.fresh_until, 1),
                 },
             )
         return entry.value
