@@ -9,6 +9,10 @@ usage plan before any function runs, while clients send only their bearer token.
   401 (the UNAUTHORIZED gateway response, the same body predict gives).
 - Unmapped or disabled tenant, or a tenant without an API key: a Deny policy, a 403
   (ACCESS_DENIED, the same body as predict's 403).
+- DynamoDB or KMS failing (after the last known good values: model_runtime/ttl_cache.py): one
+  warning line and the metric `AuthorizerDependencyFailure`, then an error that is not
+  "Unauthorized", which API Gateway answers with its AUTHORIZER_CONFIGURATION_ERROR gateway
+  response: template.yaml makes it the 503 with Retry-After that predict gives for the same fault.
 - Otherwise an Allow policy for the tenant routes of this stage, the tenant id in the context
   (predict checks it against the token it verifies again), and the tenant's API key.
 
@@ -25,6 +29,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime.access import resolve_tenant
+from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.http import header
 from model_runtime.runtime import Runtime
@@ -45,6 +50,17 @@ class Unauthenticated(Exception):
 
     def __init__(self) -> None:
         super().__init__("Unauthorized")
+
+
+class AuthorizerUnavailable(Exception):
+    """A dependency failed. Any message but "Unauthorized" is, for API Gateway, an authorizer
+    error (500 AuthorizerConfigurationException, the AUTHORIZER_CONFIGURATION_ERROR gateway
+    response), which template.yaml answers as a 503 with Retry-After and the security headers.
+    Lambda's runtime records the type and this fixed message; `from None` keeps botocore's
+    traceback, and the names in its message, out of that record."""
+
+    def __init__(self) -> None:
+        super().__init__("Service Unavailable")
 
 
 def allowed_resource(method_arn: str) -> str:
@@ -78,6 +94,10 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     except Forbidden:
         metrics.add_metric(name="AuthorizerForbidden", unit=MetricUnit.Count, value=1)
         return policy(claims.subject, "Deny", resource)
+    except DEPENDENCY_ERRORS as error:
+        logger.warning("dependency failed", extra=describe_failure(error))
+        metrics.add_metric(name="AuthorizerDependencyFailure", unit=MetricUnit.Count, value=1)
+        raise AuthorizerUnavailable() from None
     if not tenant.api_key:
         # Without a key API Gateway cannot meter the tenant: refused, never served unmetered.
         logger.warning("tenant has no API key", extra={"tenant_id": tenant.tenant_id})
@@ -95,4 +115,5 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.clear_state()
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+    runtime.deadline.begin(context)  # every AWS call of this request fits in its time left
     return authorize(event)

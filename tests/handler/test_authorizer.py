@@ -306,7 +306,8 @@ with mock_aws():
         event = json.load(file)
     event["headers"]["Authorization"] = "Bearer " + token
     context = SimpleNamespace(function_name="authorizer", memory_limit_in_mb=512, aws_request_id="r",
-                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:a")
+                              invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:a",
+                              get_remaining_time_in_millis=lambda: 5000)
     answer = handler.lambda_handler(event, context)
     result["effect"] = answer["policyDocument"]["Statement"][0]["Effect"]
 result["after_request"] = sorted(n for n in HEAVY if n in sys.modules)

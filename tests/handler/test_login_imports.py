@@ -48,6 +48,7 @@ if mode == "serve":
     context = SimpleNamespace(
         function_name="login", memory_limit_in_mb=512, aws_request_id="req-1",
         invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:login",
+        get_remaining_time_in_millis=lambda: 10_000,
     )
     with mock_aws():
         dynamodb = boto3.client("dynamodb")

@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from model_runtime import ttl_cache
 
 from functions.predict.app import lambda_handler
+from tests.faults import FakeClock
 from tests.support import (
     FakeLambdaContext,
     Stack,
@@ -68,6 +70,12 @@ def assert_retryable_503(response: dict[str, Any], *names: str) -> None:
 
 
 Predict = Callable[[], dict[str, Any]]
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The caches' clock: a failed refresh backs off (model_runtime/ttl_cache.py) until it moves."""
+    return FakeClock().install(monkeypatch)
 
 
 @pytest.fixture
@@ -129,11 +137,12 @@ def error_name(fault: Exception) -> str:
 
 
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=FAULTS.keys())
-def test_dynamodb_fault_on_tenant_lookup_is_a_retryable_503(
+def test_dynamodb_fault_on_tenant_lookup_is_a_retryable_503(  # noqa: PLR0917 (fixtures)
     predict_alice: Predict,
     s3_calls: list[str],
     outage: StartOutage,
     caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
     fault: FaultFactory,
 ) -> None:
     # Given DynamoDB fails when alice's tenant mapping is read
@@ -151,8 +160,9 @@ def test_dynamodb_fault_on_tenant_lookup_is_a_retryable_503(
     assert s3_calls == []
     # And the operator's log names the fault
     assert dependency_log(caplog) == [error_name(error)]
-    # When DynamoDB recovers
+    # When DynamoDB recovers, and the failed refresh's backoff has passed
     dynamodb_down.end()
+    clock.advance(ttl_cache.BACKOFF_CAP_SECONDS)
     # Then the next request is served: the failure was not cached as "no mapping"
     assert predict_alice()["statusCode"] == 200
 
@@ -216,7 +226,7 @@ KMS_FAULTS: dict[str, FaultFactory] = {
 
 @pytest.mark.parametrize("fault", KMS_FAULTS.values(), ids=KMS_FAULTS.keys())
 def test_kms_get_public_key_fault_is_a_503_not_a_401(
-    demo: Stack, predict_alice: Predict, outage: StartOutage, fault: FaultFactory
+    demo: Stack, predict_alice: Predict, outage: StartOutage, clock: FakeClock, fault: FaultFactory
 ) -> None:
     # Given a fresh container whose KMS GetPublicKey call fails
     use_runtime()  # a fresh container: issuing alice's token warmed the key caches
@@ -227,8 +237,9 @@ def test_kms_get_public_key_fault_is_a_503_not_a_401(
     # Then it is a retryable 503 naming no key, not a 401 that would send her to log in again
     assert_retryable_503(response, demo.key_id)
     assert response_header(response, "WWW-Authenticate") is None
-    # When KMS recovers, Then her same token is accepted
+    # When KMS recovers (and the failed fetch's backoff has passed), Then her same token is accepted
     kms_down.end()
+    clock.advance(ttl_cache.BACKOFF_CAP_SECONDS)
     assert predict_alice()["statusCode"] == 200
 
 

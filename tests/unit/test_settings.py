@@ -41,6 +41,7 @@ CASES = [
     ("functions.authorizer.app", "SIGNING_KEY_ID", "", "is required"),
     ("functions.predict.app", "MAX_BODY_BYTES", SECRET_LOOKING_VALUE, "must be a whole number"),
     ("functions.predict.app", "MAPPING_TTL_SECONDS", "-1", "must be at least 0"),
+    ("functions.predict.app", "STALE_GRACE_SECONDS", "-5", "must be at least 0"),
     ("functions.login.app", "LOCKOUT_THRESHOLD", "0", "must be at least 1"),
     ("functions.login.app", "TOKEN_TTL_SECONDS", "15m", "must be a whole number"),
 ]

@@ -140,6 +140,7 @@ def unquote(value: str) -> str:
         ("QUOTA_EXCEEDED", 429),
         ("WAF_FILTERED", 403),
         ("AUTHORIZER_FAILURE", 503),
+        ("AUTHORIZER_CONFIGURATION_ERROR", 503),
     ],
 )
 def test_gateway_refusals_are_problem_json_with_the_security_headers(
@@ -161,6 +162,7 @@ def test_gateway_refusals_are_problem_json_with_the_security_headers(
         ("UNAUTHORIZED", Unauthorized()),
         ("ACCESS_DENIED", Forbidden()),
         ("AUTHORIZER_FAILURE", ServiceUnavailable()),
+        ("AUTHORIZER_CONFIGURATION_ERROR", ServiceUnavailable()),  # what a raising authorizer gets
     ],
 )
 def test_authorizer_refusals_are_the_same_answers_predict_gives(

@@ -22,6 +22,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from model_runtime.deadlines import describe_failure
 from model_runtime.errors import (
     BadRequest,
     NotFound,
@@ -160,14 +161,7 @@ class Router:
         except (BotoCoreError, ClientError) as error:
             # DynamoDB, S3 or KMS failed or throttled: the operator gets the operation and code,
             # the client a 503 it may retry, with no resource name.
-            code = error.response.get("Error", {}).get("Code") if isinstance(error, ClientError) else ""
-            self._logger.warning(
-                "dependency failed",
-                extra={
-                    "aws_operation": getattr(error, "operation_name", ""),
-                    "aws_error": code or type(error).__name__,
-                },
-            )
+            self._logger.warning("dependency failed", extra=describe_failure(error))
             self._count("DependencyFailure")
             response = problem(ServiceUnavailable())
         except Exception:

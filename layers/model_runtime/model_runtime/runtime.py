@@ -9,7 +9,10 @@ Endpoints come from boto3's own configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT
 so the same code talks to AWS, to moto's server or to moto in-process.
 
 Reads on the request path are cached for `MAPPING_TTL_SECONDS`, so an operator's change
-(disable, new model version, key rotation) takes effect within that time.
+(disable, new model version, key rotation) takes effect within that time; while DynamoDB fails,
+a value read before stays usable `STALE_GRACE_SECONDS` longer (`model_runtime.ttl_cache`). Every
+client keeps to the request's deadline (`model_runtime.deadlines`): each handler calls
+`runtime.deadline.begin(context)` first.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Self
 
 import boto3
-from botocore.config import Config
 
+from model_runtime.deadlines import CLIENT_CONFIG, Deadline
 from model_runtime.settings import Settings, read_settings
 from model_runtime.table import KeyRing, Table, Tenant
 from model_runtime.tokens import Tokens
@@ -30,13 +33,6 @@ if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
-# Fail fast: a request that waits on a slow dependency costs the tenant more than a 503 and a retry.
-CLIENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"max_attempts": 2, "mode": "standard"},
-)
-
 
 class Runtime:
     """Settings, lazily created clients, the table, and the tenant, key-ring and token caches."""
@@ -44,14 +40,23 @@ class Runtime:
     def __init__(self, settings: Settings, *, session: boto3.session.Session | None = None) -> None:
         self.settings = settings
         self._session = session
-        ttl = settings.mapping_ttl_seconds
+        self.deadline = Deadline()
+        ttl, grace = settings.mapping_ttl_seconds, settings.stale_grace_seconds
         # Lambdas, not bound methods: the table (and its client) is created on first use.
         self.tenants: TtlCache[Tenant | None] = TtlCache(
             lambda tenant_id: self.table.get_tenant(tenant_id),  # noqa: PLW0108
             ttl,
+            grace=grace,
+            name="tenant",
+            fallback_scope=self.deadline.single_attempt,
         )
         self.keyrings: TtlCache[KeyRing] = TtlCache(
-            lambda _: self.table.get_keyring(settings.signing_key_id), ttl, max_entries=1
+            lambda _: self.table.get_keyring(settings.signing_key_id),
+            ttl,
+            max_entries=1,
+            grace=grace,
+            name="keyring",
+            fallback_scope=self.deadline.single_attempt,
         )
 
     @classmethod
@@ -64,8 +69,9 @@ class Runtime:
         return self._session or boto3.session.Session()
 
     def client(self, service: str) -> Any:
-        """A new client for `service` (the request path's clients are the cached ones below)."""
-        return self.session.client(service, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+        """A new client for `service` that keeps to the request's deadline (the request path's
+        clients are the cached ones below)."""
+        return self.deadline.install(self.session.client(service, config=CLIENT_CONFIG))  # type: ignore[call-overload]
 
     @cached_property
     def dynamodb(self) -> DynamoDBClient:

@@ -37,6 +37,7 @@ class Settings:
     lockout_threshold: int
     lockout_seconds: int
     mapping_ttl_seconds: int
+    stale_grace_seconds: int
     max_body_bytes: int
     model_cache_bytes: int
 
@@ -66,6 +67,8 @@ def read_settings() -> Settings:
         lockout_threshold=_int("LOCKOUT_THRESHOLD", 5, minimum=1),
         lockout_seconds=_int("LOCKOUT_SECONDS", 900, minimum=1),
         mapping_ttl_seconds=_int("MAPPING_TTL_SECONDS", 60, minimum=0),
+        # Last known good past the TTL while AWS fails (model_runtime/ttl_cache.py); 0: fail closed.
+        stale_grace_seconds=_int("STALE_GRACE_SECONDS", 300, minimum=0),
         max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1),
         model_cache_bytes=_int("MODEL_CACHE_BYTES", 256 * 1024 * 1024, minimum=0),
     )

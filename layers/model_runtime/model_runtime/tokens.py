@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 import time
 import uuid
@@ -26,6 +27,7 @@ import jwt
 from model_runtime.errors import Unauthorized
 from model_runtime.settings import Settings
 from model_runtime.table import KeyRing
+from model_runtime.ttl_cache import TtlCache
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -121,17 +123,19 @@ class Tokens:
         self._kms = kms
         self._keyring = keyring
         self.verified = VerifiedTokens(settings.token_leeway_seconds)
-        self._der: dict[str, bytes] = {}
+        # Never expires (a key id's material never changes); a failed fetch backs off per key.
+        self._der: TtlCache[bytes] = TtlCache(
+            self._fetch_public_key_der, math.inf, MAX_CACHED_KEYS, name="public-key"
+        )
         self._kids: dict[str, str] = {}
         self._public_keys: dict[str, Any] = {}
 
     def _public_key_der(self, key_id: str) -> bytes:
         """A KMS key's public half (DER SubjectPublicKeyInfo)."""
-        der = self._der.get(key_id)
-        if der is None:
-            der = self._kms().get_public_key(KeyId=key_id)["PublicKey"]
-            _bounded_put(self._der, key_id, der)
-        return der
+        return self._der.get(key_id)
+
+    def _fetch_public_key_der(self, key_id: str) -> bytes:
+        return self._kms().get_public_key(KeyId=key_id)["PublicKey"]
 
     def key_kid(self, key_id: str) -> str:
         kid = self._kids.get(key_id)

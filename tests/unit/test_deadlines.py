@@ -1,0 +1,106 @@
+"""A request's AWS calls keep to its deadline: no attempt starts that could end after it, and no
+retry is slept that it cannot afford (model_runtime/deadlines.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from model_runtime import deadlines
+from model_runtime.deadlines import Deadline, DeadlineExceeded
+from model_runtime.runtime import Runtime
+from model_runtime.settings import read_settings
+
+
+class Remaining:
+    def __init__(self, millis: int) -> None:
+        self.millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.millis
+
+
+def retry_event(attempts: int, fault: Exception | None, status: int | None = None) -> dict[str, Any]:
+    """The keyword arguments botocore's `needs-retry` event carries."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    response = None
+    if status is not None:
+        http = type("Http", (), {"status_code": status, "headers": {}})()
+        response = (http, {"Error": {"Code": "Whatever"}, "ResponseMetadata": {"HTTPStatusCode": status}})
+    return {
+        "response": response,
+        "endpoint": None,
+        "operation": client.meta.service_model.operation_model("GetItem"),
+        "attempts": attempts,
+        "caught_exception": fault,
+        "request_dict": {"context": {}},
+    }
+
+
+UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.example/")
+
+
+def test_outside_an_invocation_there_is_no_deadline() -> None:
+    deadline = Deadline()
+    assert deadline.remaining() == float("inf")
+    deadline.before_send()  # no exception
+
+
+def test_the_deadline_is_the_remaining_time_minus_the_reserve() -> None:
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
+
+
+def test_no_attempt_starts_that_could_outlast_the_deadline() -> None:
+    deadline = Deadline()
+    millis = int((deadlines.ANSWER_RESERVE_SECONDS + deadlines.ATTEMPT_SECONDS) * 1000)
+    deadline.begin(Remaining(millis))
+    deadline.before_send()  # exactly one attempt's time left: it may go
+    deadline.begin(Remaining(millis - 1))
+    with pytest.raises(DeadlineExceeded):
+        deadline.before_send()
+
+
+def test_a_retry_is_slept_only_when_a_whole_attempt_still_fits_after_it() -> None:
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    # Plenty of time: a jittered delay within the first cap
+    delay = deadline.needs_retry(**retry_event(1, UNREACHABLE))
+    assert isinstance(delay, float)
+    assert 0 <= delay <= deadlines.BACKOFF_BASE_SECONDS
+    # Less than an attempt left after any delay: stop (False wins over botocore's own answer)
+    millis = int((deadlines.ANSWER_RESERVE_SECONDS + deadlines.ATTEMPT_SECONDS) * 1000) - 1
+    deadline.begin(Remaining(millis))
+    assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) is False
+
+
+def test_what_is_retried_is_botocores_standard_rule_up_to_max_attempts() -> None:
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    assert deadline.needs_retry(**retry_event(1, None, status=503)) is not None  # 5xx: retried
+    assert deadline.needs_retry(**retry_event(1, None, status=400)) is None  # a client error: not
+    assert deadline.needs_retry(**retry_event(1, DeadlineExceeded())) is None  # out of time: not
+    assert deadline.needs_retry(**retry_event(deadlines.MAX_ATTEMPTS, UNREACHABLE)) is None
+
+
+@pytest.mark.parametrize(
+    ("service", "operation"), [("dynamodb", "list_tables"), ("s3", "list_buckets"), ("kms", "list_keys")]
+)
+def test_every_client_of_a_runtime_keeps_to_its_deadline(service: str, operation: str) -> None:
+    # Given a container's state whose request has run out of time
+    runtime = Runtime(read_settings(), session=boto3.session.Session(region_name="us-east-1"))
+    runtime.deadline.begin(Remaining(0))
+    # When any of its clients is called, Then nothing is sent: the call fails at once
+    with pytest.raises(DeadlineExceeded):
+        getattr(getattr(runtime, service), operation)()
+
+
+def test_inside_single_attempt_nothing_is_retried() -> None:
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    with deadline.single_attempt():
+        assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) is False
+    assert isinstance(deadline.needs_retry(**retry_event(1, UNREACHABLE)), float)
