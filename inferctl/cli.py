@@ -25,7 +25,7 @@ from model_runtime.tokens import SIGNING_KEY_TAG
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
-from inferctl.registry import RegistrationError, read_sample
+from registry.registration import RegistrationError, read_sample
 from inferctl.target import Target, configure
 
 

@@ -1,7 +1,7 @@
 """Writes the items the functions read (`model_runtime.table`): tenants with their pinned model,
 and users.
 
-Model files are checked by `inferctl.registry` (formats that cannot run code, conversion to ONNX
+Model files are checked by `registry.registration` (formats that cannot run code, conversion to ONNX
 with a probe); what this module guarantees is that the mapping it writes pins exactly the bytes it
 uploaded, content-addressed, next to a registration record of each version.
 Every input is validated before the first write, and writes are ordered so a failure leaves
@@ -35,7 +35,7 @@ from model_runtime.table import (
 )
 from model_serving.models import ONNX, model_key, sha256_hex
 
-from inferctl.registry import RegistrationError, register
+from registry.registration import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
 MAX_BATCH_LIMIT = 100_000
@@ -110,7 +110,7 @@ def put_model(
     trust_pickle: bool = False,
     sample: npt.NDArray[np.float64] | None = None,
 ) -> ModelFacts:
-    """Register a model file (see `inferctl.registry`), upload what is served content-addressed
+    """Register a model file (see `registry.registration`), upload what is served content-addressed
     with its registration record, and point the tenant's mapping at it.
 
     `new_tenant=True` creates the mapping (active, `max_batch` or the default); `False` publishes a

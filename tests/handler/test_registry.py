@@ -1,4 +1,4 @@
-"""Model registration (`inferctl.registry`, `inferctl create-tenant`): only formats that cannot run
+"""Model registration (`registry.registration`, `inferctl create-tenant`): only formats that cannot run
 code, audited before loading, consistent with themselves, converted to ONNX and proven on a probe.
 
 The exploits are real: each test that refuses one checks that the code it carries never ran (no
@@ -23,9 +23,9 @@ from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 
-from inferctl import registry
+from registry import registration as registry
 from inferctl.cli import main
-from inferctl.registry import RegistrationError, register
+from registry.registration import RegistrationError, register
 from tests.support import (
     MODELS_DIR,
     Stack,

@@ -38,7 +38,7 @@ import skops.io
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
-from inferctl.registry import register
+from registry.registration import register
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
 pytestmark = pytest.mark.blackbox
