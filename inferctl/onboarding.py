@@ -24,6 +24,7 @@ from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
     ACTIVE,
+    CLASSIFICATION,
     DISABLED,
     ItemExists,
     ItemMissing,
@@ -56,6 +57,9 @@ class ModelFacts:
     model_format: str = ONNX
     source_format: str = ONNX
     probe: str = ""
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     @property
     def version(self) -> str:
@@ -64,7 +68,15 @@ class ModelFacts:
 
     def pin(self, key: str) -> ModelPin:
         return ModelPin(
-            key, self.sha256, self.model_format, self.n_features, tuple(self.classes), self.sklearn_version
+            key,
+            self.sha256,
+            self.model_format,
+            self.n_features,
+            tuple(self.classes),
+            self.sklearn_version,
+            self.task,
+            self.feature_names,
+            self.accepts_missing,
         )
 
 
@@ -109,6 +121,7 @@ def put_model(
     filename: str,
     trust_pickle: bool = False,
     sample: npt.NDArray[np.float64] | None = None,
+    feature_names: tuple[str, ...] | None = None,
 ) -> ModelFacts:
     """Register a model file (see `registry.registration`), upload what is served content-addressed
     with its registration record, and point the tenant's mapping at it.
@@ -121,7 +134,9 @@ def put_model(
     if max_batch is not None:
         validate_max_batch(max_batch)
     try:
-        registration = register(filename, data, trust_pickle=trust_pickle, sample=sample)
+        registration = register(
+            filename, data, trust_pickle=trust_pickle, sample=sample, feature_names=feature_names
+        )
     except RegistrationError as error:
         raise OnboardingError(str(error)) from None
     exists = runtime.table.get_tenant(tenant_id, consistent=True) is not None
@@ -151,6 +166,9 @@ def put_model(
         model_format=registration.model_format,
         source_format=registration.source_format,
         probe=registration.probe.describe(),
+        task=registration.task,
+        feature_names=registration.feature_names,
+        accepts_missing=registration.accepts_missing,
     )
     try:
         if new_tenant:
@@ -312,6 +330,9 @@ class VersionRow:
     n_features: int
     classes: list[Any]
     sklearn_version: str
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
 
 def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
@@ -338,6 +359,9 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
                     n_features=record.n_features,
                     classes=list(record.classes),
                     sklearn_version=record.sklearn_version,
+                    task=record.task,
+                    feature_names=record.feature_names,
+                    accepts_missing=record.accepts_missing,
                 )
             )
     return sorted(rows, key=lambda row: (row.registered_at, row.sha256))
@@ -384,6 +408,9 @@ def rollback(runtime: Runtime, tenant_id: str, to: str | None = None) -> Version
         sklearn_version=target.sklearn_version,
         model_format=target.model_format,
         source_format=target.source_format,
+        task=target.task,
+        feature_names=target.feature_names,
+        accepts_missing=target.accepts_missing,
     )
     update_tenant(runtime, tenant_id, TenantChange(pin=facts.pin(key)))
     return target

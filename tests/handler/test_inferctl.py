@@ -33,8 +33,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from inferctl import signing_keys
 from inferctl.cli import build_parser, main
 from inferctl.onboarding import revoke_tokens
-from registry.registration import RegistrationError, register
 from local.resources import create_usage_plans_from_template
+from registry.registration import RegistrationError, register
 from tests.support import (
     MODELS_DIR,
     Stack,

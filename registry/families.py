@@ -1,0 +1,185 @@
+"""The families of estimators the registry serves: one row each, and the conversion they share.
+
+A row says which estimators it covers (by class name; a pipeline is the family of its last step),
+their task, the precision of the served graph's input, and how the proof probes them
+(`registry.proof`). An estimator no row names is tried with the default row of its task, and the
+proof decides; one that no converter handles is served as an audited skops file, as before.
+
+Why the precisions (measured 2026-12-06, scikit-learn 1.9.1, skl2onnx 1.20.0, ONNX Runtime 1.31.1):
+- scikit-learn's own trees (decision trees, random forests, extra trees, gradient boosting) round
+  every input to float32 and compare it with a float64 threshold. skl2onnx stores the threshold
+  rounded to the *nearest* float32, which can lie above it: an input that rounds onto that value
+  goes left in ONNX and right in scikit-learn (a 50-tree forest disagreed on 67 of 1024 probes).
+  Rounding each threshold *down* to a float32 (`_thresholds_rounded_down`) keeps the estimator's
+  answers identical (a float32 input is at most the threshold exactly when it is at most the
+  largest float32 at most the threshold) and makes the float32 graph exact on every input. A
+  float64 graph would not help here: skl2onnx 1.20 writes tree classifiers' thresholds as float32
+  attributes (`op_version=1`) whatever the input type.
+- Regressors are converted with a float64 input where skl2onnx can (linear models, k-NN, MLP),
+  so values stay within 1e-5 relative; float32 otherwise, and the proof checks the tolerance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from model_runtime.table import CLASSIFICATION, REGRESSION
+
+FLOAT32 = "float32"
+FLOAT64 = "float64"
+# ai.onnx.ml 3 lets ONNX Runtime's tree ensembles take double attributes; "" is the ONNX opset.
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One row of the table: which estimators, their task, the served precisions to try in turn."""
+
+    name: str
+    estimators: frozenset[str]
+    task: str
+    precisions: tuple[str, ...]
+    sklearn_trees: bool = False  # thresholds rounded down to float32 before conversion
+
+
+def _row(name: str, task: str, precisions: tuple[str, ...], *estimators: str, trees: bool = False) -> Family:
+    return Family(name, frozenset(estimators), task, precisions, trees)
+
+
+FAMILIES: tuple[Family, ...] = (
+    _row(
+        "linear models", CLASSIFICATION, (FLOAT32,), "LogisticRegression", "SGDClassifier", "RidgeClassifier"
+    ),
+    _row("linear SVMs", CLASSIFICATION, (FLOAT32,), "LinearSVC"),
+    _row("kernel SVMs", CLASSIFICATION, (FLOAT32,), "SVC", "NuSVC"),
+    _row("k-nearest neighbours", CLASSIFICATION, (FLOAT32,), "KNeighborsClassifier"),
+    _row("neural networks", CLASSIFICATION, (FLOAT32,), "MLPClassifier"),
+    # float32 exponentials put GaussianNB's probabilities 1e-5 off on rows far from the data.
+    _row("naive Bayes", CLASSIFICATION, (FLOAT64, FLOAT32), "GaussianNB"),
+    _row(
+        "scikit-learn trees",
+        CLASSIFICATION,
+        (FLOAT32,),
+        "DecisionTreeClassifier",
+        "RandomForestClassifier",
+        "ExtraTreesClassifier",
+        "GradientBoostingClassifier",
+        trees=True,
+    ),
+    _row("histogram gradient boosting", CLASSIFICATION, (FLOAT32,), "HistGradientBoostingClassifier"),
+    _row(
+        "linear regression",
+        REGRESSION,
+        (FLOAT64, FLOAT32),
+        "LinearRegression",
+        "Ridge",
+        "Lasso",
+        "ElasticNet",
+        "SGDRegressor",
+    ),
+    _row("support vector regression", REGRESSION, (FLOAT64, FLOAT32), "SVR", "LinearSVR", "NuSVR"),
+    _row("k-nearest neighbours regression", REGRESSION, (FLOAT64, FLOAT32), "KNeighborsRegressor"),
+    _row("neural network regression", REGRESSION, (FLOAT64, FLOAT32), "MLPRegressor"),
+    _row(
+        "scikit-learn regression trees",
+        REGRESSION,
+        (FLOAT32,),
+        "DecisionTreeRegressor",
+        "RandomForestRegressor",
+        "ExtraTreesRegressor",
+        "GradientBoostingRegressor",
+        trees=True,
+    ),
+    _row("histogram gradient boosting regression", REGRESSION, (FLOAT32,), "HistGradientBoostingRegressor"),
+)
+DEFAULT = {
+    CLASSIFICATION: _row("other classifiers", CLASSIFICATION, (FLOAT32,)),
+    REGRESSION: _row("other regressors", REGRESSION, (FLOAT64, FLOAT32)),
+}
+
+
+def final_estimator(model: Any) -> Any:
+    """The estimator that predicts: a pipeline's last step, else the model itself."""
+    steps = getattr(model, "steps", None)
+    return final_estimator(steps[-1][1]) if steps else model
+
+
+def family_of(model: Any, task: str) -> Family:
+    name = type(final_estimator(model)).__name__
+    return next((f for f in FAMILIES if name in f.estimators and f.task == task), DEFAULT[task])
+
+
+def convert(model: Any, n_features: int, family: Family, precision: str) -> bytes | None:
+    """The estimator as an ONNX graph with one input [N, n_features] of `precision`, no ZipMap,
+    or None when skl2onnx has no converter for it (or its converter fails on it)."""
+    from skl2onnx import to_onnx  # noqa: PLC0415
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType  # noqa: PLC0415
+
+    tensor = DoubleTensorType if precision == FLOAT64 else FloatTensorType
+    source = _thresholds_rounded_down(model) if family.sklearn_trees else model
+    last = final_estimator(source)
+    options = {id(last): {"zipmap": False}} if family.task == CLASSIFICATION else None
+    for attempt in (options, None):  # LinearSVC's converter has no zipmap option: it emits none
+        try:
+            with _integer_missing_flags():
+                graph = to_onnx(
+                    source,
+                    initial_types=[("X", tensor([None, n_features]))],
+                    options=attempt,
+                    target_opset=TARGET_OPSET,
+                )
+            return bytes(graph.SerializeToString())
+        except NameError:  # "Option 'zipmap' not in [...]"
+            if attempt is None:
+                return None
+        except Exception:
+            return None
+    return None
+
+
+def _trees(model: Any) -> Iterator[Any]:
+    from model_serving.sklearn_models import _trees as sklearn_trees  # noqa: PLC0415
+
+    return sklearn_trees(model)
+
+
+def _thresholds_rounded_down(model: Any) -> Any:
+    """A copy of the model whose tree thresholds are the largest float32 at most each threshold.
+
+    scikit-learn compares float32(x) <= t; for a float32 value f, f <= t exactly when
+    f <= round_down_32(t), so the copy predicts as the original does, and its thresholds survive
+    skl2onnx's float32 attributes unchanged.
+    """
+    copied = copy.deepcopy(model)
+    for tree in _trees(copied):
+        thresholds = tree.threshold  # a writable view of the tree's nodes
+        nearest = thresholds.astype(np.float32)
+        down = np.where(
+            nearest.astype(np.float64) > thresholds, np.nextafter(nearest, np.float32(-np.inf)), nearest
+        )
+        thresholds[:] = down.astype(np.float64)
+    return copied
+
+
+@contextlib.contextmanager
+def _integer_missing_flags() -> Iterator[None]:
+    """skl2onnx 1.20 passes HistGradientBoosting leaves' missing-value flag as a Python bool, which
+    onnx refuses in an integer list ("Expected an int, got a boolean"); while converting, its tree
+    helper gets the same flag as an int."""
+    from skl2onnx.common import tree_ensemble  # noqa: PLC0415
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = 0, **kwargs: Any) -> Any:
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
