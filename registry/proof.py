@@ -19,6 +19,7 @@ PROBABILITY_TOLERANCE = 1e-5
 RELATIVE_TOLERANCE = 1e-5
 GENERATED_PROBE_ROWS = 512
 MAX_THRESHOLD_PROBES = 4096
+MAX_TRAINING_PROBES = 4096
 SHOWN_ROWS = 5
 
 
@@ -88,8 +89,8 @@ def _beside(value: float) -> list[float]:
 
 def generated_rows(model: Any, n_features: int, count: int = GENERATED_PROBE_ROWS) -> npt.NDArray[np.float64]:
     """Rows spread over where the model's own parameters say it changes its mind: around each
-    tree's split thresholds (and on and beside every threshold), and for other models around the
-    origin at the scale of the coefficients."""
+    tree's split thresholds (and on and beside every threshold), for other models around the
+    origin at the scale of the coefficients, and the training rows a k-NN model holds."""
     rng = np.random.default_rng(0)
     low, high = np.full(n_features, -1.0), np.full(n_features, 1.0)
     thresholds = tree_thresholds(model, n_features) if model is not None else [[] for _ in range(n_features)]
@@ -104,6 +105,10 @@ def generated_rows(model: Any, n_features: int, count: int = GENERATED_PROBE_ROW
         scale = (1.0 + intercept) / np.maximum(weights, 1e-6) / np.sqrt(n_features)
         low, high = -3 * scale, 3 * scale
     rows = rng.uniform(low, high, size=(count, n_features))
+    # A k-NN model holds its training rows: where neighbours tie, a served model may pick others.
+    fitted = getattr(model, "_fit_X", None)
+    if isinstance(fitted, np.ndarray) and fitted.ndim == 2 and fitted.shape[1] == n_features:
+        rows = np.vstack([rows, fitted[:MAX_TRAINING_PROBES]])
     edges = [(j, v) for j, values in enumerate(thresholds) for t in sorted(set(values)) for v in _beside(t)]
     if edges:
         picked = rng.choice(len(edges), size=min(MAX_THRESHOLD_PROBES, len(edges)), replace=False)

@@ -105,7 +105,8 @@ def validate_request(
     if not np.isfinite(rows).all():
         # The parser refuses NaN literals: a NaN here is a null, allowed only for such a model.
         refused = np.isinf(rows) if accepts_missing else ~np.isfinite(rows)
-        _reject_first(tuple(int(k) for k in index) for index in np.argwhere(refused))
+        if refused.any():
+            _reject_first(tuple(int(k) for k in index) for index in np.argwhere(refused))
     return rows, parameters
 
 
