@@ -45,10 +45,18 @@ class Family:
     task: str
     precisions: tuple[str, ...]
     sklearn_trees: bool = False  # thresholds rounded down to float32 before conversion
+    exact_thresholds: bool = False  # float64 graphs get the estimator's own float64 thresholds
 
 
-def _row(name: str, task: str, precisions: tuple[str, ...], *estimators: str, trees: bool = False) -> Family:
-    return Family(name, frozenset(estimators), task, precisions, trees)
+def _row(
+    name: str,
+    task: str,
+    precisions: tuple[str, ...],
+    *estimators: str,
+    trees: bool = False,
+    exact_thresholds: bool = False,
+) -> Family:
+    return Family(name, frozenset(estimators), task, precisions, trees, exact_thresholds)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -71,7 +79,13 @@ FAMILIES: tuple[Family, ...] = (
         "GradientBoostingClassifier",
         trees=True,
     ),
-    _row("histogram gradient boosting", CLASSIFICATION, (FLOAT32,), "HistGradientBoostingClassifier"),
+    _row(
+        "histogram gradient boosting",
+        CLASSIFICATION,
+        (FLOAT64,),
+        "HistGradientBoostingClassifier",
+        exact_thresholds=True,
+    ),
     _row(
         "linear regression",
         REGRESSION,
@@ -95,7 +109,13 @@ FAMILIES: tuple[Family, ...] = (
         "GradientBoostingRegressor",
         trees=True,
     ),
-    _row("histogram gradient boosting regression", REGRESSION, (FLOAT32,), "HistGradientBoostingRegressor"),
+    _row(
+        "histogram gradient boosting regression",
+        REGRESSION,
+        (FLOAT64,),
+        "HistGradientBoostingRegressor",
+        exact_thresholds=True,
+    ),
 )
 DEFAULT = {
     CLASSIFICATION: _row("other classifiers", CLASSIFICATION, (FLOAT32,)),
@@ -133,6 +153,8 @@ def convert(model: Any, n_features: int, family: Family, precision: str) -> byte
                     options=attempt,
                     target_opset=TARGET_OPSET,
                 )
+            if family.exact_thresholds and precision == FLOAT64:
+                return _with_exact_thresholds(graph, tree_thresholds(model))
             return bytes(graph.SerializeToString())
         except NameError:  # "Option 'zipmap' not in [...]"
             if attempt is None:
@@ -164,6 +186,63 @@ def _thresholds_rounded_down(model: Any) -> Any:
         )
         thresholds[:] = down.astype(np.float64)
     return copied
+
+
+_TREE_ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
+
+
+def _with_exact_thresholds(graph: Any, thresholds: list[float]) -> bytes | None:
+    """The graph with each tree node's float32 threshold replaced by the estimator's own float64
+    one (ai.onnx.ml 3's `nodes_values_as_tensor`), so a float64 input is compared as the
+    estimator compares it. skl2onnx 1.20 writes thresholds as float32 attributes whatever the
+    input type; each is matched back to the one float64 threshold that rounds to it, and the
+    graph is not lifted (None) when two thresholds round to the same float32."""
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    exact: dict[float, float] = {}
+    for value in thresholds:
+        rounded = float(np.float32(value))
+        if exact.setdefault(rounded, value) != value:
+            return None
+    casts = []
+    for index, node in enumerate(graph.graph.node):
+        if node.domain != "ai.onnx.ml" or node.op_type not in _TREE_ENSEMBLES:
+            continue
+        # Its scores are float whatever the input (the operator's schema); the graph built for a
+        # double input reads them as double.
+        scores = len(node.output) - 1
+        name = node.output[scores]
+        node.output[scores] = f"{name}_float"
+        cast = onnx.helper.make_node("Cast", [f"{name}_float"], [name], to=onnx.TensorProto.DOUBLE)
+        casts.append((index + 1, cast))
+        attributes = {attribute.name: attribute for attribute in node.attribute}
+        modes = [mode.decode() for mode in attributes["nodes_modes"].strings]
+        values = list(attributes["nodes_values"].floats)
+        lifted = []
+        for mode, value in zip(modes, values, strict=True):
+            if mode == "LEAF":
+                lifted.append(0.0)
+            elif mode == "BRANCH_LEQ" and float(np.float32(value)) in exact:
+                lifted.append(exact[float(np.float32(value))])
+            else:
+                return None
+        node.attribute.remove(attributes["nodes_values"])
+        tensor = numpy_helper.from_array(np.asarray(lifted, dtype=np.float64))
+        node.attribute.append(onnx.helper.make_attribute("nodes_values_as_tensor", tensor))
+    for index, cast in reversed(casts):  # right after its tree node: the graph stays in order
+        graph.graph.node.insert(index, cast)
+    for opset in graph.opset_import:  # the tensor attributes are ai.onnx.ml 3's
+        if opset.domain == "ai.onnx.ml":
+            opset.version = max(opset.version, 3)
+    return bytes(graph.SerializeToString())
+
+
+def tree_thresholds(model: Any) -> list[float]:
+    from registry.proof import tree_thresholds as per_feature  # noqa: PLC0415
+
+    n_features = int(model.n_features_in_)
+    return [value for values in per_feature(model, n_features) for value in values]
 
 
 @contextlib.contextmanager

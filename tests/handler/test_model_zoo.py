@@ -25,6 +25,8 @@ from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
     GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -87,6 +89,16 @@ ZOO: dict[str, tuple[Callable[[], BaseEstimator], str, str]] = {
         lambda: GradientBoostingClassifier(n_estimators=10, random_state=0),
         "iris",
         "onnx float32",
+    ),
+    "HistGradientBoostingClassifier": (
+        lambda: HistGradientBoostingClassifier(max_iter=10),
+        "breast_cancer",
+        "onnx float64",
+    ),
+    "HistGradientBoostingRegressor": (
+        lambda: HistGradientBoostingRegressor(max_iter=10),
+        "diabetes",
+        "onnx float64",
     ),
     "LinearRegression": (LinearRegression, "diabetes", "onnx float64"),
     "Ridge (scaled pipeline)": (lambda: make_pipeline(StandardScaler(), Ridge()), "diabetes", "onnx float64"),
@@ -232,15 +244,25 @@ def test_null_is_a_400_for_a_model_that_cannot_take_missing_values(
     assert "GetObject" not in s3_calls
 
 
-def test_null_is_served_as_missing_for_a_model_proven_to_take_it(stack: Stack) -> None:
-    # Given a pipeline that starts with SimpleImputer: registration probes it with NaN
-    X, y = DATA["iris"]()
-    model = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500)).fit(X, y)
+@pytest.mark.parametrize(
+    ("make", "data_set"),
+    [
+        (lambda: make_pipeline(SimpleImputer(), LogisticRegression(max_iter=500)), "iris"),
+        (lambda: HistGradientBoostingClassifier(max_iter=10), "breast_cancer"),
+    ],
+    ids=["SimpleImputer pipeline", "HistGradientBoosting"],
+)
+def test_null_is_served_as_missing_for_a_model_proven_to_take_it(
+    stack: Stack, make: Callable[[], BaseEstimator], data_set: str
+) -> None:
+    # Given a model built for missing values: registration probes it with NaN
+    X, y = DATA[data_set]()
+    model = make().fit(X, y)
     token = onboard_model("imputed", model)
     assert model_card(token)["accepts_missing"] is True
     # When rows hold null in every position in turn
     rows = X[:8].copy()
-    rows[np.arange(8), np.arange(8) % 4] = np.nan
+    rows[np.arange(8), np.arange(8) % X.shape[1]] = np.nan
     instances = [[None if np.isnan(v) else float(v) for v in row] for row in rows]
     answer = ok(predict(token, {"instances": instances, "parameters": {"probabilities": True}}))
     # Then the answers are the original's on NaN
@@ -248,7 +270,8 @@ def test_null_is_served_as_missing_for_a_model_proven_to_take_it(stack: Stack) -
     assert np.abs(np.asarray(answer["probabilities"]) - model.predict_proba(rows)).max() <= 1e-5
     # And NaN and Infinity literals are still refused
     for literal in (b"NaN", b"Infinity"):
-        body = b'{"instances": [[5.1, ' + literal + b", 1.4, 0.2]]}"
+        values = [str(v).encode() for v in X[0].tolist()]
+        body = b'{"instances": [[' + b", ".join([literal, *values[1:]]) + b"]]}"
         event = {**load_event("predict_alice", alice_token=token), "body": body.decode()}
         assert_problem(lambda_handler(event, FakeLambdaContext()), 400)
 
