@@ -32,6 +32,9 @@ from model_runtime.table import CLASSIFICATION, REGRESSION
 
 FLOAT32 = "float32"
 FLOAT64 = "float64"
+SKL2ONNX, XGBOOST, LIGHTGBM = "skl2onnx", "onnxmltools (XGBoost)", "onnxmltools (LightGBM)"
+# onnxmltools 1.16 converts up to ONNX opset 15.
+ONNXMLTOOLS_OPSET = 15
 # ai.onnx.ml 3 lets ONNX Runtime's tree ensembles take double attributes; "" is the ONNX opset.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
@@ -46,6 +49,7 @@ class Family:
     precisions: tuple[str, ...]
     sklearn_trees: bool = False  # thresholds rounded down to float32 before conversion
     exact_thresholds: bool = False  # float64 graphs get the estimator's own float64 thresholds
+    converter: str = SKL2ONNX
 
 
 def _row(
@@ -55,8 +59,9 @@ def _row(
     *estimators: str,
     trees: bool = False,
     exact_thresholds: bool = False,
+    converter: str = SKL2ONNX,
 ) -> Family:
-    return Family(name, frozenset(estimators), task, precisions, trees, exact_thresholds)
+    return Family(name, frozenset(estimators), task, precisions, trees, exact_thresholds, converter)
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -116,6 +121,19 @@ FAMILIES: tuple[Family, ...] = (
         "HistGradientBoostingRegressor",
         exact_thresholds=True,
     ),
+    # XGBoost rounds inputs to float32 and keeps float32 split values: a float32 graph is exact.
+    _row("XGBoost", CLASSIFICATION, (FLOAT32,), "XGBClassifier", converter=XGBOOST),
+    _row("XGBoost regression", REGRESSION, (FLOAT32,), "XGBRegressor", converter=XGBOOST),
+    # LightGBM compares float64 inputs with float64 thresholds, as HistGradientBoosting does.
+    _row("LightGBM", CLASSIFICATION, (FLOAT64,), "LGBMClassifier", exact_thresholds=True, converter=LIGHTGBM),
+    _row(
+        "LightGBM regression",
+        REGRESSION,
+        (FLOAT64,),
+        "LGBMRegressor",
+        exact_thresholds=True,
+        converter=LIGHTGBM,
+    ),
 )
 DEFAULT = {
     CLASSIFICATION: _row("other classifiers", CLASSIFICATION, (FLOAT32,)),
@@ -137,6 +155,8 @@ def family_of(model: Any, task: str) -> Family:
 def convert(model: Any, n_features: int, family: Family, precision: str) -> bytes | None:
     """The estimator as an ONNX graph with one input [N, n_features] of `precision`, no ZipMap,
     or None when skl2onnx has no converter for it (or its converter fails on it)."""
+    if family.converter != SKL2ONNX:
+        return _convert_with_onnxmltools(model, n_features, family, precision)
     from skl2onnx import to_onnx  # noqa: PLC0415
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType  # noqa: PLC0415
 
@@ -188,10 +208,36 @@ def _thresholds_rounded_down(model: Any) -> Any:
     return copied
 
 
+def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, precision: str) -> bytes | None:
+    """XGBoost and LightGBM through onnxmltools. Its converters take a float input only; a float64
+    LightGBM graph is the float one given a double input (its tree ensemble takes doubles) and the
+    model's own float64 thresholds."""
+    import onnx  # noqa: PLC0415
+    import onnxmltools  # noqa: PLC0415
+    from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: PLC0415
+
+    types = [("X", FloatTensorType([None, n_features]))]
+    try:
+        if family.converter == XGBOOST:
+            graph = onnxmltools.convert_xgboost(model, initial_types=types, target_opset=ONNXMLTOOLS_OPSET)
+        else:
+            graph = onnxmltools.convert_lightgbm(
+                model, initial_types=types, target_opset=ONNXMLTOOLS_OPSET, zipmap=False
+            )
+    except Exception:
+        return None
+    if precision == FLOAT32:
+        return bytes(graph.SerializeToString())
+    graph.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    return _with_exact_thresholds(graph, tree_thresholds(model), scores_as_double=False)
+
+
 _TREE_ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
 
 
-def _with_exact_thresholds(graph: Any, thresholds: list[float]) -> bytes | None:
+def _with_exact_thresholds(
+    graph: Any, thresholds: list[float], *, scores_as_double: bool = True
+) -> bytes | None:
     """The graph with each tree node's float32 threshold replaced by the estimator's own float64
     one (ai.onnx.ml 3's `nodes_values_as_tensor`), so a float64 input is compared as the
     estimator compares it. skl2onnx 1.20 writes thresholds as float32 attributes whatever the
@@ -209,13 +255,14 @@ def _with_exact_thresholds(graph: Any, thresholds: list[float]) -> bytes | None:
     for index, node in enumerate(graph.graph.node):
         if node.domain != "ai.onnx.ml" or node.op_type not in _TREE_ENSEMBLES:
             continue
-        # Its scores are float whatever the input (the operator's schema); the graph built for a
-        # double input reads them as double.
-        scores = len(node.output) - 1
-        name = node.output[scores]
-        node.output[scores] = f"{name}_float"
-        cast = onnx.helper.make_node("Cast", [f"{name}_float"], [name], to=onnx.TensorProto.DOUBLE)
-        casts.append((index + 1, cast))
+        if scores_as_double:
+            # Its scores are float whatever the input (the operator's schema); a graph that
+            # skl2onnx built for a double input reads them as double.
+            scores = len(node.output) - 1
+            name = node.output[scores]
+            node.output[scores] = f"{name}_float"
+            cast = onnx.helper.make_node("Cast", [f"{name}_float"], [name], to=onnx.TensorProto.DOUBLE)
+            casts.append((index + 1, cast))
         attributes = {attribute.name: attribute for attribute in node.attribute}
         modes = [mode.decode() for mode in attributes["nodes_modes"].strings]
         values = list(attributes["nodes_values"].floats)
@@ -223,7 +270,7 @@ def _with_exact_thresholds(graph: Any, thresholds: list[float]) -> bytes | None:
         for mode, value in zip(modes, values, strict=True):
             if mode == "LEAF":
                 lifted.append(0.0)
-            elif mode == "BRANCH_LEQ" and float(np.float32(value)) in exact:
+            elif mode.startswith("BRANCH_") and float(np.float32(value)) in exact:
                 lifted.append(exact[float(np.float32(value))])
             else:
                 return None

@@ -9,6 +9,7 @@ relative (to the value, or to the typical size of the model's values when the va
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,12 +67,40 @@ def tree_thresholds(model: Any, n_features: int) -> list[list[float]]:
             np.asarray(tree.feature)[splits], np.asarray(tree.threshold)[splits], strict=True
         ):
             thresholds[int(feature)].append(float(value))
+    for feature, value in _booster_splits(model):
+        if 0 <= feature < n_features:
+            thresholds[feature].append(value)
     for predictors in getattr(model, "_predictors", None) or ():  # HistGradientBoosting
         for predictor in predictors:
             nodes = predictor.nodes[predictor.nodes["is_leaf"] == 0]
             for feature, value in zip(nodes["feature_idx"], nodes["num_threshold"], strict=True):
                 thresholds[int(feature)].append(float(value))
     return thresholds
+
+
+def _booster_splits(model: Any) -> list[tuple[int, float]]:
+    """(feature, threshold) of every split of an XGBoost or LightGBM model, from its own dump."""
+    splits: list[tuple[int, float]] = []
+    booster = getattr(model, "booster_", None)  # LightGBM
+    if booster is not None and hasattr(booster, "dump_model"):
+        stack = [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
+        while stack:
+            node = stack.pop()
+            if "split_feature" in node:
+                if isinstance(node.get("threshold"), int | float):
+                    splits.append((int(node["split_feature"]), float(node["threshold"])))
+                stack += [node["left_child"], node["right_child"]]
+    get_booster = getattr(model, "get_booster", None)  # XGBoost
+    if callable(get_booster):
+        stack = [json.loads(tree) for tree in get_booster().get_dump(dump_format="json")]
+        while stack:
+            node = stack.pop()
+            if "split" in node:
+                feature = str(node["split"]).removeprefix("f")
+                if feature.isdigit():
+                    splits.append((int(feature), float(node["split_condition"])))
+                stack += node.get("children", [])
+    return splits
 
 
 def _beside(value: float) -> list[float]:

@@ -274,10 +274,10 @@ def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] |
         refusals.append(f"ONNX {precision} disagrees on {Disagreement(wrong, len(rows)).describe()}")
     import skops.io  # noqa: PLC0415
 
-    data = skops.io.dumps(model)
     try:
+        data = skops.io.dumps(model)
         served = load_skops(data)
-    except UnsafeModel as error:
+    except (UnsafeModel, TypeError, ValueError, AttributeError) as error:
         tried = "; ".join(refusals) or "no ONNX converter handles it"
         raise RegistrationError(
             f"the {type(model).__name__} cannot be served: {tried}; as skops: {error}. "

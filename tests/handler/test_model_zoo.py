@@ -19,6 +19,7 @@ import joblib
 import numpy as np
 import numpy.typing as npt
 import pytest
+from lightgbm import LGBMClassifier, LGBMRegressor
 from sklearn.base import BaseEstimator, is_regressor
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.ensemble import (
@@ -39,6 +40,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, SVR, LinearSVC
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from xgboost import XGBClassifier, XGBRegressor
 
 from functions.predict.app import lambda_handler
 from inferctl.cli import main
@@ -100,6 +102,10 @@ ZOO: dict[str, tuple[Callable[[], BaseEstimator], str, str]] = {
         "diabetes",
         "onnx float64",
     ),
+    "XGBClassifier": (lambda: XGBClassifier(n_estimators=10), "iris", "onnx float32"),
+    "XGBRegressor": (lambda: XGBRegressor(n_estimators=10), "diabetes", "onnx float32"),
+    "LGBMClassifier": (lambda: LGBMClassifier(n_estimators=10, verbose=-1), "breast_cancer", "onnx float64"),
+    "LGBMRegressor": (lambda: LGBMRegressor(n_estimators=10, verbose=-1), "diabetes", "onnx float64"),
     "LinearRegression": (LinearRegression, "diabetes", "onnx float64"),
     "Ridge (scaled pipeline)": (lambda: make_pipeline(StandardScaler(), Ridge()), "diabetes", "onnx float64"),
     "SVR": (SVR, "diabetes", "onnx float32"),
