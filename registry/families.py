@@ -125,12 +125,21 @@ FAMILIES: tuple[Family, ...] = (
     _row("XGBoost", CLASSIFICATION, (FLOAT32,), "XGBClassifier", converter=XGBOOST),
     _row("XGBoost regression", REGRESSION, (FLOAT32,), "XGBRegressor", converter=XGBOOST),
     # LightGBM compares float64 inputs with float64 thresholds, as HistGradientBoosting does.
-    _row("LightGBM", CLASSIFICATION, (FLOAT64,), "LGBMClassifier", exact_thresholds=True, converter=LIGHTGBM),
+    _row(
+        "LightGBM",
+        CLASSIFICATION,
+        (FLOAT64,),
+        "LGBMClassifier",
+        "LightGBMTextClassifier",
+        exact_thresholds=True,
+        converter=LIGHTGBM,
+    ),
     _row(
         "LightGBM regression",
         REGRESSION,
         (FLOAT64,),
         "LGBMRegressor",
+        "LightGBMTextRegressor",
         exact_thresholds=True,
         converter=LIGHTGBM,
     ),
@@ -217,12 +226,15 @@ def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, preci
     from onnxmltools.convert.common.data_types import FloatTensorType  # noqa: PLC0415
 
     types = [("X", FloatTensorType([None, n_features]))]
+    from registry.native import LightGBMText  # noqa: PLC0415
+
+    source = model.booster_ if isinstance(model, LightGBMText) else model  # a text file's Booster
     try:
         if family.converter == XGBOOST:
-            graph = onnxmltools.convert_xgboost(model, initial_types=types, target_opset=ONNXMLTOOLS_OPSET)
+            graph = onnxmltools.convert_xgboost(source, initial_types=types, target_opset=ONNXMLTOOLS_OPSET)
         else:
             graph = onnxmltools.convert_lightgbm(
-                model, initial_types=types, target_opset=ONNXMLTOOLS_OPSET, zipmap=False
+                source, initial_types=types, target_opset=ONNXMLTOOLS_OPSET, zipmap=False
             )
     except Exception:
         return None

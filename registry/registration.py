@@ -4,6 +4,8 @@ Formats accepted (by file name):
 - `.onnx`: checked as a graph (`check_onnx`) and served as it is.
 - `.skops`: audited without being loaded (`model_serving.sklearn_models.audit_skops`), loaded
   with exactly the audited types, checked for consistency, converted to ONNX.
+- XGBoost `.json`/`.ubj` and LightGBM `.txt`: read by their own libraries (`registry.native`:
+  formats that hold no code), then converted as an estimator is.
 - `.pkl`, `.pickle`, `.joblib`: only with `trust_pickle=True` (the operator vouches that they
   trained it: loading a pickle runs whatever code it holds, here, on the operator's machine).
   Then as a skops file. A pickle is never stored or served.
@@ -32,6 +34,7 @@ from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_sess
 from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
 from registry import families
+from registry.native import LIGHTGBM, XGBOOST, NativeModelError, load_native, native_format
 from registry.proof import Disagreement, disagreeing_rows, generated_rows, missing_value_rows
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -108,7 +111,13 @@ def source_format(filename: str, data: bytes) -> str:
         return ONNX
     if suffix == ".skops":
         return SKOPS
-    raise RegistrationError(f"unknown model format {suffix or '(no extension)'}: use .onnx or .skops")
+    native = native_format(filename, data)
+    if native is not None:
+        return native
+    raise RegistrationError(
+        f"unknown model format {suffix or '(no extension)'}: use .onnx, .skops, XGBoost .json/.ubj "
+        "or LightGBM .txt"
+    )
 
 
 def register(
@@ -136,7 +145,13 @@ def register(
         return replace(
             registration, feature_names=_feature_names(feature_names, None, registration.n_features)
         )
-    estimator = _load_pickle(data) if kind == PICKLE else _load_skops(data)
+    if kind in (XGBOOST, LIGHTGBM):
+        try:
+            estimator = load_native(kind, data)
+        except NativeModelError as error:
+            raise RegistrationError(str(error)) from None
+    else:
+        estimator = _load_pickle(data) if kind == PICKLE else _load_skops(data)
     registration = _register_estimator(estimator, kind, sample)
     names = _feature_names(
         feature_names, getattr(estimator, "feature_names_in_", None), registration.n_features

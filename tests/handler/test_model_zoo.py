@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import joblib
@@ -372,3 +373,54 @@ def test_a_knn_model_whose_neighbours_tie_on_its_training_rows_is_refused_naming
     message = str(refused.value)
     assert "ONNX float32 disagrees on" in message and "probe rows (rows " in message
     assert "KNeighborsClassifier" in message and "--sample" in message
+
+
+# --- XGBoost and LightGBM native files --------------------------------------------------------------
+
+
+def native_file(model: Any, suffix: str, tmp_path: Path) -> bytes:
+    path = tmp_path / f"model{suffix}"
+    if suffix == ".txt":
+        model.booster_.save_model(str(path))
+    else:
+        model.save_model(str(path))
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("make", "data_set", "suffix"),
+    [
+        (lambda: XGBClassifier(n_estimators=5), "iris", ".json"),
+        (lambda: XGBRegressor(n_estimators=5), "diabetes", ".ubj"),
+        (lambda: LGBMClassifier(n_estimators=5, verbose=-1), "breast_cancer", ".txt"),
+        (lambda: LGBMRegressor(n_estimators=5, verbose=-1), "diabetes", ".txt"),
+    ],
+    ids=["XGBoost JSON", "XGBoost UBJSON", "LightGBM text classifier", "LightGBM text regressor"],
+)
+def test_a_native_xgboost_or_lightgbm_file_registers_without_trusting_a_pickle(
+    stack: Stack, tmp_path: Path, make: Callable[[], Any], data_set: str, suffix: str
+) -> None:
+    # Given the library's own model file (trees and parameters, no code)
+    X, y = DATA[data_set]()
+    model = make().fit(X, y)
+    data = native_file(model, suffix, tmp_path)
+    # When it is registered without --trust-pickle
+    runtime = current_runtime()
+    facts = put_model(runtime, "native", data, None, new_tenant=True, filename=f"m{suffix}")
+    create_user(runtime, "user-native", "zoo-password-1", "native")
+    token = token_for("user-native", "native")
+    # Then it is served as ONNX, equal to the library's own answers on the data set and the probes
+    assert (facts.model_format, facts.source_format) == (
+        "onnx",
+        "lightgbm" if suffix == ".txt" else "xgboost",
+    )
+    rows = np.vstack([X, generated_rows(model, X.shape[1])])
+    predictions, _ = served(token, rows, probabilities=False)
+    expected = model.predict(rows)
+    assert np.allclose(np.asarray(predictions, dtype=np.float64), expected, rtol=1e-5, atol=0)
+
+
+def test_a_json_file_that_is_not_an_xgboost_model_is_refused_in_one_line(stack: Stack) -> None:
+    with pytest.raises(OnboardingError, match="not a readable xgboost model"):
+        put_model(current_runtime(), "native", b'{"learner": 1}', None, new_tenant=True, filename="m.json")
+    assert current_runtime().table.get_tenant("native") is None
