@@ -26,6 +26,10 @@ class Results:
     package: PackageReport | None = None
 
 
+# Features of each bench model (A: Iris, B: Wine; R, F, H: diabetes).
+FEATURES = {"A": 4, "B": 13}
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -64,7 +68,7 @@ def _ms(us: float) -> float:
 def warm_section(rows: list[WarmRow]) -> str:
     body = [
         (
-            f"{r.model} ({'4' if r.model == 'A' else '13'} feat.)",
+            f"{r.model} ({FEATURES.get(r.model, 10)} feat.)",
             r.batch,
             r.handler,
             r.stats.n,
