@@ -74,7 +74,7 @@ class ServedModel(Protocol):
 
 def as_float32(rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
     """ONNX graphs take float32: a finite float64 beyond float32's range would become infinity."""
-    if np.abs(rows).max() > _FLOAT32_MAX:
+    if (np.abs(rows) > _FLOAT32_MAX).any():  # not .max(): a NaN (a null) would hide the rest
         i, j = (int(k) for k in np.argwhere(np.abs(rows) > _FLOAT32_MAX)[0])
         raise BadRequest(f"instances[{i}][{j}] is out of range for this model.")
     return rows.astype(np.float32)
