@@ -30,8 +30,8 @@ SOURCE_DIRS = ("functions", "layers", "inferctl", "local", "bench", "scripts", "
 # the same fact outside the table: the model card's `n_features`, `max_batch`, `sklearn_version`,
 # `task`, `accepts_missing` and `version`, the token request's `username` and `client_id`, the
 # log keys `tenant_id`, `username` and `client_id`, problem+json's `status`. They may appear
-# elsewhere as those
-# words; no module but `table` may build or read an item with them (see the DynamoDB check).
+# elsewhere as those words; no module but `table` may build or read an item with them (see the
+# DynamoDB check).
 SHARED_WORDS = frozenset(
     {
         "username",
