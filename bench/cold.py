@@ -155,7 +155,7 @@ def boto3_import_seconds(runs: int) -> float:
 
 def _onnx_model_file(directory: str) -> str:
     from bench import MODELS_DIR  # noqa: PLC0415
-    from inferctl.registry import register  # noqa: PLC0415
+    from registry.registration import register  # noqa: PLC0415
 
     path = Path(directory) / "model_user_a.onnx"
     data = (MODELS_DIR / "model_user_a.pkl").read_bytes()

@@ -66,7 +66,7 @@ def make_model_bytes(target_bytes: int) -> bytes:
     from sklearn.datasets import make_classification  # noqa: PLC0415
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
 
-    from inferctl.registry import register  # noqa: PLC0415
+    from registry.registration import register  # noqa: PLC0415
 
     X, y = make_classification(
         n_samples=6000, n_features=4, n_informative=4, n_redundant=0, flip_y=0.3, random_state=0

@@ -94,7 +94,7 @@ def layer_import_check(layer_python: Path) -> LayerImport:
     must load and predict."""
     import tempfile  # noqa: PLC0415
 
-    from inferctl.registry import register  # noqa: PLC0415
+    from registry.registration import register  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory() as scratch:
         for name in ("model_user_a.pkl", "model_user_b.pkl"):

@@ -32,7 +32,15 @@ EVENTS_DIR = REPO_ROOT / "events"
 DEMO_TENANTS: dict[str, tuple[str, str, str, str]] = {
     "A": ("alice", "alice-local-demo", "tenant-a", "model_user_a.pkl"),
     "B": ("bob", "bob-local-demo", "tenant-b", "model_user_b.pkl"),
+    # Bench-only tenants (models trained on first use, under bench/results/models): a regressor
+    # (ONNX float64), a 100-tree forest (ONNX float32 with thresholds rounded down: scikit-learn's
+    # own precision, docs/model-families.md) and 100 rounds of histogram gradient boosting, the
+    # tree ensemble served in double precision.
+    "R": ("rita", "rita-bench-demo", "tenant-r", "bench_ridge.pkl"),
+    "F": ("fred", "fred-bench-demo", "tenant-f", "bench_forest100.pkl"),
+    "H": ("hana", "hana-bench-demo", "tenant-h", "bench_hist_boosting100.pkl"),
 }
+BENCH_MODELS_DIR = REPO_ROOT / "bench" / "results" / "models"
 
 # What the process looks like before the function's own environment is applied. Powertools'
 # settings are defaults only, so under pytest the test suite's values stay.
@@ -124,7 +132,7 @@ def onboard_demo_tenants() -> dict[str, str]:
     state = runtime()
     keys = {}
     for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
-        data = (MODELS_DIR / model_file).read_bytes()
+        data = model_file_path(model_file).read_bytes()
         put_model(state, tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
         create_user(state, username, password, tenant_id)
         assert state.table.get_tenant(tenant_id) is not None
@@ -163,10 +171,13 @@ def login_event(username: str, password: str) -> dict[str, Any]:
 
 
 def sample_rows(model_file: str, batch: int) -> list[list[float]]:
-    """`batch` real rows of the data set the demo model was trained on (iris or wine), cycled."""
-    from sklearn.datasets import load_iris, load_wine  # noqa: PLC0415
+    """`batch` real rows of the data set the model was trained on (iris, wine, diabetes), cycled."""
+    from sklearn.datasets import load_diabetes, load_iris, load_wine  # noqa: PLC0415
 
-    data = load_iris() if model_file == "model_user_a.pkl" else load_wine()
+    if model_file.startswith("bench_"):
+        data = load_diabetes()
+    else:
+        data = load_iris() if model_file == "model_user_a.pkl" else load_wine()
     rows = data.data.tolist()
     return [rows[i % len(rows)] for i in range(batch)]
 
@@ -176,4 +187,28 @@ def instances_body(rows: list[list[float]]) -> str:
 
 
 def model_path(name: str) -> Path:
-    return MODELS_DIR / DEMO_TENANTS[name][3]
+    return model_file_path(DEMO_TENANTS[name][3])
+
+
+def model_file_path(model_file: str) -> Path:
+    """A demo model of models/, or a bench model, trained (once) on the diabetes data set."""
+    if not model_file.startswith("bench_"):
+        return MODELS_DIR / model_file
+    path = BENCH_MODELS_DIR / model_file
+    if not path.exists():
+        import joblib  # noqa: PLC0415
+        from sklearn.datasets import load_diabetes  # noqa: PLC0415
+        from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor  # noqa: PLC0415
+        from sklearn.linear_model import Ridge  # noqa: PLC0415
+
+        makers = {
+            "bench_ridge.pkl": Ridge,
+            "bench_forest100.pkl": lambda: RandomForestRegressor(
+                n_estimators=100, max_depth=8, random_state=0
+            ),
+            "bench_hist_boosting100.pkl": lambda: HistGradientBoostingRegressor(max_iter=100, random_state=0),
+        }
+        X, y = load_diabetes(return_X_y=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(makers[model_file]().fit(X, y), path)
+    return path

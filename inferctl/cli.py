@@ -30,8 +30,8 @@ from model_runtime.tokens import SIGNING_KEY_TAG
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
-from inferctl.registry import MAX_MODEL_BYTES, RegistrationError, read_sample
 from inferctl.target import Target, configure
+from registry.registration import MAX_MODEL_BYTES, RegistrationError, read_sample
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,11 @@ def _describe(facts: onboarding.ModelFacts) -> str:
     runtime = f"scikit-learn {facts.sklearn_version}" if facts.sklearn_version else "ONNX Runtime"
     converted = f" from {facts.source_format}" if facts.source_format != facts.model_format else ""
     probe = f"; probe: {facts.probe}" if facts.probe else ""
+    task = f"classes {json.dumps(facts.classes)}" if facts.classes else facts.task
+    missing = ", accepts missing values" if facts.accepts_missing else ""
     return (
         f"model {facts.version} ({facts.model_format}{converted}, {facts.n_features} features, "
-        f"classes {json.dumps(facts.classes)}, served by {runtime}{probe})"
+        f"{task}{missing}, served by {runtime}{probe})"
     )
 
 
@@ -88,6 +90,7 @@ def _put_model(args: argparse.Namespace, target: Target, *, new_tenant: bool) ->
         filename=args.model,
         trust_pickle=args.trust_pickle,
         sample=sample,
+        feature_names=tuple(args.feature_names.split(",")) if args.feature_names else None,
     )
 
 
@@ -375,6 +378,12 @@ def _model_options(sub: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="probe rows (JSON rows or CSV) the converted model must agree on (default: rows "
         "generated from the model's parameters)",
+    )
+    sub.add_argument(
+        "--feature-names",
+        metavar="A,B,C",
+        help="the model's feature names, in column order (default: the model's feature_names_in_); "
+        "clients may then send rows as objects keyed by them",
     )
 
 

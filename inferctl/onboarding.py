@@ -1,7 +1,7 @@
 """Writes the items the functions read (`model_runtime.table`): tenants with their pinned model,
 and users.
 
-Model files are checked by `inferctl.registry` (formats that cannot run code, conversion to ONNX
+Model files are checked by `registry.registration` (formats that cannot run code, conversion to ONNX
 with a probe); what this module guarantees is that the mapping it writes pins exactly the bytes it
 uploaded, content-addressed, next to a registration record of each version.
 Every input is validated before the first write, and writes are ordered so a failure leaves
@@ -25,6 +25,7 @@ from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
     ACTIVE,
+    CLASSIFICATION,
     DISABLED,
     MAX_RUN_BUDGET_MS,
     ItemExists,
@@ -37,7 +38,7 @@ from model_runtime.table import (
 )
 from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
 
-from inferctl.registry import RegistrationError, register
+from registry.registration import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
 MAX_BATCH_LIMIT = 100_000
@@ -58,6 +59,9 @@ class ModelFacts:
     model_format: str = ONNX
     source_format: str = ONNX
     probe: str = ""
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     @property
     def version(self) -> str:
@@ -66,7 +70,15 @@ class ModelFacts:
 
     def pin(self, key: str) -> ModelPin:
         return ModelPin(
-            key, self.sha256, self.model_format, self.n_features, tuple(self.classes), self.sklearn_version
+            key,
+            self.sha256,
+            self.model_format,
+            self.n_features,
+            tuple(self.classes),
+            self.sklearn_version,
+            self.task,
+            self.feature_names,
+            self.accepts_missing,
         )
 
 
@@ -111,8 +123,9 @@ def put_model(
     filename: str,
     trust_pickle: bool = False,
     sample: npt.NDArray[np.float64] | None = None,
+    feature_names: tuple[str, ...] | None = None,
 ) -> ModelFacts:
-    """Register a model file (see `inferctl.registry`), upload what is served content-addressed
+    """Register a model file (see `registry.registration`), upload what is served content-addressed
     with its registration record, and point the tenant's mapping at it.
 
     `new_tenant=True` creates the mapping (active, `max_batch` or the default); `False` publishes a
@@ -123,7 +136,9 @@ def put_model(
     if max_batch is not None:
         validate_max_batch(max_batch)
     try:
-        registration = register(filename, data, trust_pickle=trust_pickle, sample=sample)
+        registration = register(
+            filename, data, trust_pickle=trust_pickle, sample=sample, feature_names=feature_names
+        )
     except RegistrationError as error:
         raise OnboardingError(str(error)) from None
     cacheable = largest_cached_file(runtime.settings.model_cache_bytes)
@@ -160,6 +175,9 @@ def put_model(
         model_format=registration.model_format,
         source_format=registration.source_format,
         probe=registration.probe.describe(),
+        task=registration.task,
+        feature_names=registration.feature_names,
+        accepts_missing=registration.accepts_missing,
     )
     try:
         if new_tenant:
@@ -350,6 +368,9 @@ class VersionRow:
     n_features: int
     classes: list[Any]
     sklearn_version: str
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
 
 def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
@@ -382,6 +403,9 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
                     n_features=record.n_features,
                     classes=list(record.classes),
                     sklearn_version=record.sklearn_version,
+                    task=record.task,
+                    feature_names=record.feature_names,
+                    accepts_missing=record.accepts_missing,
                 )
             )
     return sorted(rows, key=lambda row: (row.registered_at, row.sha256))
@@ -428,6 +452,9 @@ def rollback(runtime: Runtime, tenant_id: str, to: str | None = None) -> Version
         sklearn_version=target.sklearn_version,
         model_format=target.model_format,
         source_format=target.source_format,
+        task=target.task,
+        feature_names=target.feature_names,
+        accepts_missing=target.accepts_missing,
     )
     update_tenant(runtime, tenant_id, TenantChange(pin=facts.pin(key)))
     return target

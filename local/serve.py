@@ -78,12 +78,30 @@ class DemoTenant:
     model_file: str
     username: str
     password: str
+    feature_names: str = ""  # --feature-names, for a model fitted without them
 
 
+# The regression demo (Ridge on scikit-learn's diabetes data, 10 named features) is trained when
+# the stack starts (`train_regression_demo`): a second committed pickle would add nothing.
+REGRESSION_DEMO_FILE = ".local/model_user_c.pkl"
+DIABETES_FEATURES = "age,sex,bmi,bp,s1,s2,s3,s4,s5,s6"
 DEMO_TENANTS = (
     DemoTenant("tenant-a", "models/model_user_a.pkl", "alice", "alice-local-demo"),
     DemoTenant("tenant-b", "models/model_user_b.pkl", "bob", "bob-local-demo"),
+    DemoTenant("tenant-c", REGRESSION_DEMO_FILE, "carol", "carol-local-demo", DIABETES_FEATURES),
 )
+
+
+def train_regression_demo(path: Path) -> None:
+    """Carol's model: Ridge on the diabetes data set (a regressor: predictions are numbers)."""
+    import joblib  # noqa: PLC0415 - only the demo onboarding needs scikit-learn
+    from sklearn.datasets import load_diabetes  # noqa: PLC0415
+    from sklearn.linear_model import Ridge  # noqa: PLC0415
+
+    X, y = load_diabetes(return_X_y=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(Ridge().fit(X, y), path)
+
 
 # Set for the in-process functions on top of the template's environment: there is no X-Ray daemon
 # here, and the console shows one readable line per request rather than every JSON log line and
@@ -291,11 +309,13 @@ class LocalStack:
                 raise RuntimeError(f"inferctl {' '.join(argv[:2])} failed (see the error above)")
             LOG.debug(output.getvalue().strip())
 
+        train_regression_demo(REPO_ROOT / REGRESSION_DEMO_FILE)
         for demo in DEMO_TENANTS:
             # The demo models are this repository's own training output: trusted pickles, converted
             # to ONNX (and proven against the originals) at registration.
             model = str(REPO_ROOT / demo.model_file)
-            run("create-tenant", demo.tenant_id, "--model", model, "--trust-pickle")
+            names = ("--feature-names", demo.feature_names) if demo.feature_names else ()
+            run("create-tenant", demo.tenant_id, "--model", model, "--trust-pickle", *names)
             run(
                 "create-user",
                 demo.username,

@@ -275,9 +275,16 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                 "instances": {
                     "type": "array",
                     "description": "1 to the tenant's max_batch rows (GET /api/v1/model; default "
-                    f"{DEFAULT_MAX_BATCH}), each exactly n_features finite numbers.",
+                    f"{DEFAULT_MAX_BATCH}), each exactly n_features finite numbers (null for a missing "
+                    "value where the model card says accepts_missing), or an object keyed by exactly "
+                    "the model card's feature_names.",
                     "minItems": 1,
-                    "items": {"type": "array", "minItems": 1, "items": number},
+                    "items": {
+                        "oneOf": [
+                            {"type": "array", "minItems": 1, "items": {"oneOf": [number, {"type": "null"}]}},
+                            {"type": "object", "additionalProperties": {"oneOf": [number, {"type": "null"}]}},
+                        ]
+                    },
                 },
                 "parameters": {
                     "type": "object",
@@ -300,8 +307,14 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                 "predictions": {
                     "type": "array",
                     "minItems": 1,
-                    "description": "One class label per row, in the row order.",
-                    "items": {"type": ["integer", "number", "string", "boolean"]},
+                    "description": "One class label (classification) or value (regression) per row, "
+                    "in the row order; a list of values per row for a multi-output regressor.",
+                    "items": {
+                        "oneOf": [
+                            {"type": ["integer", "number", "string", "boolean"]},
+                            {"type": "array", "items": {"type": "number"}},
+                        ]
+                    },
                 },
                 "probabilities": {
                     "type": "array",
@@ -316,9 +329,24 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
             "type": "object",
             "required": ["n_features", "max_batch", "classes", "version", "format"],
             "properties": {
+                "task": {"enum": ["classification", "regression"]},
                 "n_features": {"type": "integer", "minimum": 1},
+                "feature_names": {
+                    "type": ["array", "null"],
+                    "items": {"type": "string"},
+                    "description": "The columns' names, in order: rows may be objects keyed by them.",
+                },
+                "accepts_missing": {
+                    "type": "boolean",
+                    "description": "Whether a row may hold null (a missing value), proven at registration.",
+                },
                 "max_batch": {"type": "integer", "minimum": 1},
-                "classes": {"type": "array", "items": {"type": ["integer", "number", "string", "boolean"]}},
+                "classes": {
+                    "type": ["array", "null"],
+                    "items": {"type": ["integer", "number", "string", "boolean"]},
+                    "description": "A classifier's labels, in the order of its probabilities; null "
+                    "for a regressor.",
+                },
                 "version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
                 "format": {"enum": ["onnx", "skops"], "description": "How the model is served."},
                 "sklearn_version": {

@@ -73,7 +73,7 @@ def token_for(username: str, tenant_id: str, now: int | None = None) -> str:
 def served_bytes(model_file: str) -> bytes:
     """What a demo model is served as: its ONNX conversion (deterministic for a given
     scikit-learn and skl2onnx), which is what the mapping pins."""
-    from inferctl.registry import register  # noqa: PLC0415
+    from registry.registration import register  # noqa: PLC0415
 
     data = (REPO_ROOT / "models" / model_file).read_bytes()
     return register(model_file, data, trust_pickle=True).data

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime.access import resolve_tenant
-from model_runtime.errors import Unauthorized, UnsupportedMediaType
+from model_runtime.errors import BadRequest, Unauthorized, UnsupportedMediaType
 from model_runtime.http import (
     Event,
     Response,
@@ -29,7 +29,7 @@ from model_runtime.http import (
     utf8_or_unspecified,
 )
 from model_runtime.settings import require_settings
-from model_runtime.table import Tenant
+from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
 from model_runtime.tenant_metrics import tenant_metrics
 from model_runtime.tokens import bearer_token
 from model_serving.answers import answer
@@ -69,7 +69,15 @@ def predict(event: Event) -> Response:
         raise UnsupportedMediaType(
             "Send the instances as application/json in UTF-8, without a Content-Encoding."
         )
-    rows, parameters = validate_request(body, tenant.n_features, tenant.max_batch)  # 4. payload vs mapping
+    rows, parameters = validate_request(  # 4. payload vs mapping
+        body,
+        tenant.n_features,
+        tenant.max_batch,
+        feature_names=tenant.feature_names,
+        accepts_missing=tenant.accepts_missing,
+    )
+    if parameters.probabilities and tenant.task == REGRESSION:
+        raise BadRequest("This model is a regressor: it gives values, not probabilities.")
     model = runtime.models.get(tenant)  # 5. warm cache, or fetch + verify + parse (ONNX)
     # 6. under the tenant's run budget (model_serving/run_budget.py): the model's range, predict,
     #    strict JSON (model_serving/answers.py)
@@ -86,9 +94,12 @@ def model_card(event: Event) -> Response:
     tenant = caller_tenant(event)
     metrics.add_metric(name="ModelCardServed", unit=MetricUnit.Count, value=1)
     card: dict[str, Any] = {
+        "task": tenant.task,
         "n_features": tenant.n_features,
+        "feature_names": None if tenant.feature_names is None else list(tenant.feature_names),
+        "accepts_missing": tenant.accepts_missing,
         "max_batch": tenant.max_batch,
-        "classes": list(tenant.classes),
+        "classes": list(tenant.classes) if tenant.task == CLASSIFICATION else None,
         "version": tenant.model_version,
         "format": tenant.model_format,
     }

@@ -20,6 +20,7 @@ TINY = warm.Plan(
     load_per_request_iterations={1: 2, 100: 1},
     rejection_iterations=2,
     warmup=1,
+    models=("A", "B", "R"),
     batches=(1, 100),
 )
 
@@ -56,13 +57,13 @@ def _positive(stats: Stats) -> bool:
 
 
 def test_warm_comparison_measures_every_handler_and_counts_aws_calls(warm_rows: list[warm.WarmRow]) -> None:
-    # Given a tiny plan over both demo models and two batch sizes
+    # Given a tiny plan over both demo models, the bench's regression model and two batch sizes
     # When the warm comparison runs
     rows = warm_rows
     # Then every (model, batch, handler) has positive figures and a ratio to the singleton
     assert {(r.model, r.batch, r.handler) for r in rows} == {
-        (m, b, h) for m in ("A", "B") for b in (1, 100) for h in warm.HANDLERS
-    } | {(m, 1, warm.UNSEEN_TOKEN) for m in ("A", "B")}
+        (m, b, h) for m in ("A", "B", "R") for b in (1, 100) for h in warm.HANDLERS
+    } | {(m, 1, warm.UNSEEN_TOKEN) for m in ("A", "B", "R")}
     for row in rows:
         assert (
             row.stats.n

@@ -18,8 +18,8 @@ from model_serving import run_budget
 from functions.predict.app import lambda_handler
 from inferctl.cli import main
 from inferctl.onboarding import OnboardingError, put_model, set_run_budget
-from inferctl.registry import RegistrationError, register
 from registry import run_probe
+from registry.registration import RegistrationError, register
 from tests.hostile_graphs import odd_batch_failing_graph, slow_graph
 from tests.support import FakeLambdaContext, Stack, assert_problem, current_runtime, load_event, use_runtime
 

@@ -28,13 +28,14 @@ from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.passwords import verify_password
 from model_runtime.table import KEYRING_PK, user_pk
 from model_serving.models import sha256_hex
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
 
 from inferctl import signing_keys
 from inferctl.cli import build_parser, main
 from inferctl.onboarding import revoke_tokens
-from inferctl.registry import RegistrationError, register
 from local.resources import create_usage_plans_from_template
+from registry.registration import RegistrationError, register
 from tests.support import (
     MODELS_DIR,
     Stack,
@@ -153,10 +154,10 @@ BAD_MODELS: dict[str, tuple[Any, tuple[str, ...], str]] = {
         "not a joblib/pickle model",
     ),
     "unfitted": (lambda tmp: model_file(tmp, LogisticRegression()), (), "not fitted"),
-    "regressor": (
-        lambda tmp: model_file(tmp, LinearRegression().fit([[0], [1]], [0, 1])),
+    "transformer": (
+        lambda tmp: model_file(tmp, StandardScaler().fit([[0], [1]])),
         (),
-        "not a scikit-learn classifier",
+        "not a scikit-learn classifier or regressor",
     ),
     "not an estimator": (lambda tmp: model_file(tmp, {"predict": 1}), (), "not a scikit-learn classifier"),
     "other sklearn version": (old_sklearn_pickle, ("--trust-pickle",), "saved with scikit-learn 1.0.0"),

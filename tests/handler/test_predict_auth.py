@@ -621,7 +621,10 @@ def test_model_card_describes_the_callers_model_without_locations(
     entry = MANIFEST[MODEL_FILE[tenant_id]]
     digest = served_digest(MODEL_FILE[tenant_id])
     assert card == {
+        "task": "classification",
         "n_features": entry["n_features"],
+        "feature_names": None,
+        "accepts_missing": False,
         "max_batch": 1000,
         "classes": entry["classes"],
         "version": digest[:12],
@@ -638,7 +641,16 @@ def test_alices_model_card(alice_token: str) -> None:
     response = call(load_event("model_card", alice_token=alice_token))
     # When read / Then it is the 4-feature, 3-class card of model A
     card = json.loads(response["body"])
-    assert set(card) == {"n_features", "max_batch", "classes", "version", "format"}
+    assert set(card) == {
+        "task",
+        "n_features",
+        "feature_names",
+        "accepts_missing",
+        "max_batch",
+        "classes",
+        "version",
+        "format",
+    }
     assert (card["n_features"], card["max_batch"], card["classes"]) == (4, 1000, [0, 1, 2])
     assert card["version"] == served_digest("model_user_a.pkl")[:12]
 

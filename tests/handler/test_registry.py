@@ -1,4 +1,4 @@
-"""Model registration (`inferctl.registry`, `inferctl create-tenant`): only formats that cannot run
+"""Model registration (`registry.registration`, `inferctl create-tenant`): only formats that cannot run
 code, audited before loading, consistent with themselves, converted to ONNX and proven on a probe.
 
 The exploits are real: each test that refuses one checks that the code it carries never ran (no
@@ -18,14 +18,16 @@ import onnx
 import pytest
 import skops.io
 from model_serving.models import sha256_hex
+from model_serving.sklearn_models import UnsafeModel
 from onnx import TensorProto, helper
 from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestCentroid
 
-from inferctl import registry
 from inferctl.cli import main
-from inferctl.registry import RegistrationError, register
+from registry import families
+from registry import registration as registry
+from registry.registration import RegistrationError, register
 from tests.support import (
     MODELS_DIR,
     Stack,
@@ -216,18 +218,26 @@ def test_the_demo_models_convert_and_agree_on_their_whole_data_sets() -> None:
         assert registration.probe == registry.Probe(len(X), 0, "sample")
 
 
-def test_a_conversion_that_disagrees_is_refused_with_the_count(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a converter that returns another model's graph (model A with other coefficients)
+def test_a_conversion_that_disagrees_is_refused_with_the_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a converter that returns another model's graph (model A with other coefficients),
+    # and a scikit-learn runtime that cannot take the model either
     X, y = load_iris(return_X_y=True)
     other = LogisticRegression(C=0.01, max_iter=1000).fit(X, y)
-    other_graph = registry._convert(other, 4)
-    monkeypatch.setattr(registry, "_convert", lambda model, n: other_graph)
+    family = families.family_of(other, "classification")
+    other_graph = families.convert(other, 4, family, "float32")
+    monkeypatch.setattr(families, "convert", lambda *args: other_graph)
+
+    def no_skops(data: bytes) -> Any:
+        raise UnsafeModel("refused for the test")
+
+    monkeypatch.setattr(registry, "load_skops", no_skops)
     # When model A is registered with the whole Iris set as its sample
     with pytest.raises(RegistrationError) as refused:
         register("model_user_a.pkl", MODEL_A_PICKLE, trust_pickle=True, sample=X)
-    # Then the operator learns how many rows disagreed
-    assert f"of {len(X)} sample probe rows" in str(refused.value)
-    assert "disagrees with the original on" in str(refused.value)
+    # Then the operator learns how many rows disagreed, which, and what to do next
+    message = str(refused.value)
+    assert "ONNX float32 disagrees on" in message and f"of {len(X)} probe rows (rows " in message
+    assert "--sample" in message
 
 
 def test_a_sample_of_the_wrong_width_is_refused() -> None:
@@ -280,9 +290,9 @@ def _with_zipmap() -> bytes:
     return bytes(to_onnx(model, initial_types=[("X", FloatTensorType([None, 4]))]).SerializeToString())
 
 
-def _with_double_input() -> bytes:
+def _with_integer_input() -> bytes:
     model = _graph_of(served_bytes("model_user_a.pkl"))
-    model.graph.input[0].type.tensor_type.elem_type = TensorProto.DOUBLE
+    model.graph.input[0].type.tensor_type.elem_type = TensorProto.INT64
     return bytes(model.SerializeToString())
 
 
@@ -290,7 +300,7 @@ BAD_GRAPHS = {
     "custom-domain node": (_with_custom_domain_node, "custom domain 'com.attacker'"),
     "external data": (_with_external_data, "external data"),
     "ZipMap output": (_with_zipmap, "operator ai.onnx.ml.ZipMap is not served"),
-    "double input": (_with_double_input, "float tensor"),
+    "integer input": (_with_integer_input, "float or double tensor"),
     "not ONNX": (lambda: b"\x08\x07garbage", "not a valid ONNX model"),
 }
 

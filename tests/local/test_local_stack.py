@@ -40,9 +40,9 @@ import skops.io
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from sklearn.linear_model import LogisticRegression
 
-from inferctl.registry import register
 from local.fault_drill import PhaseResult, Traffic, demo_clients, start_moto, stop_process, verdict
 from local.resources import load_template
+from registry.registration import register
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
 pytestmark = pytest.mark.blackbox
@@ -600,3 +600,23 @@ def test_the_fault_drills_clients_find_a_healthy_stack_on_contract(server: Serve
     assert {a.route for a in healthy.answers} == {"predict", "login"}
     assert {a.tenant for a in healthy.predictions()} == {"tenant-a", "tenant-b"}
     assert verdict([healthy], function_timeout=10, tenants=2) == []
+
+
+def test_carol_gets_numbers_from_her_regression_model_and_may_name_her_features(server: Served) -> None:
+    # Given carol's token (a Ridge regressor on the diabetes data, registered with feature names)
+    token = login(server, "carol", "carol-local-demo")
+    card = http("GET", f"{server.url}/api/v1/model", token=token).body
+    assert (card["task"], card["classes"], len(card["feature_names"])) == ("regression", None, 10)
+    # When she sends a row as an array, and the same row as an object keyed by the feature names
+    from sklearn.datasets import load_diabetes  # noqa: PLC0415
+
+    row = load_diabetes().data[0].tolist()
+    by_name = dict(zip(card["feature_names"], row, strict=True))
+    as_array = http("POST", f"{server.url}/api/v1/predict", {"instances": [row]}, token)
+    as_object = http("POST", f"{server.url}/api/v1/predict", {"instances": [by_name]}, token)
+    # Then both answers are the same number, and probabilities are refused
+    assert as_array.status == as_object.status == 200, (as_array.body, as_object.body)
+    assert isinstance(as_array.body["predictions"][0], float)
+    assert as_array.body["predictions"] == as_object.body["predictions"]
+    asked = {"instances": [row], "parameters": {"probabilities": True}}
+    assert http("POST", f"{server.url}/api/v1/predict", asked, token).status == 400

@@ -27,12 +27,24 @@ TABLE_MODULE = REPO_ROOT / "layers" / "model_runtime" / "model_runtime" / "table
 SOURCE_DIRS = ("functions", "layers", "inferctl", "local", "bench", "scripts", "models")
 
 # Attribute names that are also words of the public API, the logs or the CLI, where they name
-# the same fact outside the table: the model card's `n_features`, `max_batch`, `sklearn_version`
-# and `version`, the token request's `username` and `client_id`, the log keys `tenant_id`,
-# `username` and `client_id`, problem+json's `status`. They may appear elsewhere as those
-# words; no module but `table` may build or read an item with them (see the DynamoDB check).
+# the same fact outside the table: the model card's `n_features`, `max_batch`, `sklearn_version`,
+# `task`, `accepts_missing` and `version`, the token request's `username` and `client_id`, the
+# log keys `tenant_id`, `username` and `client_id`, problem+json's `status`. They may appear
+# elsewhere as those words; no module but `table` may build or read an item with them (see the
+# DynamoDB check).
 SHARED_WORDS = frozenset(
-    {"username", "tenant_id", "client_id", "status", "n_features", "max_batch", "sklearn_version", "version"}
+    {
+        "username",
+        "tenant_id",
+        "client_id",
+        "status",
+        "n_features",
+        "max_batch",
+        "sklearn_version",
+        "version",
+        "task",
+        "accepts_missing",
+    }
 )
 DYNAMODB_TYPES = frozenset({"S", "N", "L", "M", "BOOL", "SS", "NS"})
 

@@ -17,7 +17,6 @@ import pytest
 from model_serving.models import onnx_session
 from onnx import TensorProto, helper
 
-from inferctl.registry import RegistrationError, register
 from registry.onnx_graph import (
     ALLOWED_OPERATORS,
     OPERATORS,
@@ -28,6 +27,7 @@ from registry.onnx_graph import (
     refuse_operators,
     tensors,
 )
+from registry.registration import RegistrationError, register
 from tests.hostile_graphs import (
     PLACES,
     add,

@@ -109,7 +109,7 @@ import sklearn
 
 before = sklearn.get_config()
 import model_serving.models, model_serving.sklearn_models, model_runtime.runtime  # noqa: E401
-import inferctl.registry, inferctl.onboarding, inferctl.cli  # noqa: E401
+import registry.registration, inferctl.onboarding, inferctl.cli  # noqa: E401
 after = sklearn.get_config()
 print(json.dumps({"same": before == after, "changed": sorted(k for k in after if after[k] != before.get(k))}))
 """

@@ -4,9 +4,10 @@ One table, partition key `pk` (string), no sort key:
 
 - `user#<username>`: a login. username, tenant_id, password_hash, roles (list), status, created_at.
 - `tenant#<tenant_id>`: a tenant's mapping. tenant_id, model_key, model_sha256, model_format,
-  n_features, max_batch, classes_json, sklearn_version, status, tokens_not_before,
-  subjects_not_before, updated_at, run_budget_ms (absent: `DEFAULT_RUN_BUDGET_MS`); api_key_id,
-  api_key and usage_tier once the tenant has an API Gateway API key (inferctl).
+  n_features, max_batch, classes_json, sklearn_version, task, feature_names_json, accepts_missing,
+  status, tokens_not_before, subjects_not_before, updated_at, run_budget_ms (absent:
+  `DEFAULT_RUN_BUDGET_MS`); api_key_id, api_key and usage_tier once the tenant has an API Gateway
+  API key (inferctl).
 - `attempts#<subject>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list), version, rotated_at,
   updated_at.
@@ -15,6 +16,9 @@ One table, partition key `pk` (string), no sort key:
 
 `status` is `active` or `disabled` (a machine client's: `active` or `revoked`). `classes_json`
 keeps the model's labels with their JSON types (ints stay ints, strings stay strings).
+`task` is `classification` or `regression` (a mapping written before tasks existed is a
+classifier's); `feature_names_json` is a JSON list of names or `null`; `accepts_missing` (bool)
+says the model was proven at registration to answer rows holding NaN.
 `tokens_not_before` is an epoch second: tokens issued earlier are refused, which revokes every
 token of a tenant at once. `subjects_not_before` (a map, subject -> epoch second) does the same for
 one user's or client's tokens: disabling a user writes it here, in the item predict already reads
@@ -52,6 +56,10 @@ TENANT_PREFIX: Final = "tenant#"
 ATTEMPTS_PREFIX: Final = "attempts#"
 CLIENT_PREFIX: Final = "client#"
 
+CLASSIFICATION: Final = "classification"
+REGRESSION: Final = "regression"
+TASKS: Final = (CLASSIFICATION, REGRESSION)
+
 # Every attribute of every item: the test of the item design checks no other module spells one.
 ATTRIBUTE_NAMES: Final = frozenset(
     {
@@ -69,6 +77,9 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "max_batch",
         "classes_json",
         "sklearn_version",
+        "task",
+        "feature_names_json",
+        "accepts_missing",
         "tokens_not_before",
         "subjects_not_before",
         "updated_at",
@@ -134,6 +145,16 @@ def _s(item: Mapping[str, Any], name: str, default: str = "") -> str:
 def _n(item: Mapping[str, Any], name: str, default: int = 0) -> int:
     value = item.get(name)
     return int(value["N"]) if value else default
+
+
+def _b(item: Mapping[str, Any], name: str) -> bool:
+    value = item.get(name)
+    return bool(value["BOOL"]) if value else False
+
+
+def _names(item: Mapping[str, Any], name: str) -> tuple[str, ...] | None:
+    names = json.loads(_s(item, name, "null"))
+    return None if names is None else tuple(str(n) for n in names)
 
 
 def _strings(item: Mapping[str, Any], name: str) -> tuple[str, ...]:
@@ -207,6 +228,9 @@ class ModelPin:
     n_features: int
     classes: tuple[Any, ...]
     sklearn_version: str
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     def to_item(self) -> Item:
         return {
@@ -216,6 +240,11 @@ class ModelPin:
             "n_features": N(self.n_features),
             "classes_json": S(json.dumps(list(self.classes))),
             "sklearn_version": S(self.sklearn_version),
+            "task": S(self.task),
+            "feature_names_json": S(
+                json.dumps(None if self.feature_names is None else list(self.feature_names))
+            ),
+            "accepts_missing": {"BOOL": self.accepts_missing},
         }
 
 
@@ -241,6 +270,11 @@ class Tenant:
     api_key_id: str = ""
     updated_at: int = 0
     run_budget_ms: int = DEFAULT_RUN_BUDGET_MS
+    # What the model is (`ModelPin`): a mapping written before these existed is a classifier's,
+    # with positional rows only and no missing values.
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     @property
     def active(self) -> bool:
@@ -271,6 +305,9 @@ class Tenant:
             subjects_not_before={},
             model_format=pin.model_format,
             updated_at=now,
+            task=pin.task,
+            feature_names=pin.feature_names,
+            accepts_missing=pin.accepts_missing,
         )
 
     def to_item(self) -> Item:
@@ -282,6 +319,9 @@ class Tenant:
             self.n_features,
             self.classes,
             self.sklearn_version,
+            self.task,
+            self.feature_names,
+            self.accepts_missing,
         )
         return {
             "pk": S(tenant_pk(self.tenant_id)),
@@ -313,6 +353,9 @@ class Tenant:
             api_key_id=_s(item, "api_key_id"),
             updated_at=_n(item, "updated_at"),
             run_budget_ms=_n(item, "run_budget_ms", DEFAULT_RUN_BUDGET_MS),
+            task=_s(item, "task", CLASSIFICATION),
+            feature_names=_names(item, "feature_names_json"),
+            accepts_missing=_b(item, "accepts_missing"),
         )
 
 
@@ -688,6 +731,9 @@ class ModelRecord:
     probe_rows: int = 0
     probe_disagreements: int = 0
     probe_source: str = ""
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     def describe_probe(self) -> str:
         agree = self.probe_rows - self.probe_disagreements
@@ -702,6 +748,9 @@ class ModelRecord:
             "classes": list(self.classes),
             "sklearn_version": self.sklearn_version,
             "has_probabilities": self.has_probabilities,
+            "task": self.task,
+            "feature_names": None if self.feature_names is None else list(self.feature_names),
+            "accepts_missing": self.accepts_missing,
             "registered_at": self.registered_at,
             "probe": {
                 "rows": self.probe_rows,
@@ -713,6 +762,7 @@ class ModelRecord:
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> ModelRecord:
         probe = record.get("probe", {})
+        names = record.get("feature_names")
         return cls(
             sha256=str(record["sha256"]),
             model_format=str(record["format"]),
@@ -725,4 +775,7 @@ class ModelRecord:
             probe_rows=int(probe.get("rows", 0)),
             probe_disagreements=int(probe.get("disagreements", 0)),
             probe_source=str(probe.get("source", "")),
+            task=str(record.get("task", CLASSIFICATION)),
+            feature_names=None if names is None else tuple(str(n) for n in names),
+            accepts_missing=bool(record.get("accepts_missing", False)),
         )

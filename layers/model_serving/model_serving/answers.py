@@ -48,10 +48,10 @@ INPUT_LIMITS: Mapping[np.dtype[Any], float] = {
 
 def out_of_range(rows: npt.NDArray[np.float64], precision: np.dtype[Any]) -> tuple[int, int] | None:
     """The position of the first value beyond what a model of `precision` takes, or None."""
-    limit = INPUT_LIMITS[precision]
-    if np.abs(rows).max() <= limit:
+    beyond = np.abs(rows) > INPUT_LIMITS[precision]  # a NaN (a missing value) compares False
+    if not beyond.any():  # not .max() <= limit: one NaN would make it False and hide the rest
         return None
-    i, j = (int(k) for k in np.argwhere(np.abs(rows) > limit)[0])
+    i, j = (int(k) for k in np.argwhere(beyond)[0])
     return i, j
 
 

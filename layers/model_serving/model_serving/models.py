@@ -36,7 +36,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from model_runtime.errors import BadRequest, ModelUnavailable
 from model_runtime.runtime import Runtime
-from model_runtime.table import Tenant
+from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
 
 from model_serving.run_budget import run_session
 
@@ -79,17 +79,23 @@ class ServedModel(Protocol):
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]: ...
 
 
+_LABEL_TYPES = ("tensor(int64)", "tensor(string)")
+_VALUE_TYPES = ("tensor(float)", "tensor(double)")
+
+
 def onnx_outputs(session: ort.InferenceSession) -> tuple[str, str | None]:
-    """The graph's label output (int64 or string, one value a row) and its probabilities output
-    (float, one column per class), if it has one. Registration checked the same rule."""
-    label = next(
-        (o.name for o in session.get_outputs() if o.type in ("tensor(int64)", "tensor(string)")), None
-    )
+    """The graph's prediction output and its probabilities output, if it has one. A classifier
+    predicts with its label output (int64 or string, one value a row) and gives probabilities as a
+    float or double output of one column per class; a graph without a label output is a regressor,
+    whose one float or double output holds its values. Registration checked the same rule."""
+    outputs = session.get_outputs()
+    label = next((o.name for o in outputs if o.type in _LABEL_TYPES), None)
     if label is None:
-        raise ValueError("the graph has no label output")
-    probabilities = next(
-        (o.name for o in session.get_outputs() if o.type == "tensor(float)" and len(o.shape) == 2), None
-    )
+        values = [o.name for o in outputs if o.type in _VALUE_TYPES]
+        if len(values) != 1:
+            raise ValueError("the graph has no label output, nor one output of values")
+        return values[0], None
+    probabilities = next((o.name for o in outputs if o.type in _VALUE_TYPES and len(o.shape) == 2), None)
     return label, probabilities
 
 
@@ -120,15 +126,24 @@ def _empty_directory() -> str:
 
 
 class OnnxModel:
-    """An ONNX classifier run by ONNX Runtime: parsing a graph runs no Python code."""
+    """An ONNX classifier or regressor run by ONNX Runtime: parsing a graph runs no Python code.
+
+    The graph's input type is the model's precision: float32, or float64 for trees whose split
+    thresholds float32 would round (registry/families.py), fed the request's float64 rows as
+    they are."""
 
     def __init__(self, data: bytes) -> None:
         self._session = onnx_session(data)
-        self._input = self._session.get_inputs()[0].name
+        first = self._session.get_inputs()[0]
+        self._input = first.name
         self._label, self._probabilities = onnx_outputs(self._session)
         # Rows are checked against this precision's range before they are cast (answers.py).
-        double = self._session.get_inputs()[0].type == "tensor(double)"
-        self._precision = np.dtype(np.float64 if double else np.float32)
+        self._precision = np.dtype(np.float64 if first.type == "tensor(double)" else np.float32)
+        prediction = next(o for o in self._session.get_outputs() if o.name == self._label)
+        self.task = REGRESSION if prediction.type in _VALUE_TYPES else CLASSIFICATION
+
+    def _feed(self, rows: npt.NDArray[np.float64]) -> dict[str, Any]:
+        return {self._input: rows.astype(self._precision, copy=False)}
 
     @property
     def n_features(self) -> int:
@@ -143,15 +158,16 @@ class OnnxModel:
         return self._precision
 
     def predict(self, rows: npt.NDArray[np.float64]) -> list[Any]:
-        labels = run_session(self._session, [self._label], {self._input: rows.astype(self._precision)})[0]
-        return list(labels.tolist())
+        """Labels, or a regressor's values: one number a row (a list a row for multi-output)."""
+        predictions = run_session(self._session, [self._label], self._feed(rows))[0]
+        if self.task == REGRESSION and predictions.ndim == 2 and predictions.shape[1] == 1:
+            predictions = predictions[:, 0]
+        return list(predictions.tolist())
 
     def predict_proba(self, rows: npt.NDArray[np.float64]) -> list[list[float]]:
         if self._probabilities is None:
             raise BadRequest("This model does not give probabilities.")
-        probabilities = run_session(
-            self._session, [self._probabilities], {self._input: rows.astype(self._precision)}
-        )[0]
+        probabilities = run_session(self._session, [self._probabilities], self._feed(rows))[0]
         return [[float(p) for p in row] for row in probabilities.tolist()]
 
 

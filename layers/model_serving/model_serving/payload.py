@@ -27,6 +27,7 @@ from model_runtime.errors import BadRequest
 from model_runtime.strict_json import parse_json
 
 _NUMBER_TYPES = frozenset({int, float})  # exact types: bool is a subclass of int and is refused
+_NUMBER_OR_NULL_TYPES = _NUMBER_TYPES | {type(None)}  # null: a missing value, where the model takes NaN
 
 
 def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDArray[np.float64]:
@@ -42,10 +43,18 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
 
 
 def validate_request(
-    body: bytes, n_features: int, max_batch: int
+    body: bytes,
+    n_features: int,
+    max_batch: int,
+    *,
+    feature_names: tuple[str, ...] | None = None,
+    accepts_missing: bool = False,
 ) -> tuple[npt.NDArray[np.float64], Parameters]:
     """`validate_instances` for a body that may also ask for probabilities:
     `{"instances": [...], "parameters": {"probabilities": true}}`. Any other parameter is a 400.
+
+    With `feature_names`, a row may also be an object keyed by exactly those names, in any order.
+    With `accepts_missing`, a value may be `null`, served as NaN (the model was proven to take it).
     """
     _refuse_by_byte_counts(body, n_features, max_batch)
     if len(body) >= FAST_PATH_BYTES:
@@ -64,6 +73,8 @@ def validate_request(
     if not 1 <= len(instances) <= max_batch:
         raise BadRequest(f"'instances' must hold 1 to {max_batch} rows; it holds {len(instances)}.")
 
+    if feature_names is not None and dict in set(map(type, instances)):
+        instances = _rows_from_objects(instances, feature_names)
     if set(map(type, instances)) != {list}:
         _reject_first(i for i, row in enumerate(instances) if type(row) is not list)
     if set(map(len, instances)) != {n_features}:
@@ -72,15 +83,16 @@ def validate_request(
                 raise BadRequest(f"instances[{i}] has {len(row)} values; this model takes {n_features}.")
     # When the body's only string is the key, it holds no string, bool or null values, so the
     # per-value type scan is skipped: a byte-level check is ~10x cheaper on a 13 000-value batch.
+    allowed = _NUMBER_OR_NULL_TYPES if accepts_missing else _NUMBER_TYPES
     numbers_only = _only_number_literals(body)
     if not numbers_only:
-        _check_value_types(instances)
+        _check_value_types(instances, allowed)
     try:
         rows = np.array(instances, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         # numbers_only let a nested list or object through, or an integer is too large for a
         # float64; nesting is looked for first, since a nested huge integer raises OverflowError.
-        _check_value_types(instances)
+        _check_value_types(instances, allowed)
         _reject_first(
             (i, j)
             for i, row in enumerate(instances)
@@ -88,11 +100,32 @@ def validate_request(
             if type(value) is int and abs(value) > 1 << 1023
         )
     if rows.ndim != 2:  # equal-length lists nested inside every row
-        _check_value_types(instances)
+        _check_value_types(instances, allowed)
         _reject_first(())
     if not np.isfinite(rows).all():
-        _reject_first(tuple(int(k) for k in index) for index in np.argwhere(~np.isfinite(rows)))
+        # The parser refuses NaN literals: a NaN here is a null, allowed only for such a model.
+        refused = np.isinf(rows) if accepts_missing else ~np.isfinite(rows)
+        if refused.any():
+            _reject_first(tuple(int(k) for k in index) for index in np.argwhere(refused))
     return rows, parameters
+
+
+def _rows_from_objects(instances: list[Any], feature_names: tuple[str, ...]) -> list[Any]:
+    """Object rows as lists in the model's column order; a row keyed by anything but exactly the
+    feature names is a 400 that names the row, never the key (which is the client's text)."""
+    names = set(feature_names)
+    rows = []
+    for i, row in enumerate(instances):
+        if type(row) is dict:
+            if len(row) != len(names) or row.keys() != names:
+                raise BadRequest(
+                    f"instances[{i}] must be keyed by exactly the model's {len(names)} feature names "
+                    "(GET /api/v1/model lists them)."
+                )
+            rows.append([row[name] for name in feature_names])
+        else:
+            rows.append(row)
+    return rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,13 +234,13 @@ def _only_number_literals(body: bytes) -> bool:
     return not body.replace(b'"instances"', b"", 1).translate(None, _NUMBER_LITERAL_BYTES)
 
 
-def _check_value_types(instances: list[list[Any]]) -> None:
-    if not set(map(type, chain.from_iterable(instances))) <= _NUMBER_TYPES:
+def _check_value_types(instances: list[list[Any]], allowed: frozenset[type] = _NUMBER_TYPES) -> None:
+    if not set(map(type, chain.from_iterable(instances))) <= allowed:
         _reject_first(
             (i, j)
             for i, row in enumerate(instances)
             for j, value in enumerate(row)
-            if type(value) not in _NUMBER_TYPES
+            if type(value) not in allowed
         )
 
 

@@ -4,14 +4,18 @@ Formats accepted (by file name):
 - `.onnx`: checked as a graph (`check_onnx`) and served as it is.
 - `.skops`: audited without being loaded (`model_serving.sklearn_models.audit_skops`), loaded
   with exactly the audited types, checked for consistency, converted to ONNX.
+- XGBoost `.json`/`.ubj` and LightGBM `.txt`: read by their own libraries (`registry.native`:
+  formats that hold no code), then converted as an estimator is.
 - `.pkl`, `.pickle`, `.joblib`: only with `trust_pickle=True` (the operator vouches that they
   trained it: loading a pickle runs whatever code it holds, here, on the operator's machine).
   Then as a skops file. A pickle is never stored or served.
 
-A converted model is compared with the original on a probe set (the operator's sample rows, else
-rows generated from the model's own parameters): identical labels, probabilities within 1e-5.
-An estimator skl2onnx cannot convert is stored as an audited skops file instead, served only
-where the template attaches the scikit-learn layer.
+A converted model is compared with the original on a probe set (`registry.proof`: the operator's
+sample rows, else rows generated from the model's own parameters, on and beside every tree
+threshold): identical labels, probabilities within 1e-5, regression values within 1e-5 relative.
+How each family is converted is `registry.families`. An estimator skl2onnx cannot convert is
+stored as an audited skops file instead, served only where the template attaches the
+scikit-learn layer.
 """
 
 from __future__ import annotations
@@ -19,27 +23,33 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from model_runtime.table import ModelRecord
+from model_runtime.table import CLASSIFICATION, REGRESSION, ModelRecord
 from model_serving.answers import FLOAT32, out_of_range
 from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_session
 from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
+from registry import families
+from registry.native import LIGHTGBM, XGBOOST, NativeModelError, load_native, native_format
 from registry.onnx_graph import GraphRefused, check_graph
+from registry.proof import Disagreement, disagreeing_rows, generated_rows, missing_value_rows
 from registry.run_probe import TooSlow, refuse_slow_graph
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
-PROBABILITY_TOLERANCE = 1e-5
-GENERATED_PROBE_ROWS = 512
+# A feature name is a key of the request's JSON rows: none of the bytes the payload's byte counts
+# treat as structure (payload._refuse_by_byte_counts), no escapes, printable, bounded.
+_FEATURE_NAME_FORBIDDEN = frozenset(',[]{}"\\:')
+MAX_FEATURE_NAME_CHARS = 128
 PICKLE = "pickle"
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib"})
 ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
-_ONNX_FLOAT, _ONNX_INT64, _ONNX_STRING = 1, 7, 8
+_ONNX_FLOAT, _ONNX_INT64, _ONNX_STRING, _ONNX_DOUBLE = 1, 7, 8, 11
+_ONNX_NUMBERS = (_ONNX_FLOAT, _ONNX_DOUBLE)
 
 
 class RegistrationError(Exception):
@@ -71,6 +81,9 @@ class Registration:
     sklearn_version: str  # the runtime a skops model needs; "" for ONNX
     has_probabilities: bool
     probe: Probe
+    task: str = CLASSIFICATION
+    feature_names: tuple[str, ...] | None = None
+    accepts_missing: bool = False
 
     def record(self, sha256: str, registered_at: int) -> ModelRecord:
         """The registration record stored beside the model (`list-versions`, `rollback`)."""
@@ -86,6 +99,9 @@ class Registration:
             probe_rows=self.probe.rows,
             probe_disagreements=self.probe.disagreements,
             probe_source=self.probe.source,
+            task=self.task,
+            feature_names=self.feature_names,
+            accepts_missing=self.accepts_missing,
         )
 
 
@@ -98,13 +114,27 @@ def source_format(filename: str, data: bytes) -> str:
         return ONNX
     if suffix == ".skops":
         return SKOPS
-    raise RegistrationError(f"unknown model format {suffix or '(no extension)'}: use .onnx or .skops")
+    native = native_format(filename, data)
+    if native is not None:
+        return native
+    raise RegistrationError(
+        f"unknown model format {suffix or '(no extension)'}: use .onnx, .skops, XGBoost .json/.ubj "
+        "or LightGBM .txt"
+    )
 
 
 def register(
-    filename: str, data: bytes, *, trust_pickle: bool = False, sample: npt.NDArray[np.float64] | None = None
+    filename: str,
+    data: bytes,
+    *,
+    trust_pickle: bool = False,
+    sample: npt.NDArray[np.float64] | None = None,
+    feature_names: tuple[str, ...] | None = None,
 ) -> Registration:
-    """Check a model file and turn it into what is served; `RegistrationError` if refused."""
+    """Check a model file and turn it into what is served; `RegistrationError` if refused.
+
+    `feature_names` name the columns (else the estimator's `feature_names_in_`, if fitted on a
+    DataFrame); clients may then send rows as objects keyed by them."""
     kind = source_format(filename, data)
     if kind == PICKLE and not trust_pickle:
         raise RegistrationError(
@@ -114,9 +144,46 @@ def register(
     if len(data) > MAX_MODEL_BYTES:
         raise RegistrationError(f"the model file is larger than {MAX_MODEL_BYTES} bytes")
     if kind == ONNX:
-        return _register_onnx(data, sample)
-    estimator = _load_pickle(data) if kind == PICKLE else _load_skops(data)
-    return _register_estimator(estimator, kind, sample)
+        registration = _register_onnx(data, sample)
+        return replace(
+            registration, feature_names=_feature_names(feature_names, None, registration.n_features)
+        )
+    if kind in (XGBOOST, LIGHTGBM):
+        try:
+            estimator = load_native(kind, data)
+        except NativeModelError as error:
+            raise RegistrationError(str(error)) from None
+    else:
+        estimator = _load_pickle(data) if kind == PICKLE else _load_skops(data)
+    registration = _register_estimator(estimator, kind, sample)
+    names = _feature_names(
+        feature_names, getattr(estimator, "feature_names_in_", None), registration.n_features
+    )
+    return replace(registration, feature_names=names)
+
+
+def _feature_names(given: tuple[str, ...] | None, fitted: Any, n_features: int) -> tuple[str, ...] | None:
+    names = given if given is not None else None if fitted is None else tuple(str(n) for n in fitted)
+    if names is None:
+        return None
+    if len(names) != n_features:
+        raise RegistrationError(
+            f"{len(names)} feature names for a model of {n_features} features: give exactly one name "
+            "per column, in order (--feature-names a,b,c)"
+        )
+    if len(set(names)) != len(names):
+        raise RegistrationError("the feature names repeat a name: give each column its own")
+    for name in names:
+        if (
+            not 1 <= len(name) <= MAX_FEATURE_NAME_CHARS
+            or not name.isprintable()
+            or set(name) & _FEATURE_NAME_FORBIDDEN
+        ):
+            raise RegistrationError(
+                f"feature names are 1-{MAX_FEATURE_NAME_CHARS} printable characters without "
+                ', [ ] { } " : or \\: rename the columns with --feature-names'
+            )
+    return names
 
 
 # --- scikit-learn estimators ------------------------------------------------------------------
@@ -149,93 +216,140 @@ def _load_skops(data: bytes) -> Any:
         raise RegistrationError(f"the skops file cannot be loaded: {type(error).__name__}") from error
 
 
-def _estimator_facts(model: Any) -> tuple[int, list[Any]]:
-    from sklearn.base import BaseEstimator, is_classifier  # noqa: PLC0415
+def _estimator_facts(model: Any) -> tuple[int, list[Any], str]:
+    """The estimator's width, class labels (none for a regressor) and task."""
+    from sklearn.base import BaseEstimator, is_classifier, is_regressor  # noqa: PLC0415
     from sklearn.exceptions import NotFittedError  # noqa: PLC0415
     from sklearn.utils.validation import check_is_fitted  # noqa: PLC0415
 
-    if not isinstance(model, BaseEstimator) or not is_classifier(model):
-        raise RegistrationError(f"the model is a {type(model).__name__}, not a scikit-learn classifier")
+    if not isinstance(model, BaseEstimator) or not (is_classifier(model) or is_regressor(model)):
+        raise RegistrationError(
+            f"the model is a {type(model).__name__}, not a scikit-learn classifier or regressor"
+        )
+    task = CLASSIFICATION if is_classifier(model) else REGRESSION
     try:
         check_is_fitted(model)
     except NotFittedError:
         raise RegistrationError("the model is not fitted") from None
     n_features = getattr(model, "n_features_in_", None)
     classes = getattr(model, "classes_", None)
-    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1 or classes is None:
-        raise RegistrationError("the model does not record n_features_in_ and classes_")
-    labels = [c.item() if hasattr(c, "item") else c for c in classes]
-    if not all(type(label) in (int, str) for label in labels):
-        raise RegistrationError("the model's class labels are not integers or strings")
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
+        raise RegistrationError("the model does not record n_features_in_")
+    labels: list[Any] = []
+    if task == CLASSIFICATION:
+        if classes is None or np.ndim(classes) != 1:
+            raise RegistrationError("the classifier does not record one list of classes_")
+        labels = [c.item() if hasattr(c, "item") else c for c in classes]
+        if not all(type(label) in (int, str) for label in labels):
+            raise RegistrationError("the model's class labels are not integers or strings")
     try:
         check_consistency(model, n_features)
     except UnsafeModel as error:
         raise RegistrationError(f"the model is inconsistent: {error}") from None
-    return n_features, labels
+    return n_features, labels, task
+
+
+def _has_probabilities(model: Any) -> bool:
+    try:  # SVC(probability=False) raises on the attribute
+        return hasattr(model, "predict_proba")
+    except AttributeError:
+        return False
 
 
 def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] | None) -> Registration:
     import sklearn  # noqa: PLC0415
 
-    n_features, classes = _estimator_facts(model)
+    n_features, classes, task = _estimator_facts(model)
     rows, source = _probe_rows(model, n_features, sample)
-    onnx_bytes = _convert(model, n_features)
-    if onnx_bytes is not None:
-        check_onnx(onnx_bytes)
+    family = families.family_of(model, task)
+    probabilities = task == CLASSIFICATION and _has_probabilities(model)
+    refusals: list[str] = []
+    for precision in family.precisions:
+        onnx_bytes = families.convert(model, n_features, family, precision)
+        if onnx_bytes is None:
+            continue
+        onnx_bytes = _served_outputs(onnx_bytes, probabilities)
+        try:  # ONNX Runtime implements some ops for float only (SVMRegressor, say)
+            check_onnx(onnx_bytes, n_features, classes=classes if task == CLASSIFICATION else None)
+        except RegistrationError as error:
+            refusals.append(f"ONNX {precision}: {error}")
+            continue
         served: Any = OnnxModel(onnx_bytes)
-        data, served_format, version = onnx_bytes, ONNX, ""
-    else:  # served by the scikit-learn layer, from an audited skops file
-        import skops.io  # noqa: PLC0415
+        wrong = disagreeing_rows(model, served, rows, regression=task == REGRESSION)
+        if not wrong:
+            return Registration(
+                data=onnx_bytes,
+                model_format=ONNX,
+                source_format=kind,
+                n_features=n_features,
+                classes=classes,
+                sklearn_version="",
+                has_probabilities=served.has_probabilities,
+                probe=Probe(len(rows), 0, source),
+                task=task,
+                accepts_missing=_accepts_missing(model, served, rows, task),
+            )
+        refusals.append(f"ONNX {precision} disagrees on {Disagreement(wrong, len(rows)).describe()}")
+    import skops.io  # noqa: PLC0415
 
-        data, served_format, version = skops.io.dumps(model), SKOPS, sklearn.__version__
-        try:
-            served = load_skops(data)
-        except UnsafeModel as error:
-            raise RegistrationError(f"the model cannot be converted to ONNX, and as skops: {error}") from None
-    disagreements = _disagreements(model, served, rows)
-    if disagreements:
+    try:
+        data = skops.io.dumps(model)
+        served = load_skops(data)
+    except (UnsafeModel, TypeError, ValueError, AttributeError) as error:
+        tried = "; ".join(refusals) or "no ONNX converter handles it"
         raise RegistrationError(
-            f"the {served_format} model disagrees with the original on {disagreements} of {len(rows)} "
-            f"{source} probe rows"
+            f"the {type(model).__name__} cannot be served: {tried}; as skops: {error}. "
+            "Check with --sample of your own rows, or register another estimator"
+        ) from None
+    wrong = disagreeing_rows(model, served, rows, regression=task == REGRESSION)
+    if wrong:
+        raise RegistrationError(
+            f"the skops model disagrees with the original on {Disagreement(wrong, len(rows)).describe()} "
+            f"of the {source} rows"
         )
     return Registration(
         data=data,
-        model_format=served_format,
+        model_format=SKOPS,
         source_format=kind,
         n_features=n_features,
         classes=classes,
-        sklearn_version=version,
+        sklearn_version=sklearn.__version__,
         has_probabilities=served.has_probabilities,
         probe=Probe(len(rows), 0, source),
+        task=task,
+        accepts_missing=_accepts_missing(model, served, rows, task),
     )
 
 
-def _convert(model: Any, n_features: int) -> bytes | None:
-    """The estimator as an ONNX graph (float input [N, n_features], no ZipMap), or None when
-    skl2onnx has no converter for it."""
-    from skl2onnx import to_onnx  # noqa: PLC0415
-    from skl2onnx.common.data_types import FloatTensorType  # noqa: PLC0415
+def _served_outputs(data: bytes, probabilities: bool) -> bytes:
+    """The converted graph with only what predict serves: a classifier's label output and, when
+    the estimator has `predict_proba`, its probabilities (a LinearSVC's or an SVC's decision
+    scores are not probabilities); a regressor's one output of values."""
+    import onnx  # noqa: PLC0415
 
+    model = onnx.load_model_from_string(data)
+    outputs = list(model.graph.output)
+    types = [value.type.tensor_type.elem_type for value in outputs]
+    labels = [o for o, t in zip(outputs, types, strict=True) if t in (_ONNX_INT64, _ONNX_STRING)]
+    if not labels:
+        return data
+    kept = labels[:1] + ([o for o in outputs if o not in labels][:1] if probabilities else [])
+    del model.graph.output[:]
+    model.graph.output.extend(kept)
+    return bytes(model.SerializeToString())
+
+
+def _accepts_missing(model: Any, served: Any, rows: npt.NDArray[np.float64], task: str) -> bool:
+    """True when the original answers rows holding NaN and the served model answers them alike."""
+    probes = missing_value_rows(rows)
     try:
-        graph = to_onnx(
-            model,
-            initial_types=[("X", FloatTensorType([None, n_features]))],
-            options={id(model): {"zipmap": False}},
-        )
-    except (RuntimeError, NotImplementedError, ValueError, TypeError):
-        return None
-    return bytes(graph.SerializeToString())
-
-
-def _disagreements(original: Any, served: Any, rows: npt.NDArray[np.float64]) -> int:
-    """Rows whose label differs, or whose probabilities differ by more than the tolerance."""
-    expected = original.predict(rows)
-    got = np.asarray(served.predict(rows))
-    bad = expected.astype(object) != got.astype(object)
-    if hasattr(original, "predict_proba") and served.has_probabilities:
-        gap = np.abs(original.predict_proba(rows) - np.asarray(served.predict_proba(rows)))
-        bad |= (gap > PROBABILITY_TOLERANCE).any(axis=1)
-    return int(bad.sum())
+        model.predict(probes)
+    except ValueError:  # "Input X contains NaN": the estimator does not take missing values
+        return False
+    try:
+        return not disagreeing_rows(model, served, probes, regression=task == REGRESSION)
+    except Exception:
+        return False
 
 
 def _probe_rows(
@@ -251,43 +365,6 @@ def _probe_rows(
     return generated_rows(model, n_features), "generated"
 
 
-def generated_rows(model: Any, n_features: int, count: int = GENERATED_PROBE_ROWS) -> npt.NDArray[np.float64]:
-    """Rows spread over where the model's own parameters say it changes its mind: around each
-    tree's split thresholds, and for other models around the origin at the scale of the
-    coefficients. Thresholds themselves are included, where float rounding would show."""
-    from model_serving.sklearn_models import _trees  # noqa: PLC0415
-
-    rng = np.random.default_rng(0)
-    low, high = np.full(n_features, -1.0), np.full(n_features, 1.0)
-    thresholds: list[list[float]] = [[] for _ in range(n_features)]
-    for tree in _trees(model):
-        splits = np.asarray(tree.children_left) != -1
-        for feature, value in zip(
-            np.asarray(tree.feature)[splits], np.asarray(tree.threshold)[splits], strict=True
-        ):
-            thresholds[int(feature)].append(float(value))
-    for j, values in enumerate(thresholds):
-        if values:
-            span = max(values) - min(values)
-            low[j], high[j] = min(values) - 0.25 * span - 1, max(values) + 0.25 * span + 1
-    coef = getattr(model, "coef_", None)
-    if coef is not None and not any(thresholds):
-        intercept = np.abs(np.ravel(getattr(model, "intercept_", 0.0))).max(initial=0.0)
-        weights = np.abs(np.atleast_2d(coef)).max(axis=0)
-        scale = (1.0 + intercept) / np.maximum(weights, 1e-6) / np.sqrt(n_features)
-        low, high = -3 * scale, 3 * scale
-    rows = rng.uniform(low, high, size=(count, n_features))
-    # Rows that sit on a threshold for one feature, in turn.
-    edges = [(j, t) for j, values in enumerate(thresholds) for t in values]
-    if edges:
-        picked = rng.choice(len(edges), size=min(count, len(edges)), replace=False)
-        on_edge = rows[: len(picked)].copy()
-        for row, k in zip(on_edge, picked, strict=True):
-            row[edges[k][0]] = edges[k][1]
-        rows = np.vstack([rows, on_edge])
-    return np.asarray(rows, dtype=np.float64)
-
-
 # --- ONNX graphs ------------------------------------------------------------------------------
 
 
@@ -296,6 +373,7 @@ class OnnxFacts:
     n_features: int
     classes: list[Any]
     has_probabilities: bool
+    task: str = CLASSIFICATION
 
 
 def _graphs(graph: Any) -> Any:
@@ -309,10 +387,12 @@ def _graphs(graph: Any) -> Any:
                 yield from _graphs(sub)
 
 
-def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
-    """Refuse a graph predict should not run: anything but one float input [N, n_features], ops
-    outside `ai.onnx`/`ai.onnx.ml`, external data, a size past the cap, or outputs that do not
-    give a label (and, where present, one probability per class)."""
+def check_onnx(data: bytes, n_features: int | None = None, *, classes: list[Any] | None = None) -> OnnxFacts:
+    """Refuse a graph predict should not run: anything but one float or double input
+    [N, n_features], ops outside `ai.onnx`/`ai.onnx.ml`, external data, a size past the cap, or
+    outputs that give neither a label (and, where present, one probability per class) nor one
+    output of regression values. `classes` are the converted estimator's; an uploaded graph's
+    are read from its classifier node."""
     import onnx  # noqa: PLC0415
 
     if len(data) > MAX_MODEL_BYTES:
@@ -345,10 +425,22 @@ def check_onnx(data: bytes, n_features: int | None = None) -> OnnxFacts:
     width = _input_width(model.graph)
     if n_features is not None and width != n_features:
         raise RegistrationError(f"the ONNX input takes {width} features, the model {n_features}")
-    classes = _class_labels(model.graph)
+    task = CLASSIFICATION if _label_outputs(model.graph) else REGRESSION
+    if task == CLASSIFICATION and classes is None:
+        classes = _class_labels(model.graph)
+    classes = classes if task == CLASSIFICATION and classes is not None else []
     has_probabilities = _check_outputs(model.graph, len(classes))
     _smoke_run(data, width, classes)
-    return OnnxFacts(width, classes, has_probabilities)
+    return OnnxFacts(width, classes, has_probabilities, task)
+
+
+def _label_outputs(graph: Any) -> list[Any]:
+    return [
+        value
+        for value in graph.output
+        if value.type.HasField("tensor_type")
+        and value.type.tensor_type.elem_type in (_ONNX_INT64, _ONNX_STRING)
+    ]
 
 
 def _input_width(graph: Any) -> int:
@@ -357,8 +449,8 @@ def _input_width(graph: Any) -> int:
     if len(inputs) != 1:
         raise RegistrationError(f"the ONNX model has {len(inputs)} inputs; one is served")
     tensor = inputs[0].type.tensor_type if inputs[0].type.HasField("tensor_type") else None
-    if tensor is None or tensor.elem_type != _ONNX_FLOAT:
-        raise RegistrationError("the ONNX input must be a float tensor")
+    if tensor is None or tensor.elem_type not in _ONNX_NUMBERS:
+        raise RegistrationError("the ONNX input must be a float or double tensor")
     dims = tensor.shape.dim if tensor.HasField("shape") else []
     if (
         len(dims) != 2
@@ -398,10 +490,15 @@ def _check_outputs(graph: Any, n_classes: int) -> bool:
         rank = len(tensor.shape.dim)
         if tensor.elem_type in (_ONNX_INT64, _ONNX_STRING) and rank in (1, 2):
             labels.append(value)
-        elif tensor.elem_type == _ONNX_FLOAT and rank == 2:
+        elif tensor.elem_type in _ONNX_NUMBERS and rank in (1, 2):
             probabilities.append(value)
-    if not labels:
-        raise RegistrationError("the ONNX model has no label output (int64 or string)")
+    if not labels:  # a regressor: one output of values
+        if len(probabilities) != 1:
+            raise RegistrationError(
+                "the ONNX model has no label output (int64 or string), nor one output of values"
+            )
+        return False
+    probabilities = [value for value in probabilities if len(value.type.tensor_type.shape.dim) == 2]
     if probabilities:
         columns = probabilities[0].type.tensor_type.shape.dim[1]
         if columns.HasField("dim_value") and columns.dim_value != n_classes:
@@ -417,7 +514,8 @@ def _smoke_run(data: bytes, width: int, classes: list[Any]) -> None:
         refuse_slow_graph(data)  # within the run budget on extreme rows (registry/run_probe.py)
         session = onnx_session(data)
         label, probabilities = onnx_outputs(session)
-        rows = np.random.default_rng(0).normal(size=(8, width)).astype(np.float32)
+        double = session.get_inputs()[0].type == "tensor(double)"
+        rows = np.random.default_rng(0).normal(size=(8, width)).astype(np.float64 if double else np.float32)
         name = session.get_inputs()[0].name
         got = session.run([label], {name: rows})[0]
         if probabilities is not None:
@@ -430,8 +528,10 @@ def _smoke_run(data: bytes, width: int, classes: list[Any]) -> None:
         raise RegistrationError(str(error)) from None
     except Exception as error:
         raise RegistrationError(f"ONNX Runtime cannot run the model: {type(error).__name__}") from None
-    if not set(np.ravel(got).tolist()) <= set(classes):
+    if classes and not set(np.ravel(got).tolist()) <= set(classes):
         raise RegistrationError("the ONNX model answers labels outside its classes")
+    if not classes and (len(got) != len(rows) or not np.isfinite(np.asarray(got, dtype=np.float64)).all()):
+        raise RegistrationError("the ONNX regressor does not answer one finite value a row")
 
 
 def _register_onnx(data: bytes, sample: npt.NDArray[np.float64] | None) -> Registration:
@@ -439,7 +539,7 @@ def _register_onnx(data: bytes, sample: npt.NDArray[np.float64] | None) -> Regis
     rows, source = _probe_rows(None, facts.n_features, sample)
     served = OnnxModel(data)
     labels = served.predict(rows)
-    outside = sum(label not in facts.classes for label in labels)
+    outside = sum(label not in facts.classes for label in labels) if facts.classes else 0
     if outside:
         raise RegistrationError(
             f"the ONNX model answers labels outside its classes on {outside} of {len(rows)} rows"
@@ -453,6 +553,7 @@ def _register_onnx(data: bytes, sample: npt.NDArray[np.float64] | None) -> Regis
         sklearn_version="",
         has_probabilities=facts.has_probabilities,
         probe=Probe(len(rows), outside, source),
+        task=facts.task,
     )
 
 
