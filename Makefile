@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv serve test tests test-unit test-handler test-local test-attack lint typecheck template-lint \
+.PHONY: venv serve check test tests test-unit test-handler test-local test-attack lint typecheck template-lint \
   bench build clean sam-local test-sam-local
 
 venv: $(STAMP)
@@ -28,6 +28,9 @@ serve: venv
 	$(BIN)/python -m local.serve
 
 test: lint typecheck template-lint tests
+
+# The inner loop (under a minute with a warm venv): lint, types, and the unit tests.
+check: lint typecheck test-unit
 
 lint: venv
 	$(BIN)/ruff check .
@@ -57,9 +60,12 @@ pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS) \
 # measured); the floor is a few points under the measured figure (README: Testing).
 COVERAGE_FLOOR := 76
 COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
+# pytest-xdist: one worker per CPU; the tests that share a started local stack stay on one worker
+# (tests/conftest.py groups them), so each stack still starts once. `XDIST=` runs in one process.
+XDIST ?= -n auto --dist loadgroup
 
 tests: venv
-	$(call pytest,$(COVERAGE) tests)
+	$(call pytest,$(COVERAGE) $(XDIST) tests)
 
 # Pure functions, the template, the docs and generated files: no moto, no stack.
 test-unit: venv
@@ -67,7 +73,7 @@ test-unit: venv
 
 # The Lambda handlers, the CLI and the benchmark driven in-process with events against moto.
 test-handler: venv
-	$(call pytest,tests/handler)
+	$(call pytest,$(XDIST) tests/handler)
 
 # Black-box: `python -m local.serve` started on loopback ports and spoken to over HTTP.
 test-local: venv
