@@ -93,6 +93,13 @@ bench: venv
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
+# Deploy to the AWS account of the current credentials (docs/deploy.md): `sam build`, then
+# `sam deploy` with samconfig.toml's safe defaults; guided (stack name, region, parameters, saved
+# in samconfig.toml) until a stack name is saved there. Then `make smoke URL=<ApiUrl output>`.
+.PHONY: deploy
+deploy: build
+	@if grep -q '^stack_name' samconfig.toml; then $(BIN)/sam deploy; else $(BIN)/sam deploy --guided; fi
+
 # The black-box attack suite against a deployed stack (without URL, `pytest tests/attack` runs it
 # against the local stack instead). Users of two different tenants:
 #   SMOKE_USERNAME=... SMOKE_PASSWORD=... SMOKE_USERNAME_2=... SMOKE_PASSWORD_2=... \

@@ -42,12 +42,19 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
 
 
 def validate_request(
-    body: bytes, n_features: int, max_batch: int
+    body: bytes | str, n_features: int, max_batch: int
 ) -> tuple[npt.NDArray[np.float64], Parameters]:
     """`validate_instances` for a body that may also ask for probabilities:
     `{"instances": [...], "parameters": {"probabilities": true}}`. Any other parameter is a 400.
+
+    `body` may be an ASCII str (`model_runtime.http.capped_body`): it is encoded only once its
+    counts have not refused it.
     """
-    _refuse_by_byte_counts(body, n_features, max_batch)
+    if isinstance(body, str):
+        _refuse_by_byte_counts(body, n_features, max_batch)
+        body = body.encode("ascii")
+    else:
+        _refuse_by_byte_counts(body, n_features, max_batch)
     if len(body) >= FAST_PATH_BYTES:
         accepted = _numbers_only_rows(body, n_features, max_batch)
         if accepted is not None:
@@ -126,7 +133,7 @@ PARSE_FREELY_BYTES = 4096
 FAST_PATH_BYTES = 1024
 
 
-def _refuse_by_byte_counts(body: bytes, n_features: int, max_batch: int) -> None:
+def _refuse_by_byte_counts[Text: (bytes, str)](body: Text, n_features: int, max_batch: int) -> None:
     """Refuse, without parsing, a body whose byte counts alone prove it is not a valid batch.
 
     A valid body without parameters holds no string but its key, so every bracket and comma in
@@ -136,22 +143,26 @@ def _refuse_by_byte_counts(body: bytes, n_features: int, max_batch: int) -> None
     PARSE_FREELY_BYTES) whose counts do not fit that equation, costs counting, not parsing.
     """
     shape = f"'instances' must hold 1 to {max_batch} rows of exactly {n_features} numbers."
+    # An ASCII str's characters are its bytes: the same counts, on text.
+    comma, opening, closing, quote = (
+        (",", "[", "]", '"') if isinstance(body, str) else (b",", b"[", b"]", b'"')
+    )
     # The optional "parameters" member adds one comma, hence the limit is rows * n_features.
-    commas = _count_up_to(body, b",", max_batch * n_features + 1)
+    commas = _count_up_to(body, comma, max_batch * n_features + 1)
     if commas > max_batch * n_features:
         raise BadRequest(shape)  # before the whole-body count below: this one may stop early
-    opens = body.count(b"[")
+    opens = body.count(opening)
     if opens > max_batch + 1:
         raise BadRequest(shape)
     if (
         len(body) > PARSE_FREELY_BYTES
-        and body.count(b'"') == 2
-        and (commas != (opens - 1) * n_features - 1 or body.count(b"]") != opens)
+        and body.count(quote) == 2
+        and (commas != (opens - 1) * n_features - 1 or body.count(closing) != opens)
     ):
         raise BadRequest(shape)
 
 
-def _count_up_to(body: bytes, byte: bytes, limit: int) -> int:
+def _count_up_to[Text: (bytes, str)](body: Text, byte: Text, limit: int) -> int:
     """How many times `byte` occurs in `body`, or some number >= `limit` once that many are seen.
 
     bytes.count reads about a byte a nanosecond, so counting a 1 MiB body whole costs 1-2 ms.
