@@ -51,13 +51,13 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-# Tests by kind (README: Testing), each runnable alone; `make tests` runs them all in one pytest run
+# Tests by kind (docs/testing.md), each runnable alone; `make tests` runs them all in one pytest run
 # (one collection, one start of the attack suite's stack) with the coverage report and its floor.
 # pytest exits 5 when it collects no test: that is not a failure of the code under test.
 pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS) \
   || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 # In-process coverage of the code that ships or operates (the local stack's subprocesses are not
-# measured); the floor is a few points under the measured figure (README: Testing).
+# measured); the floor is a few points under the measured figure (docs/testing.md).
 COVERAGE_FLOOR := 76
 COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
 # pytest-xdist: one worker per CPU; the tests that share a started local stack stay on one worker
@@ -110,7 +110,7 @@ smoke: venv
 	SMOKE_URL="$(URL)" $(BIN)/pytest tests/attack $(PYTEST_ARGS)
 
 # The functions in Lambda-style Docker containers behind `sam local start-api`, against the local
-# stack's moto server (README: Docker: sam local). `scripts/docker-engine up` uses a running Docker
+# stack's moto server (docs/local-and-docker.md). `scripts/docker-engine up` uses a running Docker
 # engine, or installs (apt-get, as root) and starts one, and says why when it cannot; `down` stops
 # only a dockerd that `up` started. PORT=3000 by default; SAM_LOCAL_IMAGE=auto|official|emulation.
 sam-local: venv
