@@ -11,7 +11,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(shell cat requirements-checkov.txt
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: venv serve test tests test-unit test-handler test-local test-attack lint typecheck template-lint \
+.PHONY: venv serve check test tests test-unit test-handler test-local test-attack lint typecheck template-lint \
   bench build clean sam-local test-sam-local fault-drill
 
 venv: $(STAMP)
@@ -35,6 +35,9 @@ fault-drill: venv
 
 test: lint typecheck template-lint tests
 
+# The inner loop (under a minute with a warm venv): lint, types, and the unit tests.
+check: lint typecheck test-unit
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,18 +57,21 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-# Tests by kind (README: Testing), each runnable alone; `make tests` runs them all in one pytest run
+# Tests by kind (docs/testing.md), each runnable alone; `make tests` runs them all in one pytest run
 # (one collection, one start of the attack suite's stack) with the coverage report and its floor.
 # pytest exits 5 when it collects no test: that is not a failure of the code under test.
 pytest = $(BIN)/pytest $(1) $(PYTEST_ARGS) \
   || { rc=$$?; [ $$rc -eq 5 ] && echo "pytest: no tests collected" || exit $$rc; }
 # In-process coverage of the code that ships or operates (the local stack's subprocesses are not
-# measured); the floor is a few points under the measured figure (README: Testing).
+# measured); the floor is a few points under the measured figure (docs/testing.md).
 COVERAGE_FLOOR := 76
 COVERAGE := --cov --cov-report=term-missing:skip-covered --cov-fail-under=$(COVERAGE_FLOOR)
+# pytest-xdist: one worker per CPU; the tests that share a started local stack stay on one worker
+# (tests/conftest.py groups them), so each stack still starts once. `XDIST=` runs in one process.
+XDIST ?= -n auto --dist loadgroup
 
 tests: venv
-	$(call pytest,$(COVERAGE) tests)
+	$(call pytest,$(COVERAGE) $(XDIST) tests)
 
 # Pure functions, the template, the docs and generated files: no moto, no stack.
 test-unit: venv
@@ -73,7 +79,7 @@ test-unit: venv
 
 # The Lambda handlers, the CLI and the benchmark driven in-process with events against moto.
 test-handler: venv
-	$(call pytest,tests/handler)
+	$(call pytest,$(XDIST) tests/handler)
 
 # Black-box: `python -m local.serve` started on loopback ports and spoken to over HTTP.
 test-local: venv
@@ -93,6 +99,13 @@ bench: venv
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
+# Deploy to the AWS account of the current credentials (docs/deploy.md): `sam build`, then
+# `sam deploy` with samconfig.toml's safe defaults; guided (stack name, region, parameters, saved
+# in samconfig.toml) until a stack name is saved there. Then `make smoke URL=<ApiUrl output>`.
+.PHONY: deploy
+deploy: build
+	@if grep -q '^stack_name' samconfig.toml; then $(BIN)/sam deploy; else $(BIN)/sam deploy --guided; fi
+
 # The black-box attack suite against a deployed stack (without URL, `pytest tests/attack` runs it
 # against the local stack instead). Users of two different tenants:
 #   SMOKE_USERNAME=... SMOKE_PASSWORD=... SMOKE_USERNAME_2=... SMOKE_PASSWORD_2=... \
@@ -103,7 +116,7 @@ smoke: venv
 	SMOKE_URL="$(URL)" $(BIN)/pytest tests/attack $(PYTEST_ARGS)
 
 # The functions in Lambda-style Docker containers behind `sam local start-api`, against the local
-# stack's moto server (README: Docker: sam local). `scripts/docker-engine up` uses a running Docker
+# stack's moto server (docs/local-and-docker.md). `scripts/docker-engine up` uses a running Docker
 # engine, or installs (apt-get, as root) and starts one, and says why when it cannot; `down` stops
 # only a dockerd that `up` started. PORT=3000 by default; SAM_LOCAL_IMAGE=auto|official|emulation.
 sam-local: venv

@@ -3,8 +3,9 @@
 Cold start = (process spawn -> first line of the child) + (handler import -> first response).
 The moto setup in between is excluded, and both sides do the identical setup (see
 `bench/cold_child.py`). boto3 and botocore are imported by that setup (moto needs them), so
-`boto3_import_s` measures their import alone, in fresh processes, and it is added to our predict
-side: only ours needs boto3 (the bare `import sklearn; joblib.load; predict` does not). Our predict
+`boto3_import_s` measures the import of the AWS SDK that predict loads (botocore's session, or
+boto3 if a fresh import of the handler loads it) alone, in fresh processes, and it is added to
+our predict side: only ours needs it (the bare `import sklearn; joblib.load; predict` does not). Our predict
 serves an ONNX tenant (model A as registration converts it). One discarded warm-up round first,
 so .pyc files and the page cache are in the same state for every measured round.
 """
@@ -138,8 +139,27 @@ def _fresh_import_facts(module: str) -> tuple[list[str], int]:
     return heavy, count
 
 
-def boto3_import_seconds(runs: int) -> float:
-    code = "import time; t = time.perf_counter(); import boto3; print(time.perf_counter() - t)"
+def sdk_import(module: str) -> str:
+    """The import statement of the AWS SDK a fresh import of `module` loads: boto3 when it loads
+    boto3 (its import includes botocore's), else botocore's session and config (what
+    `model_runtime.runtime` imports)."""
+    code = f"import sys; import {module}; print('boto3' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", code],
+        env=_child_environment(
+            {name: "import-facts" for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")}
+        ),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loads_boto3 = out.strip().splitlines()[-1] == "True"
+    return "import boto3" if loads_boto3 else "import botocore.session, botocore.config"
+
+
+def boto3_import_seconds(runs: int, statement: str = "import boto3") -> float:
+    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
     times = []
     for _ in range(runs):
         out = subprocess.run(
@@ -183,7 +203,7 @@ def _run_cold(repeats: int, environment: dict[str, str]) -> ColdReport:
     for _ in range(repeats):  # interleaved, so drift in machine load hits every kind alike
         for kind in kinds:
             runs[kind].append(run_child(kind, environment))
-    boto3_s = boto3_import_seconds(repeats)
+    boto3_s = boto3_import_seconds(repeats, sdk_import("functions.predict.app"))
     starts = []
     for ours, bare in PAIRS.items():
         ours_s = statistics.median(r.total_s for r in runs[ours]) + (boto3_s if ours == "predict" else 0.0)

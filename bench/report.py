@@ -152,7 +152,8 @@ def cold_section(cold: ColdReport) -> str:
         body.append((f"  ratio {start.name}/bare", start.ratio, "", "", "", ""))
     headers = ("process", "median s", "startup s", "import s", "1st request s", "runs s")
     notes = [
-        f"boto3 import alone (fresh process, excluded from both sides above): {cold.boto3_import_s:.2f} s",
+        "AWS SDK import alone (what predict loads; fresh process, excluded from both sides above): "
+        f"{cold.boto3_import_s:.2f} s",
         f"login import set: {cold.login_module_count} modules; numpy/sklearn/scipy/joblib loaded: "
         f"{', '.join(cold.login_heavy_modules) or 'none'} (predict: {cold.predict_module_count} modules)",
         f"authorizer import set: {cold.authorizer_module_count} modules; numpy/sklearn/scipy/joblib loaded: "
@@ -201,6 +202,11 @@ def package_section(package: PackageReport) -> str:
         else:
             text += f"\nlayer import test FAILED: {check.error or (check.numpy_file, check.runtime_file)}"
     return text
+
+
+# Issue #18: targets with margin, so that noise cannot flip them (were 0.5x and 2x, met by a hair).
+COLD_START_BOUND = 0.4
+REJECTION_BOUNDS = {"wrong_shape_max": 1.5}
 
 
 def targets(results: Results) -> list[Target]:
@@ -254,11 +260,12 @@ def targets(results: Results) -> list[Target]:
                 )
     for r in results.rejections:
         if r.case != BASELINE_REJECTION:
+            bound = REJECTION_BOUNDS.get(r.case, 2.0)
             found.append(
                 Target(
-                    f"rejection {r.case}: p50 <= 2x 100-byte rejection",
+                    f"rejection {r.case}: p50 <= {bound:g}x 100-byte rejection",
                     f"{r.p50_vs_baseline:.2f}x ({_ms(r.stats.p50_us):.2f} ms)",
-                    r.p50_vs_baseline <= 2.0,
+                    r.p50_vs_baseline <= bound,
                 )
             )
     if results.cold is not None:
@@ -266,9 +273,10 @@ def targets(results: Results) -> list[Target]:
             if start.name == "predict":
                 found.append(
                     Target(
-                        "predict cold start (ONNX tenant, boto3 import included) <= 0.5x bare sklearn",
+                        f"predict cold start (ONNX tenant, AWS SDK import included) <= {COLD_START_BOUND:g}x"
+                        " bare sklearn",
                         f"{start.ratio:.2f}x ({start.ours_s:.2f} s vs {start.bare_s:.2f} s)",
-                        start.ratio <= 0.5,
+                        start.ratio <= COLD_START_BOUND,
                     )
                 )
         found.append(

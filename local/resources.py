@@ -9,10 +9,12 @@ it to its in-process handlers and writes it as an env-vars file for `sam local s
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +37,16 @@ class ResourceNames:
 
 
 def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
-    """The template, parsed the way SAM parses it (intrinsic tags become `{"Ref": ...}` etc.)."""
-    document: dict[str, Any] = yaml_parse(template.read_text())
+    """The template, parsed the way SAM parses it (intrinsic tags become `{"Ref": ...}` etc.);
+    a copy the caller may change."""
+    return copy.deepcopy(_parsed(template.read_text()))
+
+
+# Parsing the template takes about 0.3 s (SAM's YAML loader, pure Python) and every test that
+# builds the moto resources does it: each text is parsed once per process, and copied (~5 ms).
+@cache
+def _parsed(text: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml_parse(text)
     return document
 
 

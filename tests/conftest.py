@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 # Powertools reads these when the handler modules create their Logger/Metrics at import.
@@ -22,8 +23,11 @@ os.environ.setdefault("TABLE_NAME", "set-by-the-stack-fixture")
 os.environ.setdefault("MODEL_BUCKET", "set-by-the-stack-fixture")
 os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 
-import boto3
+import argon2
+import moto.kms.utils
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from model_runtime import passwords
 from moto import mock_aws
 
 from tests.support import (
@@ -31,11 +35,72 @@ from tests.support import (
     BOB,
     FakeLambdaContext,
     Stack,
+    aws_session,
     create_resources_from_template,
     onboard,
     token_for,
     use_runtime,
 )
+
+# --- the cheapest setting that still proves the rule --------------------------------------------
+# Measured on this 2-core machine (2026-12-06): a `demo` setup hashed two passwords at production
+# cost (argon2id, 19 MiB, 2 passes: ~50 ms each, ~150 ms under load) and had moto generate a
+# fresh RSA-2048 key (~150 ms, ~500 ms under load); about 1,000 tests set it up. Tests that are
+# not about hashing hash at argon2's minimum cost (the unknown user's decoy too, so "the same work
+# for unknown users" is still checked against the real hashes); tests/unit/test_passwords.py
+# (marked `production_argon2`) checks the production parameters.
+CHEAP_HASHER = argon2.PasswordHasher(time_cost=1, memory_cost=8, parallelism=1, hash_len=32, salt_len=16)
+CHEAP_DECOY_HASH = CHEAP_HASHER.hash("a throwaway phrase")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("production_argon2"):
+        return
+    monkeypatch.setattr(passwords, "_HASHER", CHEAP_HASHER)
+    monkeypatch.setattr(passwords, "_DECOY_HASH", CHEAP_DECOY_HASH)
+
+
+class _RsaKeyPool:
+    """moto's KMS keys come from a pool generated once per process: within a test every key is a
+    new one (the n-th key a test creates is the pool's n-th), so rotation and foreign-key tests
+    still see distinct keys; no test's key is generated outside moto (tests.forge makes its own)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[int, list[rsa.RSAPrivateKey]] = {}
+        self.handed_out: dict[int, int] = {}
+
+    def generate_private_key(self, public_exponent: int, key_size: int) -> rsa.RSAPrivateKey:
+        pool = self.keys.setdefault(key_size, [])
+        index = self.handed_out.get(key_size, 0)
+        if index == len(pool):
+            pool.append(rsa.generate_private_key(public_exponent=public_exponent, key_size=key_size))
+        self.handed_out[key_size] = index + 1
+        return pool[index]
+
+
+RSA_KEY_POOL = _RsaKeyPool()
+
+
+@pytest.fixture(autouse=True)
+def _pooled_kms_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    RSA_KEY_POOL.handed_out.clear()
+    # moto.kms.utils calls `rsa.generate_private_key`; only its view of `rsa` is replaced.
+    monkeypatch.setattr(moto.kms.utils, "rsa", RSA_KEY_POOL)
+
+
+# Under pytest-xdist (`make tests` runs `-n 2 --dist loadgroup`), the tests that share one started
+# local stack stay on one worker, so each stack starts once, as in a plain run.
+STACK_GROUPS = {"attack": "attack-stack", "local": "local-stack"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests_dir).parts if item.path.is_relative_to(tests_dir) else ()
+        if parts and parts[0] in STACK_GROUPS:
+            item.add_marker(pytest.mark.xdist_group(STACK_GROUPS[parts[0]]))
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +134,7 @@ def _no_sockets(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest)
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Table, bucket and signing key from template.yaml in moto, wired into the settings."""
     with mock_aws():
-        names = create_resources_from_template(boto3.session.Session(region_name="us-east-1"))
+        names = create_resources_from_template(aws_session("us-east-1"))
         monkeypatch.setenv("TABLE_NAME", names.table_name)
         monkeypatch.setenv("MODEL_BUCKET", names.bucket)
         monkeypatch.setenv("SIGNING_KEY_ID", names.key_id)

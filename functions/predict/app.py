@@ -22,10 +22,10 @@ from model_runtime.http import (
     Event,
     Response,
     Router,
+    capped_body,
     header,
     json_response,
     media_type,
-    raw_body,
     utf8_or_unspecified,
 )
 from model_runtime.settings import require_settings
@@ -61,7 +61,7 @@ def caller_tenant(event: Event) -> Tenant:
 
 @app.route("POST", "/api/v1/predict")
 def predict(event: Event) -> Response:
-    body = raw_body(event, runtime.settings.max_body_bytes)  # 1. size cap, before any parsing
+    body = capped_body(event, runtime.settings.max_body_bytes)  # 1. size cap, before any parsing
     tenant = caller_tenant(event)  # 2-3. token, then tenant
     # A content-coded body (gzip, ...) is refused, never inflated, nor misread as JSON (RFC 9110 8.4).
     coded = header(event, "Content-Encoding").strip().lower() not in ("", "identity")

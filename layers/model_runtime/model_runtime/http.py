@@ -84,6 +84,14 @@ def problem(error: ProblemError) -> Response:
 
 def raw_body(event: Mapping[str, Any], max_bytes: int) -> bytes:
     """The request body as bytes, refused with 413 past `max_bytes` before anything parses it."""
+    body = capped_body(event, max_bytes)
+    return body.encode("ascii") if isinstance(body, str) else body
+
+
+def capped_body(event: Mapping[str, Any], max_bytes: int) -> bytes | str:
+    """`raw_body`, except that an ASCII body is returned as the event's own str (its characters
+    are its bytes): a body near the cap that the payload's byte counts refuse is then never
+    copied. Encoding 1 MiB cost 0.1-0.2 ms here, more than the rest of such a refusal."""
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
         # Base64 inflates by 4/3: anything longer than this cannot decode to an allowed size.
@@ -97,6 +105,8 @@ def raw_body(event: Mapping[str, Any], max_bytes: int) -> bytes:
         # A str has at most as many characters as its UTF-8 bytes: reject the obvious first.
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"The request body must not exceed {max_bytes} bytes.")
+        if body.isascii():  # O(1): CPython keeps the flag
+            return str(body)
         data = body.encode("utf-8", "surrogatepass")
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"The request body must not exceed {max_bytes} bytes.")

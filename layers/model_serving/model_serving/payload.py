@@ -43,7 +43,7 @@ def validate_instances(body: bytes, n_features: int, max_batch: int) -> npt.NDAr
 
 
 def validate_request(
-    body: bytes,
+    body: bytes | str,
     n_features: int,
     max_batch: int,
     *,
@@ -55,8 +55,14 @@ def validate_request(
 
     With `feature_names`, a row may also be an object keyed by exactly those names, in any order.
     With `accepts_missing`, a value may be `null`, served as NaN (the model was proven to take it).
+    `body` may be an ASCII str (`model_runtime.http.capped_body`): it is encoded only once its
+    counts have not refused it.
     """
-    _refuse_by_byte_counts(body, n_features, max_batch)
+    if isinstance(body, str):
+        _refuse_by_byte_counts(body, n_features, max_batch)
+        body = body.encode("ascii")
+    else:
+        _refuse_by_byte_counts(body, n_features, max_batch)
     if len(body) >= FAST_PATH_BYTES:
         accepted = _numbers_only_rows(body, n_features, max_batch)
         if accepted is not None:
@@ -159,7 +165,7 @@ PARSE_FREELY_BYTES = 4096
 FAST_PATH_BYTES = 1024
 
 
-def _refuse_by_byte_counts(body: bytes, n_features: int, max_batch: int) -> None:
+def _refuse_by_byte_counts[Text: (bytes, str)](body: Text, n_features: int, max_batch: int) -> None:
     """Refuse, without parsing, a body whose byte counts alone prove it is not a valid batch.
 
     A valid body without parameters holds no string but its key, so every bracket and comma in
@@ -169,18 +175,22 @@ def _refuse_by_byte_counts(body: bytes, n_features: int, max_batch: int) -> None
     PARSE_FREELY_BYTES) whose counts do not fit that equation, costs counting, not parsing.
     """
     shape = f"'instances' must hold 1 to {max_batch} rows of exactly {n_features} numbers."
+    # An ASCII str's characters are its bytes: the same counts, on text.
+    comma, opening, closing, quote = (
+        (",", "[", "]", '"') if isinstance(body, str) else (b",", b"[", b"]", b'"')
+    )
     # The optional "parameters" member adds one comma, hence the limit is rows * n_features.
     # Long numbers are refused in the same reading, before anything converts one.
-    commas = _count_commas_up_to(body, max_batch * n_features + 1)
+    commas = _count_commas_up_to(body, comma, max_batch * n_features + 1)
     if commas > max_batch * n_features:
         raise BadRequest(shape)  # before the whole-body count below: this one may stop early
-    opens = body.count(b"[")
+    opens = body.count(opening)
     if opens > max_batch + 1:
         raise BadRequest(shape)
     if (
         len(body) > PARSE_FREELY_BYTES
-        and body.count(b'"') == 2
-        and (commas != (opens - 1) * n_features - 1 or body.count(b"]") != opens)
+        and body.count(quote) == 2
+        and (commas != (opens - 1) * n_features - 1 or body.count(closing) != opens)
     ):
         raise BadRequest(shape)
 
@@ -196,19 +206,17 @@ _NUMBER_BYTES_AS_ZERO = bytes(0x30 if byte in b"0123456789.eE+-" else 0x20 for b
 _TOO_LONG_NUMBER = b"0" * (MAX_NUMBER_CHARS + 1)
 
 
-def _refuse_long_numbers(body: bytes, start: int = 0, end: int | None = None) -> None:
-    """Refuse a body with a run of number characters (digits, ".", "e", "E", "+", "-") longer than
-    MAX_NUMBER_CHARS starting in body[start:end]: outside numbers, a valid body holds none
-    longer than one ("e" in a key). One translate: about 15 us for a 1 000-row batch."""
-    stop = len(body) if end is None else end
-    # The slice runs past `end` by the bound, so a run across a chunk's end is seen whole.
-    if _TOO_LONG_NUMBER in body[start : stop + MAX_NUMBER_CHARS].translate(_NUMBER_BYTES_AS_ZERO):
+def _refuse_long_numbers(text: bytes) -> None:
+    """Refuse text with a run of number characters (digits, ".", "e", "E", "+", "-") longer than
+    MAX_NUMBER_CHARS: outside numbers, a valid body holds none longer than one ("e" in a key).
+    One translate: about 15 us for a 1 000-row batch."""
+    if _TOO_LONG_NUMBER in text.translate(_NUMBER_BYTES_AS_ZERO):
         raise BadRequest(
             f"A number is longer than {MAX_NUMBER_CHARS} characters; a float64 needs at most 24."
         )
 
 
-def _count_commas_up_to(body: bytes, limit: int) -> int:
+def _count_commas_up_to[Text: (bytes, str)](body: Text, comma: Text, limit: int) -> int:
     """How many commas `body` holds, or some number >= `limit` once that many are seen; refuses a
     number longer than MAX_NUMBER_CHARS in what it reads (`_refuse_long_numbers`).
 
@@ -219,8 +227,11 @@ def _count_commas_up_to(body: bytes, limit: int) -> int:
     """
     count, start, size = 0, 0, 16 * 1024
     while start < len(body) and count < limit:
-        _refuse_long_numbers(body, start, start + size)
-        count += body.count(b",", start, start + size)
+        # The window runs past the chunk by the bound, so a run across a chunk's end is seen whole;
+        # an ASCII str (`capped_body`) is encoded a window at a time, never copied whole here.
+        window = body[start : start + size + MAX_NUMBER_CHARS]
+        _refuse_long_numbers(window if isinstance(window, bytes) else window.encode("ascii"))
+        count += body.count(comma, start, start + size)
         start += size
         size *= 2
     return count
