@@ -210,5 +210,9 @@ def model_file_path(model_file: str) -> Path:
         }
         X, y = load_diabetes(return_X_y=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(makers[model_file]().fit(X, y), path)
+        # Written whole, then renamed: a second process (pytest-xdist's other worker) reading the
+        # path meanwhile sees no file or the whole one, never a half-written pickle.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        joblib.dump(makers[model_file]().fit(X, y), partial)
+        partial.replace(path)
     return path

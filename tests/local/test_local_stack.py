@@ -316,32 +316,32 @@ def test_a_tenant_onboarded_with_the_cli_can_predict_at_once(server: Served, tmp
     rng = np.random.default_rng(3)
     rows = rng.normal(size=(60, 3))
     model = LogisticRegression().fit(rows, (rows[:, 0] + rows[:, 2] > 0).astype(int))
-    path = tmp_path / "carol.skops"
+    path = tmp_path / "dave.skops"
     path.write_bytes(skops.io.dumps(model))
-    # When an operator onboards tenant-c and its user with the CLI, against the running stack
-    created = inferctl(server, "create-tenant", "tenant-c", "--model", str(path))
+    # When an operator onboards tenant-d and its user with the CLI, against the running stack
+    created = inferctl(server, "create-tenant", "tenant-d", "--model", str(path))
     user = inferctl(
-        server, "create-user", "carol", "--tenant", "tenant-c", "--password-stdin", stdin="carol-pw-123\n"
+        server, "create-user", "dave", "--tenant", "tenant-d", "--password-stdin", stdin="dave-pw-1234\n"
     )
     assert created.returncode == 0, created.stderr
     assert user.returncode == 0, user.stderr
-    # Then carol can log in and predict right away, with tenant-c's model
-    token = login(server, "carol", "carol-pw-123")
+    # Then dave can log in and predict right away, with tenant-d's model
+    token = login(server, "dave", "dave-pw-1234")
     sample = rows[:5].tolist()
     reply = http("POST", f"{server.url}/api/v1/predict", {"instances": sample}, token)
     assert reply.status == 200, reply.body
     assert reply.body["predictions"] == model.predict(np.array(sample)).tolist()
-    served = register("carol.skops", path.read_bytes()).data  # the ONNX conversion, deterministic
+    served = register("dave.skops", path.read_bytes()).data  # the ONNX conversion, deterministic
     assert reply.body["model_version"] == hashlib.sha256(served).hexdigest()[:12]
-    # And the CLI's listing shows three tenants and no password hash
+    # And the CLI's listing shows the new user and no password hash
     users = inferctl(server, "list-users")
-    assert users.returncode == 0 and "carol" in users.stdout and "argon2" not in users.stdout
+    assert users.returncode == 0 and "dave" in users.stdout and "argon2" not in users.stdout
 
 
 def test_cli_errors_are_one_line_and_exit_1(server: Served) -> None:
     # Given the running stack
     # When the operator onboards a tenant with a file that does not exist
-    run = inferctl(server, "create-tenant", "tenant-d", "--model", "/nonexistent/model.pkl")
+    run = inferctl(server, "create-tenant", "tenant-e", "--model", "/nonexistent/model.pkl")
     # Then one error line on stderr, exit status 1
     assert run.returncode == 1
     assert run.stdout == ""
