@@ -559,7 +559,8 @@ class Table:
             TableName=self.table_name,
             Key={"pk": S(attempts_pk(subject))},
             UpdateExpression=(
-                "DELETE attempt_ids :ids ADD released_ids :ids SET expires_at = if_not_exists(expires_at, :exp)"
+                "DELETE attempt_ids :ids ADD released_ids :ids"
+                " SET expires_at = if_not_exists(expires_at, :exp)"
             ),
             ExpressionAttributeValues={":ids": {"SS": [attempt_id]}, ":exp": N(expires_at)},
         )
