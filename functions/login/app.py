@@ -159,5 +159,5 @@ def jwks(_: Event) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    runtime.deadline.begin(context)  # every AWS call of this request fits in its time left
+    runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     return app.resolve(event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -271,6 +272,24 @@ def test_a_slow_dependency_is_a_503_in_time_not_a_function_timeout(
         assert_contract_503(response)
     # Then it was refused before an attempt could outlast the deadline: in time, with time to answer
     assert context.elapsed <= context.budget
+
+
+def test_authorizer_and_predict_together_answer_within_predicts_timeout(
+    demo: Stack, alice_token: str, clock: FakeClock
+) -> None:
+    # Given a fresh predict container invoked 4 s after API Gateway received the request (its
+    # authorizer spent them), and every AWS call answering just within its read timeout
+    use_runtime()
+    for service in ("dynamodb", "kms", "s3"):
+        stall(client(service), "", clock, deadlines.ATTEMPT_SECONDS - 0.1)
+    event = load_event("predict_alice", alice_token=alice_token)
+    event["requestContext"]["requestTimeEpoch"] = int((time.time() - 4) * 1000)
+    context = ClockedContext(clock=clock, millis=10_000)
+    # When predict serves it
+    response = predict_app.lambda_handler(event, context)
+    # Then the 503 comes before the client's 10 s are over, the authorizer's 4 s included
+    assert_contract_503(response)
+    assert 4 + context.elapsed <= context.budget
 
 
 # --- 2. last known good, for a bounded time --------------------------------------------------

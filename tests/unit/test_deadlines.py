@@ -3,6 +3,7 @@ retry is slept that it cannot afford (model_runtime/deadlines.py)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import boto3
@@ -51,6 +52,36 @@ def test_outside_an_invocation_there_is_no_deadline() -> None:
 def test_the_deadline_is_the_remaining_time_minus_the_reserve() -> None:
     deadline = Deadline()
     deadline.begin(Remaining(10_000))
+    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
+
+
+def received(seconds_ago: float) -> dict[str, Any]:
+    """An API Gateway event that the gateway received `seconds_ago`."""
+    return {"requestContext": {"requestTimeEpoch": int((time.time() - seconds_ago) * 1000)}}
+
+
+def test_what_the_authorizer_spent_is_taken_from_the_functions_deadline() -> None:
+    # Given predict invoked with its whole 10 s left, 4 s after API Gateway received the request
+    # (the time its authorizer took)
+    deadline = Deadline()
+    # When its deadline begins
+    deadline.begin(Remaining(10_000), received(4))
+    # Then its AWS calls get what is left of the client's 10 s, not 10 s more
+    assert (
+        10 - deadlines.ANSWER_RESERVE_SECONDS - 4.5
+        < deadline.remaining()
+        <= 10 - deadlines.ANSWER_RESERVE_SECONDS - 4
+    )
+
+
+@pytest.mark.parametrize(
+    "event", [received(3600), received(-60), {"requestContext": {"requestTimeEpoch": "x"}}, {}]
+)
+def test_a_receipt_time_that_is_not_this_requests_is_ignored(event: dict[str, Any]) -> None:
+    # Given a replayed sample event (received an hour ago), a clock ahead, a malformed or no time
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000), event)
+    # Then the deadline is the invocation's own
     assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
 
 

@@ -8,8 +8,16 @@ and on AWS the execution environment and its warm models are discarded. So the l
   `ATTEMPT_SECONDS`. Generous next to in-region latency (DynamoDB GetItem and KMS answer in
   milliseconds), short next to a function's `Timeout`;
 - per request, from `context.get_remaining_time_in_millis()` minus `ANSWER_RESERVE_SECONDS`
-  (time to answer after the last call): an attempt starts only if it can end before that
-  (`DeadlineExceeded` otherwise), and a retry only if its backoff and a whole attempt still fit.
+  (time to answer after the last call) minus what the request spent before this invocation:
+  an attempt starts only if it can end before that (`DeadlineExceeded` otherwise), and a retry
+  only if its backoff and a whole attempt still fit.
+
+What the request spent before: a client waits for the authorizer *and then* the function, and
+each could spend its own deadline on AWS (4 s + 9 s, over predict's 10 s: the fault drill
+measured answers of 10.0-11.7 s with moto stalled). So the deadline counts from when API Gateway
+received the request (`requestContext.requestTimeEpoch`, milliseconds), not from when this
+invocation started: the function gets what the authorizer left, and authorizer plus function
+answer within the function's `Timeout` (an authorizer answer API Gateway cached costs nothing).
 
 Retries are ours, not botocore's (`total_max_attempts` 1 in the client): what is retryable is
 botocore's own standard-mode rule (`StandardRetryConditions`: connection errors, timeouts, 5xx,
@@ -28,7 +36,8 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
@@ -44,6 +53,10 @@ BACKOFF_BASE_SECONDS: Final = 0.2
 BACKOFF_CAP_SECONDS: Final = 1.0
 # After the last AWS call: parse and run a model, build the answer, flush the metrics.
 ANSWER_RESERVE_SECONDS: Final = 1.0
+# API Gateway's integration timeout: it never invokes a function for a request older than this,
+# so an older receipt time is not this request's (a sample event replayed: tests, `sam local
+# invoke`) and is ignored.
+GATEWAY_TIMEOUT_SECONDS: Final = 29.0
 
 # botocore retries nothing itself (one attempt): `Deadline.needs_retry` decides.
 CLIENT_CONFIG: Final = Config(
@@ -89,20 +102,28 @@ class Deadline:
         self.reserve_seconds = reserve_seconds
         self.attempt_seconds = attempt_seconds
         self._context: RemainingTime | None = None
+        self._spent = 0.0  # seconds between API Gateway receiving the request and `begin`
         self._single_attempt = False
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._adapter = RetryEventAdapter()
 
-    def begin(self, context: RemainingTime | None) -> None:
-        """A new request: its deadline is the context's remaining time minus the reserve."""
+    def begin(self, context: RemainingTime | None, event: Mapping[str, Any] | None = None) -> None:
+        """A new request: its deadline is the context's remaining time minus the reserve, minus
+        the time since API Gateway received `event` (its authorizer's, and any wait before)."""
         self._context = context
+        self._spent = 0.0
+        received_ms = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
+        if isinstance(received_ms, int) and context is not None:
+            spent = time.time() - received_ms / 1000
+            if 0 < spent < GATEWAY_TIMEOUT_SECONDS:
+                self._spent = spent
 
     def remaining(self) -> float:
         """Seconds left for AWS calls (infinite outside an invocation)."""
         context = self._context
         if context is None:
             return math.inf
-        return context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds
+        return context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds - self._spent
 
     @contextmanager
     def single_attempt(self) -> Iterator[None]:
