@@ -3,6 +3,7 @@ retry is slept that it cannot afford (model_runtime/deadlines.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -135,3 +136,25 @@ def test_inside_single_attempt_nothing_is_retried() -> None:
     with deadline.single_attempt():
         assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) is False
     assert isinstance(deadline.needs_retry(**retry_event(1, UNREACHABLE)), float)
+
+
+def test_requests_in_two_threads_keep_their_own_deadlines() -> None:
+    # Given one container's deadline, and a request in another thread with 2 s left and no retries
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    other: dict[str, Any] = {}
+
+    def other_request() -> None:
+        deadline.begin(Remaining(2_000))
+        with deadline.single_attempt():
+            other["remaining"] = deadline.remaining()
+            other["retry"] = deadline.needs_retry(**retry_event(1, UNREACHABLE))
+
+    # When that request runs while this one is being served
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    thread.join()
+    # Then each sees its own deadline and its own retry rule (the local stack's concurrent requests)
+    assert other == {"remaining": 2 - deadlines.ANSWER_RESERVE_SECONDS, "retry": False}
+    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
+    assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) not in (False, None)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -89,6 +90,16 @@ class RemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+class _Request(threading.local):
+    """The current request's deadline, per thread: Lambda runs one request at a time in an
+    execution environment, but the local stack runs concurrent requests in threads of one
+    process (local/gateway.py), as Lambda would in separate environments."""
+
+    context: RemainingTime | None = None
+    spent = 0.0  # seconds between API Gateway receiving the request and `begin`
+    single_attempt = False
+
+
 class Deadline:
     """The current invocation's time for AWS calls, enforced on every client it `install`s on."""
 
@@ -101,39 +112,39 @@ class Deadline:
     ) -> None:
         self.reserve_seconds = reserve_seconds
         self.attempt_seconds = attempt_seconds
-        self._context: RemainingTime | None = None
-        self._spent = 0.0  # seconds between API Gateway receiving the request and `begin`
-        self._single_attempt = False
+        self._request = _Request()
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._adapter = RetryEventAdapter()
 
     def begin(self, context: RemainingTime | None, event: Mapping[str, Any] | None = None) -> None:
         """A new request: its deadline is the context's remaining time minus the reserve, minus
         the time since API Gateway received `event` (its authorizer's, and any wait before)."""
-        self._context = context
-        self._spent = 0.0
+        request = self._request
+        request.context = context
+        request.spent = 0.0
         received_ms = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
         if isinstance(received_ms, int) and context is not None:
             spent = time.time() - received_ms / 1000
             if 0 < spent < GATEWAY_TIMEOUT_SECONDS:
-                self._spent = spent
+                request.spent = spent
 
     def remaining(self) -> float:
         """Seconds left for AWS calls (infinite outside an invocation)."""
-        context = self._context
-        if context is None:
+        request = self._request
+        if request.context is None:
             return math.inf
-        return context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds - self._spent
+        return request.context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds - request.spent
 
     @contextmanager
     def single_attempt(self) -> Iterator[None]:
         """Calls made inside are not retried: for a refresh that has a last known good value to
         fall back on, where a retry would only make the request wait (model_runtime/ttl_cache.py)."""
-        previous, self._single_attempt = self._single_attempt, True
+        request = self._request
+        previous, request.single_attempt = request.single_attempt, True
         try:
             yield
         finally:
-            self._single_attempt = previous
+            request.single_attempt = previous
 
     def install(self, client: Any) -> Any:
         """Make `client` keep to this deadline; returns it."""
@@ -153,7 +164,7 @@ class Deadline:
         context = self._adapter.create_retry_context(**kwargs)
         if not self._retryable.is_retryable(context):
             return None
-        if self._single_attempt:
+        if self._request.single_attempt:
             return False
         ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (context.attempt_number - 1))
         delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
