@@ -26,10 +26,11 @@ throttling), the delay is capped exponential backoff with full jitter (AWS Build
 afford. botocore's handler cannot be asked for its delay before it sleeps it, and its delays
 (up to 20 s, more with `x-amz-retry-after`) do not fit a 5 s authorizer.
 
-`Deadline.begin(context)` is one attribute store, made by each handler for each request; with
-no context (inferctl, scripts) there is no deadline. The warm path makes no AWS call, so it
-pays only that store: 60 ns measured, against about 250 us for a warm batch-1 prediction
-(docs/static-stability.md has the budget of each function).
+`Deadline.begin(context, event)` is made by each handler for each request: three stores in a
+per-thread object and a read of the event's receipt time; with no context (inferctl, scripts)
+there is no deadline. The warm path makes no AWS call, so it pays only that: about 400 ns
+measured (timeit, 2026-12-06; 60 ns when it was one plain attribute store), against about
+250 us for a warm batch-1 prediction (docs/static-stability.md has the budget of each function).
 """
 
 from __future__ import annotations
