@@ -151,9 +151,12 @@ def _runtime_error(request_id: str, error_type: str, message: str, stack: list[s
 class InProcessRunner:
     """A stand-in for samcli's LocalLambdaRunner that calls Python handlers in this process.
 
-    `handlers` is keyed by function logical id (what SAM's routes carry). Invocations of one
-    function are serialized by default: a Lambda execution environment handles one request at a
-    time, and handler modules' warm caches are usually not written to be thread-safe.
+    `handlers` is keyed by function logical id (what SAM's routes carry). With `serialize` (the
+    default, for handlers not written to be thread-safe) one function runs one invocation at a
+    time, as one Lambda execution environment does. `build_gateway` runs this project's handlers
+    concurrently instead, each request in its own thread, as Lambda would run concurrent requests
+    in separate environments: behind one lock a request would wait for another's stalled AWS
+    call, which on AWS it never does (docs/fault-drill.md).
     """
 
     def __init__(
@@ -205,6 +208,7 @@ class InProcessRunner:
             )
 
         payload = json.loads(event) if isinstance(event, (str, bytes)) else dict(event)
+        _stamp_receipt(payload)
         context = LambdaContext.for_function(config, tenant_id)
         lock = self._locks.get(function_identifier)
         if lock is not None:
@@ -402,6 +406,16 @@ def _note_invocation(event: Mapping[str, Any]) -> None:
             g.function_ran = True
 
 
+def _stamp_receipt(event: dict[str, Any]) -> None:
+    """`requestContext.requestTimeEpoch` as API Gateway sets it: when it received the request, in
+    epoch milliseconds. SAM's is one fixed time (a default argument evaluated when samcli is
+    imported), and the functions' deadlines count from it (model_runtime/deadlines.py)."""
+    context = event.get("requestContext")
+    received_ms = g.get("received_ms") if has_request_context() else None
+    if isinstance(context, dict) and received_ms is not None:
+        context["requestTimeEpoch"] = received_ms
+
+
 def _mark_authorizer_unauthorized() -> None:
     if has_request_context():
         g.authorizer_unauthorized = True
@@ -473,6 +487,7 @@ class GatewayAnswers:
     def before_request(self) -> FlaskResponse | None:
         """Refusals API Gateway makes before any authorizer or function runs, and the request body
         as API Gateway passes it on."""
+        g.received_ms = time.time_ns() // 1_000_000  # the events' requestTimeEpoch
         if request.endpoint in self._endpoints and f"{request.endpoint}:{request.method}" not in self._routes:
             # Flask serves HEAD for every GET rule; API Gateway has no such method (nor does SAM:
             # its route lookup raised KeyError, a 502).
@@ -662,7 +677,10 @@ def build_gateway(
     if missing:
         raise ValueError(f"no handler for function(s) {missing} that serve routes in {template_path}")
 
-    runner = InProcessRunner(by_logical_id, _configs(functions))
+    # Concurrent, not serialized: the handlers keep each request's deadline per thread
+    # (model_runtime/deadlines.py) and share their warm caches, whose refresh of a key is made by
+    # one request while the others get its last known good value (docs/fault-drill.md).
+    runner = InProcessRunner(by_logical_id, _configs(functions), serialize=False)
     # stderr=None: the runner then logs to whatever sys.stderr is at call time (pytest-friendly).
     # The runner is duck-typed: samcli only calls is_debugging() and invoke() on it.
     service = LocalApigwService(api=api, lambda_runner=runner, host=host, port=port, stderr=None)

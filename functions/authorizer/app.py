@@ -115,5 +115,5 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.clear_state()
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    runtime.deadline.begin(context)  # every AWS call of this request fits in its time left
+    runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     return authorize(event)

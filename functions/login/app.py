@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime.access import reserve_login_attempt
+from model_runtime.access import new_attempt_id, released_on_dependency_failure, reserve_login_attempt
 from model_runtime.credentials import Credentials
 from model_runtime.errors import (
     InvalidClient,
@@ -76,11 +76,17 @@ def issue_access_token(event: Event) -> Response:
 
 
 def password_token(credentials: Credentials, now: int) -> Response:
+    username, attempt = credentials.username, new_attempt_id()
+    with released_on_dependency_failure(runtime, username, attempt, now):
+        return checked_password_token(credentials, attempt, now)
+
+
+def checked_password_token(credentials: Credentials, attempt: str, now: int) -> Response:
     username = credentials.username
 
     # The attempt is counted before the argon2 work, atomically, so racing guesses cannot get
     # past the threshold; a success takes it back.
-    if wait := reserve_login_attempt(runtime, username, now):
+    if wait := reserve_login_attempt(runtime, username, now, attempt):
         metrics.add_metric(name="LoginLockedOut", unit=MetricUnit.Count, value=1)
         raise TooManyRequests(wait)
 
@@ -110,8 +116,13 @@ def client_credentials_token(grant: ClientCredentialsGrant, now: int) -> Respons
     client id under attack locks like a username does; unknown, revoked and wrong-secret clients
     get one identical 401 after the same work.
     """
-    subject = client_subject(grant.client_id)
-    if wait := reserve_login_attempt(runtime, subject, now):
+    subject, attempt = client_subject(grant.client_id), new_attempt_id()
+    with released_on_dependency_failure(runtime, subject, attempt, now):
+        return checked_client_token(grant, subject, attempt, now)
+
+
+def checked_client_token(grant: ClientCredentialsGrant, subject: str, attempt: str, now: int) -> Response:
+    if wait := reserve_login_attempt(runtime, subject, now, attempt):
         metrics.add_metric(name="ClientLockedOut", unit=MetricUnit.Count, value=1)
         locked = TooManyRequests(wait)
         locked.oauth_error = "invalid_client"
@@ -148,5 +159,5 @@ def jwks(_: Event) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    runtime.deadline.begin(context)  # every AWS call of this request fits in its time left
+    runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     return app.resolve(event)

@@ -122,7 +122,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if cold_start:
         cold_start = False
         metrics.provider.add_cold_start_metric(context)  # ColdStart, by function_name and service
-    runtime.deadline.begin(context)  # every AWS call of this request fits in its time left
+    runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     tenant_metrics.start()
     logger.clear_state()
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from model_runtime import deadlines, ttl_cache
 
 from functions.authorizer import app as authorizer_app
@@ -183,6 +185,67 @@ def test_login_never_checks_a_password_whose_attempt_could_not_be_counted(
         assert checked == [], fault.__name__
 
 
+def lost_answer(table: Any, operation: str, *, applied: bool, late: list[Any] | None = None) -> None:
+    """`table.<operation>` times out on its way back: the write was applied first (`applied`), or
+    is applied only later, when the test runs what `late` collected (a stall that ends)."""
+    original = getattr(table, operation)
+
+    def timed_out(*args: Any) -> Any:
+        if applied:
+            original(*args)
+        elif late is not None:
+            late.append(lambda: original(*args))
+        raise ReadTimeoutError(endpoint_url="https://dynamodb")
+
+    setattr(table, operation, timed_out)
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["applied-before-the-release", "applied-after-it"])
+def test_a_stall_does_not_lock_out_a_user_whose_attempts_ended_in_a_503(
+    demo: Stack, clock: FakeClock, applied: bool
+) -> None:
+    # Given DynamoDB stalling: each write that counts alice's attempt is applied (before or
+    # after the function gave up on it and took the attempt back), but its answer never comes
+    use_runtime()
+    table, late = current_runtime().table, []
+    lost_answer(table, "count_attempt", applied=applied, late=late)
+    # When she signs in with her right password more often than the lockout threshold allows
+    answers = [
+        login_app.lambda_handler(load_event("login_success"), ClockedContext(clock=clock)) for _ in range(6)
+    ]
+    for run_late_write in late:  # the stall ends: DynamoDB applies what was sent during it
+        run_late_write()
+    # Then each was the 503, and once DynamoDB answers again her right password works: attempts
+    # that ended in a dependency failure were taken back, not counted as failed guesses
+    for response in answers:
+        assert_contract_503(response)
+    del table.count_attempt
+    assert (
+        login_app.lambda_handler(load_event("login_success"), ClockedContext(clock=clock))["statusCode"]
+        == 200
+    )
+
+
+def test_wrong_passwords_still_lock_the_account_when_a_dependency_failed_in_between(
+    demo: Stack, clock: FakeClock
+) -> None:
+    # Given one login that ended in a 503 (the user read failed after the attempt was counted)
+    use_runtime()
+    inject(current_runtime().dynamodb, "GetItem", FAULTS["throttling"], clock, when=key_starts("user#"))
+    assert_contract_503(login_app.lambda_handler(load_event("login_success"), ClockedContext(clock=clock)))
+    use_runtime()
+    # When five wrong passwords follow
+    wrong = load_event("login_success")
+    wrong["body"] = json.dumps({"username": "alice", "password": "wrong-guess"})
+    statuses = [login_app.lambda_handler(wrong, ClockedContext(clock=clock))["statusCode"] for _ in range(5)]
+    # Then they are counted as ever: five 401s, and then even the right password is locked out
+    assert statuses == [401] * 5
+    assert (
+        login_app.lambda_handler(load_event("login_success"), ClockedContext(clock=clock))["statusCode"]
+        == 429
+    )
+
+
 @pytest.mark.parametrize(
     ("function", "millis"),
     # predict's four calls fit in 10 s: an invocation with 6 s left (a slow model load before)
@@ -209,6 +272,24 @@ def test_a_slow_dependency_is_a_503_in_time_not_a_function_timeout(
         assert_contract_503(response)
     # Then it was refused before an attempt could outlast the deadline: in time, with time to answer
     assert context.elapsed <= context.budget
+
+
+def test_authorizer_and_predict_together_answer_within_predicts_timeout(
+    demo: Stack, alice_token: str, clock: FakeClock
+) -> None:
+    # Given a fresh predict container invoked 4 s after API Gateway received the request (its
+    # authorizer spent them), and every AWS call answering just within its read timeout
+    use_runtime()
+    for service in ("dynamodb", "kms", "s3"):
+        stall(client(service), "", clock, deadlines.ATTEMPT_SECONDS - 0.1)
+    event = load_event("predict_alice", alice_token=alice_token)
+    event["requestContext"]["requestTimeEpoch"] = int((time.time() - 4) * 1000)
+    context = ClockedContext(clock=clock, millis=10_000)
+    # When predict serves it
+    response = predict_app.lambda_handler(event, context)
+    # Then the 503 comes before the client's 10 s are over, the authorizer's 4 s included
+    assert_contract_503(response)
+    assert 4 + context.elapsed <= context.budget
 
 
 # --- 2. last known good, for a bounded time --------------------------------------------------

@@ -9,7 +9,10 @@ with SAM's bare `{"message": "Internal server error"}` 502.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ ALLOW = "allow"
 
 def authorizer(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
     token = (event.get("headers") or {}).get("Authorization", "").removeprefix("Bearer ")
+    RECEIVED["authorizer"].append(event["requestContext"]["requestTimeEpoch"])
     if token == "raises":
         raise ConnectionError("the dependency is down")  # what an uncaught EndpointConnectionError is
     if token == "no-policy":
@@ -43,8 +47,16 @@ def authorizer(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
     }
 
 
+# requestTimeEpoch of the events the stand-ins saw, by function; two requests that meet inside
+RECEIVED: dict[str, list[int]] = {"authorizer": [], "predict": []}
+MEETING = threading.Barrier(2, timeout=10)
+
+
 def predict(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
     token = (event.get("headers") or {}).get("Authorization", "").removeprefix("Bearer ")
+    RECEIVED["predict"].append(event["requestContext"]["requestTimeEpoch"])
+    if token == "allow-and-meet":
+        MEETING.wait()  # raises BrokenBarrierError (a 5xx) unless another request is in here too
     if token == "allow-but-predict-raises":
         raise RuntimeError("a bug")
     if token == "allow-but-predict-answers-garbage":
@@ -110,3 +122,29 @@ def test_a_failing_function_is_the_templates_default_5xx(gateway: Gateway, token
     reply = call(gateway, token)
     # Then the gateway's answer is the template's DEFAULT_5XX, never SAM's bare 502
     assert_template_response(reply, "DEFAULT_5XX")
+
+
+def test_the_events_say_when_the_gateway_received_the_request(gateway: Gateway) -> None:
+    # Given two requests, a second apart
+    RECEIVED["authorizer"].clear()
+    RECEIVED["predict"].clear()
+    sent = []
+    for _ in range(2):
+        sent.append(time.time_ns() // 1_000_000)
+        assert call(gateway, ALLOW).status_code == 200
+        time.sleep(1)
+    # Then the authorizer's and the function's events carry each request's own receipt time, in
+    # epoch milliseconds, as API Gateway's do (the functions' deadlines count from it), not SAM's
+    # one fixed time
+    assert RECEIVED["authorizer"] == RECEIVED["predict"]
+    for received, before in zip(RECEIVED["predict"], sent, strict=True):
+        assert before <= received <= before + 500
+
+
+def test_concurrent_requests_to_one_function_run_concurrently(gateway: Gateway) -> None:
+    # Given two requests whose function waits until the other one is inside it too
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda _: call(gateway, "allow-and-meet"), range(2)))
+    # Then both are answered: neither waited for the other to finish, as on Lambda, where each
+    # concurrent request has an execution environment of its own
+    assert [reply.status_code for reply in replies] == [200, 200]

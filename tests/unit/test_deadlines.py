@@ -3,6 +3,8 @@ retry is slept that it cannot afford (model_runtime/deadlines.py)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import boto3
@@ -51,6 +53,36 @@ def test_outside_an_invocation_there_is_no_deadline() -> None:
 def test_the_deadline_is_the_remaining_time_minus_the_reserve() -> None:
     deadline = Deadline()
     deadline.begin(Remaining(10_000))
+    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
+
+
+def received(seconds_ago: float) -> dict[str, Any]:
+    """An API Gateway event that the gateway received `seconds_ago`."""
+    return {"requestContext": {"requestTimeEpoch": int((time.time() - seconds_ago) * 1000)}}
+
+
+def test_what_the_authorizer_spent_is_taken_from_the_functions_deadline() -> None:
+    # Given predict invoked with its whole 10 s left, 4 s after API Gateway received the request
+    # (the time its authorizer took)
+    deadline = Deadline()
+    # When its deadline begins
+    deadline.begin(Remaining(10_000), received(4))
+    # Then its AWS calls get what is left of the client's 10 s, not 10 s more
+    assert (
+        10 - deadlines.ANSWER_RESERVE_SECONDS - 4.5
+        < deadline.remaining()
+        <= 10 - deadlines.ANSWER_RESERVE_SECONDS - 4
+    )
+
+
+@pytest.mark.parametrize(
+    "event", [received(3600), received(-60), {"requestContext": {"requestTimeEpoch": "x"}}, {}]
+)
+def test_a_receipt_time_that_is_not_this_requests_is_ignored(event: dict[str, Any]) -> None:
+    # Given a replayed sample event (received an hour ago), a clock ahead, a malformed or no time
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000), event)
+    # Then the deadline is the invocation's own
     assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
 
 
@@ -104,3 +136,25 @@ def test_inside_single_attempt_nothing_is_retried() -> None:
     with deadline.single_attempt():
         assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) is False
     assert isinstance(deadline.needs_retry(**retry_event(1, UNREACHABLE)), float)
+
+
+def test_requests_in_two_threads_keep_their_own_deadlines() -> None:
+    # Given one container's deadline, and a request in another thread with 2 s left and no retries
+    deadline = Deadline()
+    deadline.begin(Remaining(10_000))
+    other: dict[str, Any] = {}
+
+    def other_request() -> None:
+        deadline.begin(Remaining(2_000))
+        with deadline.single_attempt():
+            other["remaining"] = deadline.remaining()
+            other["retry"] = deadline.needs_retry(**retry_event(1, UNREACHABLE))
+
+    # When that request runs while this one is being served
+    thread = threading.Thread(target=other_request)
+    thread.start()
+    thread.join()
+    # Then each sees its own deadline and its own retry rule (the local stack's concurrent requests)
+    assert other == {"remaining": 2 - deadlines.ANSWER_RESERVE_SECONDS, "retry": False}
+    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
+    assert deadline.needs_retry(**retry_event(1, UNREACHABLE)) not in (False, None)

@@ -8,8 +8,16 @@ and on AWS the execution environment and its warm models are discarded. So the l
   `ATTEMPT_SECONDS`. Generous next to in-region latency (DynamoDB GetItem and KMS answer in
   milliseconds), short next to a function's `Timeout`;
 - per request, from `context.get_remaining_time_in_millis()` minus `ANSWER_RESERVE_SECONDS`
-  (time to answer after the last call): an attempt starts only if it can end before that
-  (`DeadlineExceeded` otherwise), and a retry only if its backoff and a whole attempt still fit.
+  (time to answer after the last call) minus what the request spent before this invocation:
+  an attempt starts only if it can end before that (`DeadlineExceeded` otherwise), and a retry
+  only if its backoff and a whole attempt still fit.
+
+What the request spent before: a client waits for the authorizer *and then* the function, and
+each could spend its own deadline on AWS (4 s + 9 s, over predict's 10 s: the fault drill
+measured answers of 10.0-11.7 s with moto stalled). So the deadline counts from when API Gateway
+received the request (`requestContext.requestTimeEpoch`, milliseconds), not from when this
+invocation started: the function gets what the authorizer left, and authorizer plus function
+answer within the function's `Timeout` (an authorizer answer API Gateway cached costs nothing).
 
 Retries are ours, not botocore's (`total_max_attempts` 1 in the client): what is retryable is
 botocore's own standard-mode rule (`StandardRetryConditions`: connection errors, timeouts, 5xx,
@@ -18,17 +26,20 @@ throttling), the delay is capped exponential backoff with full jitter (AWS Build
 afford. botocore's handler cannot be asked for its delay before it sleeps it, and its delays
 (up to 20 s, more with `x-amz-retry-after`) do not fit a 5 s authorizer.
 
-`Deadline.begin(context)` is one attribute store, made by each handler for each request; with
-no context (inferctl, scripts) there is no deadline. The warm path makes no AWS call, so it
-pays only that store: 60 ns measured, against about 250 us for a warm batch-1 prediction
-(docs/static-stability.md has the budget of each function).
+`Deadline.begin(context, event)` is made by each handler for each request: three stores in a
+per-thread object and a read of the event's receipt time; with no context (inferctl, scripts)
+there is no deadline. The warm path makes no AWS call, so it pays only that: about 400 ns
+measured (timeit, 2026-12-06; 60 ns when it was one plain attribute store), against about
+250 us for a warm batch-1 prediction (docs/static-stability.md has the budget of each function).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, Protocol
 
@@ -44,6 +55,10 @@ BACKOFF_BASE_SECONDS: Final = 0.2
 BACKOFF_CAP_SECONDS: Final = 1.0
 # After the last AWS call: parse and run a model, build the answer, flush the metrics.
 ANSWER_RESERVE_SECONDS: Final = 1.0
+# API Gateway's integration timeout: it never invokes a function for a request older than this,
+# so an older receipt time is not this request's (a sample event replayed: tests, `sam local
+# invoke`) and is ignored.
+GATEWAY_TIMEOUT_SECONDS: Final = 29.0
 
 # botocore retries nothing itself (one attempt): `Deadline.needs_retry` decides.
 CLIENT_CONFIG: Final = Config(
@@ -76,6 +91,16 @@ class RemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+class _Request(threading.local):
+    """The current request's deadline, per thread: Lambda runs one request at a time in an
+    execution environment, but the local stack runs concurrent requests in threads of one
+    process (local/gateway.py), as Lambda would in separate environments."""
+
+    context: RemainingTime | None = None
+    spent = 0.0  # seconds between API Gateway receiving the request and `begin`
+    single_attempt = False
+
+
 class Deadline:
     """The current invocation's time for AWS calls, enforced on every client it `install`s on."""
 
@@ -88,31 +113,39 @@ class Deadline:
     ) -> None:
         self.reserve_seconds = reserve_seconds
         self.attempt_seconds = attempt_seconds
-        self._context: RemainingTime | None = None
-        self._single_attempt = False
+        self._request = _Request()
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._adapter = RetryEventAdapter()
 
-    def begin(self, context: RemainingTime | None) -> None:
-        """A new request: its deadline is the context's remaining time minus the reserve."""
-        self._context = context
+    def begin(self, context: RemainingTime | None, event: Mapping[str, Any] | None = None) -> None:
+        """A new request: its deadline is the context's remaining time minus the reserve, minus
+        the time since API Gateway received `event` (its authorizer's, and any wait before)."""
+        request = self._request
+        request.context = context
+        request.spent = 0.0
+        received_ms = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
+        if isinstance(received_ms, int) and context is not None:
+            spent = time.time() - received_ms / 1000
+            if 0 < spent < GATEWAY_TIMEOUT_SECONDS:
+                request.spent = spent
 
     def remaining(self) -> float:
         """Seconds left for AWS calls (infinite outside an invocation)."""
-        context = self._context
-        if context is None:
+        request = self._request
+        if request.context is None:
             return math.inf
-        return context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds
+        return request.context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds - request.spent
 
     @contextmanager
     def single_attempt(self) -> Iterator[None]:
         """Calls made inside are not retried: for a refresh that has a last known good value to
         fall back on, where a retry would only make the request wait (model_runtime/ttl_cache.py)."""
-        previous, self._single_attempt = self._single_attempt, True
+        request = self._request
+        previous, request.single_attempt = request.single_attempt, True
         try:
             yield
         finally:
-            self._single_attempt = previous
+            request.single_attempt = previous
 
     def install(self, client: Any) -> Any:
         """Make `client` keep to this deadline; returns it."""
@@ -132,7 +165,7 @@ class Deadline:
         context = self._adapter.create_retry_context(**kwargs)
         if not self._retryable.is_retryable(context):
             return None
-        if self._single_attempt:
+        if self._request.single_attempt:
             return False
         ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (context.attempt_number - 1))
         delay = random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret

@@ -12,7 +12,7 @@ Reads on the request path are cached for `MAPPING_TTL_SECONDS`, so an operator's
 (disable, new model version, key rotation) takes effect within that time; while DynamoDB fails,
 a value read before stays usable `STALE_GRACE_SECONDS` longer (`model_runtime.ttl_cache`). Every
 client keeps to the request's deadline (`model_runtime.deadlines`): each handler calls
-`runtime.deadline.begin(context)` first.
+`runtime.deadline.begin(context, event)` first.
 """
 
 from __future__ import annotations

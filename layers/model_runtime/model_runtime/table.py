@@ -8,7 +8,9 @@ One table, partition key `pk` (string), no sort key:
   status, tokens_not_before, subjects_not_before, updated_at, run_budget_ms (absent:
   `DEFAULT_RUN_BUDGET_MS`); api_key_id, api_key and usage_tier once the tenant has an API Gateway
   API key (inferctl).
-- `attempts#<subject>`: a failed-login counter. failures, expires_at (the table's TTL attribute).
+- `attempts#<subject>`: a failed-login counter. attempt_ids (string set: the attempts counted),
+  released_ids (string set: attempts that ended in a dependency failure, never counted),
+  expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list), version, rotated_at,
   updated_at.
 - `client#<client_id>`: a machine client (OAuth2 client credentials). client_id, tenant_id,
@@ -86,7 +88,8 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "api_key_id",
         "api_key",
         "usage_tier",
-        "failures",
+        "attempt_ids",
+        "released_ids",
         "expires_at",
         "active_key_id",
         "verify_key_ids",
@@ -438,14 +441,14 @@ class Client:
 
 @dataclass(frozen=True, slots=True)
 class Attempts:
-    """A subject's failed-login counter: `failures` counted until `expires_at` (epoch seconds)."""
+    """A subject's failed-login counter: `failures` attempts counted until `expires_at` (epoch seconds)."""
 
     failures: int
     expires_at: int
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> Attempts:
-        return cls(_n(item, "failures"), _n(item, "expires_at"))
+        return cls(len((item.get("attempt_ids") or {}).get("SS", ())), _n(item, "expires_at"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -542,18 +545,27 @@ class Table:
         item = self._get(attempts_pk(subject), consistent=True)
         return None if item is None else Attempts.from_item(item)
 
-    def count_attempt(self, subject: str, now: int, expires_at: int, limit: int) -> bool:
-        """Add one failure and slide the counter's expiry, if the counter is absent, or live and
-        below `limit`; False (nothing written) otherwise. One conditional write: racing requests
-        cannot all pass the check."""
+    # Each attempt has its own id in a string set, so a write can be sent twice (a retry after a
+    # timeout that DynamoDB applied anyway) and still count once, and an attempt can be taken back
+    # whatever the order in which DynamoDB applies the two writes (`release_attempt`).
+
+    def count_attempt(self, subject: str, attempt_id: str, now: int, expires_at: int, limit: int) -> bool:
+        """Count attempt `attempt_id` and slide the counter's expiry, if the counter is absent, or
+        live and below `limit` (or already counting it), and the attempt was not released; False
+        (nothing written) otherwise. One conditional write: racing requests cannot all pass."""
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": S(attempts_pk(subject))},
-                UpdateExpression="ADD failures :one SET expires_at = :exp",
-                ConditionExpression="attribute_not_exists(pk) OR (failures < :limit AND expires_at > :now)",
+                UpdateExpression="ADD attempt_ids :ids SET expires_at = :exp",
+                ConditionExpression=(
+                    "NOT contains(released_ids, :id) AND (attribute_not_exists(pk) OR (expires_at > :now"
+                    " AND (attribute_not_exists(attempt_ids) OR size(attempt_ids) < :limit"
+                    " OR contains(attempt_ids, :id))))"
+                ),
                 ExpressionAttributeValues={
-                    ":one": N(1),
+                    ":ids": {"SS": [attempt_id]},
+                    ":id": S(attempt_id),
                     ":exp": N(expires_at),
                     ":now": N(now),
                     ":limit": N(limit),
@@ -563,19 +575,38 @@ class Table:
             return False
         return True
 
-    def restart_attempts(self, subject: str, now: int, expires_at: int) -> bool:
-        """Restart an expired counter at one (DynamoDB's TTL deletes lazily); False if it is live."""
+    def restart_attempts(self, subject: str, attempt_id: str, now: int, expires_at: int) -> bool:
+        """Restart an expired counter at this one attempt (DynamoDB's TTL deletes lazily); False if
+        it is live. Releases older than the window are forgotten with it."""
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": S(attempts_pk(subject))},
-                UpdateExpression="SET failures = :one, expires_at = :exp",
-                ConditionExpression="expires_at <= :now",
-                ExpressionAttributeValues={":one": N(1), ":exp": N(expires_at), ":now": N(now)},
+                UpdateExpression="SET attempt_ids = :ids, expires_at = :exp REMOVE released_ids",
+                ConditionExpression="expires_at <= :now AND NOT contains(released_ids, :id)",
+                ExpressionAttributeValues={
+                    ":ids": {"SS": [attempt_id]},
+                    ":id": S(attempt_id),
+                    ":exp": N(expires_at),
+                    ":now": N(now),
+                },
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def release_attempt(self, subject: str, attempt_id: str, expires_at: int) -> None:
+        """Take attempt `attempt_id` back, and mark it released so that its counting write, if
+        DynamoDB applies it only after this one, is refused. Unconditional and idempotent."""
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": S(attempts_pk(subject))},
+            UpdateExpression=(
+                "DELETE attempt_ids :ids ADD released_ids :ids"
+                " SET expires_at = if_not_exists(expires_at, :exp)"
+            ),
+            ExpressionAttributeValues={":ids": {"SS": [attempt_id]}, ":exp": N(expires_at)},
+        )
 
     def clear_attempts(self, subject: str) -> None:
         self.client.delete_item(TableName=self.table_name, Key={"pk": S(attempts_pk(subject))})

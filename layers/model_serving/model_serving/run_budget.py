@@ -56,7 +56,8 @@ class Watchdog:
     def __init__(self, poll_seconds: float = 0.005, idle_seconds: float = 1.0) -> None:
         self._poll = poll_seconds
         self._idle = idle_seconds
-        self._current: _Run | None = None
+        # On Lambda one run at a time; the local stack's gateway runs requests in threads.
+        self._armed: set[_Run] = set()
         self._last_armed = 0.0
         self._wake = threading.Event()
         self._awake = False
@@ -67,14 +68,14 @@ class Watchdog:
         """Watch the run of `options` until `disarm`; `deadline` is on `time.monotonic`'s clock."""
         now = time.monotonic()
         run = _Run(options, deadline)
-        self._current = run
+        self._armed.add(run)
         self._last_armed = now
         if not self._awake:
             self._start()
         return run
 
-    def disarm(self) -> None:
-        self._current = None
+    def disarm(self, run: _Run) -> None:
+        self._armed.discard(run)
 
     def _start(self) -> None:
         with self._lock:
@@ -89,17 +90,18 @@ class Watchdog:
             self._wake.wait()
             while True:
                 time.sleep(self._poll)
-                run, now = self._current, time.monotonic()
-                if run is not None and not run.terminated and now >= run.deadline:
-                    run.terminated = True
-                    run.options.terminate = True
-                if run is None and now - self._last_armed > self._idle:
+                armed, now = list(self._armed), time.monotonic()
+                for run in armed:
+                    if not run.terminated and now >= run.deadline:
+                        run.terminated = True
+                        run.options.terminate = True
+                if not armed and now - self._last_armed > self._idle:
                     with self._lock:
                         self._awake = False
                         self._wake.clear()
                         # `arm` writes the run, then reads `_awake`; this writes `_awake`, then
                         # reads the run: one of the two sees the other, so no run goes unwatched.
-                        if self._current is None:
+                        if not self._armed:
                             break
                         self._awake = True
 
@@ -113,7 +115,8 @@ class TenantBudget:
     is not cut off, except by `probe_within`."""
 
     __slots__ = ("budget_ms", "deadline", "tenant_id")
-    current: ClassVar[TenantBudget | None] = None
+    # Per thread: on Lambda one request at a time, but the local gateway runs requests in threads.
+    _local: ClassVar[threading.local] = threading.local()
 
     def __init__(self, tenant: Tenant) -> None:
         self.tenant_id = tenant.tenant_id
@@ -121,15 +124,19 @@ class TenantBudget:
         self.deadline = time.monotonic() + tenant.run_budget_ms / 1000
 
     def __enter__(self) -> None:
-        TenantBudget.current = self
+        TenantBudget._local.current = self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        TenantBudget.current = None
+        TenantBudget._local.current = None
+
+    @staticmethod
+    def current() -> TenantBudget | None:
+        return getattr(TenantBudget._local, "current", None)
 
 
 def run_session(session: ort.InferenceSession, outputs: list[str], feeds: dict[str, Any]) -> Any:
     """`session.run(outputs, feeds)`, cut off at the current tenant's budget (`TenantBudget`)."""
-    budget = TenantBudget.current
+    budget = TenantBudget.current()
     if budget is None:
         return session.run(outputs, feeds)
     options = ort.RunOptions()
@@ -147,7 +154,7 @@ def run_session(session: ort.InferenceSession, outputs: list[str], feeds: dict[s
         )
         raise ModelRunFailed() from None
     finally:
-        watchdog.disarm()
+        watchdog.disarm(armed)
 
 
 def _count(budget: TenantBudget, metric: str, message: str) -> None:
@@ -167,5 +174,5 @@ def probe_within(session: ort.InferenceSession, feeds: dict[str, Any], budget_ms
             return False
         raise
     finally:
-        watchdog.disarm()
+        watchdog.disarm(armed)
     return True

@@ -1,0 +1,65 @@
+"""The run budget holds for runs in several threads at once: the local stack's gateway runs
+requests concurrently, so a second tenant's run must never unwatch the first (on Lambda an
+execution environment runs one request at a time)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import onnxruntime as ort
+from model_serving.run_budget import TenantBudget, Watchdog
+
+
+def _wait_until(condition: Any, seconds: float = 2.0) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_every_armed_run_past_its_deadline_is_terminated_not_only_the_last() -> None:
+    # Given two runs armed at once (two threads' requests), both already past their deadlines
+    watchdog = Watchdog(poll_seconds=0.002, idle_seconds=0.5)
+    first, second = ort.RunOptions(), ort.RunOptions()
+    armed_first = watchdog.arm(first, time.monotonic() - 1)
+    armed_second = watchdog.arm(second, time.monotonic() - 1)
+    # When the watchdog looks
+    # Then both are cut off: arming the second did not unwatch the first
+    assert _wait_until(lambda: armed_first.terminated and armed_second.terminated)
+    assert first.terminate and second.terminate
+    watchdog.disarm(armed_first)
+    watchdog.disarm(armed_second)
+
+
+def test_disarming_one_run_leaves_the_other_watched() -> None:
+    # Given two runs, the first one ending in time (disarmed) and the second one running late
+    watchdog = Watchdog(poll_seconds=0.002, idle_seconds=0.5)
+    on_time, late = ort.RunOptions(), ort.RunOptions()
+    armed_on_time = watchdog.arm(on_time, time.monotonic() + 60)
+    armed_late = watchdog.arm(late, time.monotonic() + 0.05)
+    watchdog.disarm(armed_on_time)
+    # Then the late one is still cut off at its deadline, and the finished one never is
+    assert _wait_until(lambda: armed_late.terminated)
+    assert not on_time.terminate
+    watchdog.disarm(armed_late)
+
+
+def test_a_threads_tenant_budget_is_its_own() -> None:
+    # Given tenant-a's budget entered in this thread
+    tenant_a = SimpleNamespace(tenant_id="tenant-a", run_budget_ms=1000)
+    seen: list[TenantBudget | None] = []
+    with TenantBudget(tenant_a):  # type: ignore[arg-type]
+        mine = TenantBudget.current()
+        # When another thread asks for its current budget
+        other = threading.Thread(target=lambda: seen.append(TenantBudget.current()))
+        other.start()
+        other.join()
+    # Then it has none (it never entered one), and this thread's is tenant-a's until it leaves
+    assert mine is not None and mine.tenant_id == "tenant-a"
+    assert seen == [None]
+    assert TenantBudget.current() is None
