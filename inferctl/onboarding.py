@@ -172,10 +172,10 @@ def put_model(
 
     `new_tenant=True` creates the mapping (active, `max_batch` or the default); `False` publishes a
     new version of an existing tenant's model and changes only the model fields (and `max_batch`
-    when given): status and `tokens_not_before` stay as the operator left them. A sample's CSV
-    header (`sample_header`) must name the model's features, where the model has names. A version whose
+    when given): status and `tokens_not_before` stay as the operator left them. A version whose
     interface differs from the active one's is refused unless `allow_interface_change`
-    (`interface_changes`); then the mapping records when (`interface_changed_at`).
+    (`interface_changes`); then the mapping records when (`interface_changed_at`). A sample's
+    CSV header (`sample_header`) must name the model's features, where the model has names.
     """
     validate_tenant_id(tenant_id)
     if max_batch is not None:
