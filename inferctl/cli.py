@@ -25,7 +25,7 @@ from typing import TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 from model_runtime.errors import ProblemError
 from model_runtime.settings import SettingsError
-from model_runtime.table import DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
+from model_runtime.table import CLASSIFICATION, DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
 from inferctl import machine_clients, onboarding, signing_keys, usage_plans
@@ -89,9 +89,18 @@ def _put_model(args: argparse.Namespace, target: Target, *, new_tenant: bool) ->
         new_tenant=new_tenant,
         filename=args.model,
         trust_pickle=args.trust_pickle,
-        sample=sample,
+        sample=None if sample is None else sample.rows,
+        sample_header=None if sample is None else sample.header,
         feature_names=tuple(args.feature_names.split(",")) if args.feature_names else None,
+        allow_interface_change=not new_tenant and args.allow_interface_change,
     )
+
+
+def _affected(console: Console, tenant_id: str, changes: tuple[str, ...]) -> None:
+    if changes:
+        console.say(
+            f"interface changed ({'; '.join(changes)}): this affects all clients of tenant {tenant_id}"
+        )
 
 
 def _when(epoch: int) -> str:
@@ -123,6 +132,7 @@ def publish_model(args: argparse.Namespace, target: Target, console: Console) ->
         f"published {_describe(facts)} for tenant {args.tenant_id}; "
         f"served within {target.runtime.settings.mapping_ttl_seconds} s"
     )
+    _affected(console, args.tenant_id, facts.interface_changes)
 
 
 def list_versions(args: argparse.Namespace, target: Target, console: Console) -> None:
@@ -135,22 +145,30 @@ def list_versions(args: argparse.Namespace, target: Target, console: Console) ->
         [
             ("* " if v.current else "  ") + v.sha256[:12],
             v.model_format + (f" (from {v.source_format})" if v.source_format != v.model_format else ""),
+            str(v.n_features),
+            json.dumps(v.classes) if v.task == CLASSIFICATION else v.task,
+            "changed" if v.interface_changed else "",
             _when(v.registered_at),
             v.probe,
         ]
         for v in versions
     ]
-    _print_table(console, ["  DIGEST", "FORMAT", "REGISTERED", "PROBE"], rows)
+    header = ["  DIGEST", "FORMAT", "FEATURES", "CLASSES", "INTERFACE", "REGISTERED", "PROBE"]
+    _print_table(console, header, rows)
 
 
 def rollback(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_bucket()
-    version = onboarding.rollback(target.runtime, args.tenant_id, args.to)
+    done = onboarding.rollback(
+        target.runtime, args.tenant_id, args.to, allow_interface_change=args.allow_interface_change
+    )
+    version = done.version
     console.say(
         f"tenant {args.tenant_id} now serves model {version.sha256[:12]} ({version.model_format}, "
         f"registered {_when(version.registered_at)}); "
         f"served within {target.runtime.settings.mapping_ttl_seconds} s"
     )
+    _affected(console, args.tenant_id, done.interface_changes)
 
 
 def _password(args: argparse.Namespace, console: Console) -> str:
@@ -376,8 +394,9 @@ def _model_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--sample",
         metavar="FILE",
-        help="probe rows (JSON rows or CSV) the converted model must agree on (default: rows "
-        "generated from the model's parameters)",
+        help="probe rows (JSON rows, or CSV whose first row may name the columns: then as the model's "
+        "feature names) the converted model must agree on (default: rows generated from the model's "
+        "parameters)",
     )
     sub.add_argument(
         "--feature-names",
@@ -387,9 +406,18 @@ def _model_options(sub: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, in one place
+def _interface_option(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--allow-interface-change",
+        action="store_true",
+        help="serve a version whose task, features, feature names, classes (or their order) or "
+        "probabilities differ from the active one's: every client of the tenant must be ready for it",
+    )
+
+
+def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option, in one place
     parser = argparse.ArgumentParser(
-        prog="python -m inferctl",
+        prog=prog,  # the command as invoked: the console script, or `python -m inferctl`
         description="Operate the multi-tenant inference API: tenants, users, models, signing keys.",
         epilog=TARGET_HELP,
     )
@@ -442,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     sub.add_argument("tenant_id", metavar="TENANT_ID")
     _model_options(sub)
     sub.add_argument("--max-batch", type=int, metavar="N", help="change the batch cap (default: keep it)")
+    _interface_option(sub)
 
     sub = command("list-versions", list_versions, "list a tenant's registered model versions")
     sub.add_argument("tenant_id", metavar="TENANT_ID")
@@ -456,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement 
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID")
     sub.add_argument("--to", metavar="DIGEST", help="the version's digest (12 hex digits or more)")
+    _interface_option(sub)
 
     sub = command(
         "create-user",
@@ -582,9 +612,13 @@ def _one_line(text: str) -> str:
 
 
 def main(
-    argv: Sequence[str] | None = None, *, stdin: TextIO | None = None, stdout: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    prog: str = "inferctl",
 ) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     console = Console(stdin or sys.stdin, stdout or sys.stdout)
     try:
         target = configure(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,7 @@ from model_runtime.table import (
 )
 from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
 
+from registry.interface import Interface, differences
 from registry.registration import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
@@ -62,6 +63,8 @@ class ModelFacts:
     task: str = CLASSIFICATION
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
+    # What this version changed in the tenant's interface (`registry.interface`); empty: nothing.
+    interface_changes: tuple[str, ...] = ()
 
     @property
     def version(self) -> str:
@@ -106,6 +109,43 @@ def existing_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
     return tenant
 
 
+def _record(runtime: Runtime, tenant_id: str, sha256: str) -> ModelRecord | None:
+    """A version's registration record, or None (a version registered before records existed)."""
+    s3 = runtime.s3
+    try:
+        body = s3.get_object(Bucket=runtime.settings.model_bucket, Key=record_key(tenant_id, sha256))["Body"]
+    except s3.exceptions.NoSuchKey:
+        return None
+    try:
+        return ModelRecord.from_json(json.loads(body.read()))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise OnboardingError(_malformed(record_key(tenant_id, sha256))) from None
+
+
+def _malformed(key: str) -> str:
+    return (
+        f"the version record {key} is malformed: restore it from the bucket's "
+        "versions, or delete it if that version is never to be rolled back to"
+    )
+
+
+def interface_changes(
+    runtime: Runtime, tenant: Tenant, new: Interface, *, allow: bool, action: str
+) -> tuple[str, ...]:
+    """What `new` changes in `tenant`'s interface; refused (`OnboardingError`, one line saying
+    what changed) unless `allow`. `action` names the command for the message ("publish it")."""
+    record = _record(runtime, tenant.tenant_id, tenant.model_sha256)
+    active = Interface.of_tenant(tenant) if record is None else Interface.of_record(record)
+    changes = differences(new, active)
+    if changes and not allow:
+        raise OnboardingError(
+            f"this version changes tenant {tenant.tenant_id!r}'s interface ({'; '.join(changes)}), "
+            f"which breaks every client of the tenant: {action} with --allow-interface-change "
+            "once they are ready for it"
+        )
+    return changes
+
+
 def update_tenant(runtime: Runtime, tenant_id: str, change: TenantChange, now: int | None = None) -> None:
     try:
         runtime.table.update_tenant(tenant_id, change, int(time.time()) if now is None else now)
@@ -124,13 +164,18 @@ def put_model(
     trust_pickle: bool = False,
     sample: npt.NDArray[np.float64] | None = None,
     feature_names: tuple[str, ...] | None = None,
+    allow_interface_change: bool = False,
+    sample_header: tuple[str, ...] | None = None,
 ) -> ModelFacts:
     """Register a model file (see `registry.registration`), upload what is served content-addressed
     with its registration record, and point the tenant's mapping at it.
 
     `new_tenant=True` creates the mapping (active, `max_batch` or the default); `False` publishes a
     new version of an existing tenant's model and changes only the model fields (and `max_batch`
-    when given): status and `tokens_not_before` stay as the operator left them.
+    when given): status and `tokens_not_before` stay as the operator left them. A version whose
+    interface differs from the active one's is refused unless `allow_interface_change`
+    (`interface_changes`); then the mapping records when (`interface_changed_at`). A sample's
+    CSV header (`sample_header`) must name the model's features, where the model has names.
     """
     validate_tenant_id(tenant_id)
     if max_batch is not None:
@@ -141,6 +186,12 @@ def put_model(
         )
     except RegistrationError as error:
         raise OnboardingError(str(error)) from None
+    names = registration.feature_names
+    if sample_header is not None and names is not None and sample_header != names:
+        raise OnboardingError(
+            f"the sample's header row names {','.join(sample_header)}, and the model's features are "
+            f"{','.join(names)}: name them in that order, or drop the header row"
+        )
     cacheable = largest_cached_file(runtime.settings.model_cache_bytes)
     if len(registration.data) > cacheable:
         raise OnboardingError(
@@ -148,22 +199,28 @@ def put_model(
             f"(ModelCacheBytes {runtime.settings.model_cache_bytes}) keeps models of at most {cacheable}: "
             "register a smaller model, or raise ModelCacheBytes (and PredictMemorySize) and pass --stack"
         )
-    exists = runtime.table.get_tenant(tenant_id, consistent=True) is not None
-    if exists and new_tenant:
+    active = runtime.table.get_tenant(tenant_id, consistent=True)
+    if active is not None and new_tenant:
         raise OnboardingError(f"tenant {tenant_id!r} already exists")
-    if not exists and not new_tenant:
+    if active is None and not new_tenant:
         raise OnboardingError(f"unknown tenant {tenant_id!r}")
 
     bucket = runtime.settings.model_bucket
     sha256 = sha256_hex(registration.data)
     now = int(time.time())
+    record = registration.record(sha256, now)
+    changes: tuple[str, ...] = ()
+    if active is not None:  # checked before the first write: a refusal leaves the tenant as it was
+        changes = interface_changes(
+            runtime, active, Interface.of_record(record), allow=allow_interface_change, action="publish it"
+        )
     key = model_key(tenant_id, sha256, registration.model_format)
     s3 = runtime.s3
     s3.put_object(Bucket=bucket, Key=key, Body=registration.data, ChecksumAlgorithm="SHA256")
     s3.put_object(
         Bucket=bucket,
         Key=record_key(tenant_id, sha256),
-        Body=json.dumps(registration.record(sha256, now).to_json()).encode(),
+        Body=json.dumps(replace(record, interface_changed=bool(changes)).to_json()).encode(),
         ContentType="application/json",
         ChecksumAlgorithm="SHA256",
     )
@@ -178,13 +235,17 @@ def put_model(
         task=registration.task,
         feature_names=registration.feature_names,
         accepts_missing=registration.accepts_missing,
+        interface_changes=changes,
     )
     try:
         if new_tenant:
             tenant = Tenant.new(tenant_id, facts.pin(key), max_batch or DEFAULT_MAX_BATCH, now)
             runtime.table.create_tenant(tenant)
         else:
-            runtime.table.update_tenant(tenant_id, TenantChange(pin=facts.pin(key), max_batch=max_batch), now)
+            change = TenantChange(
+                pin=facts.pin(key), max_batch=max_batch, interface_changed_at=now if changes else None
+            )
+            runtime.table.update_tenant(tenant_id, change, now)
     except (ItemExists, ItemMissing):
         # Someone else created or deleted the tenant since the check above.
         raise OnboardingError(
@@ -371,6 +432,9 @@ class VersionRow:
     task: str = CLASSIFICATION
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
+    has_probabilities: bool = False
+    # Published with --allow-interface-change: its interface differed from the one then served.
+    interface_changed: bool = False
 
 
 def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
@@ -388,10 +452,7 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
                     json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
                 )
             except (ValueError, KeyError, TypeError, AttributeError):
-                raise OnboardingError(
-                    f"the version record {entry['Key']} is malformed: restore it from the bucket's "
-                    "versions, or delete it if that version is never to be rolled back to"
-                ) from None
+                raise OnboardingError(_malformed(entry["Key"])) from None
             rows.append(
                 VersionRow(
                     sha256=record.sha256,
@@ -406,17 +467,34 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
                     task=record.task,
                     feature_names=record.feature_names,
                     accepts_missing=record.accepts_missing,
+                    has_probabilities=record.has_probabilities,
+                    interface_changed=record.interface_changed,
                 )
             )
     return sorted(rows, key=lambda row: (row.registered_at, row.sha256))
 
 
-def rollback(runtime: Runtime, tenant_id: str, to: str | None = None) -> VersionRow:
+def _interface(row: VersionRow) -> Interface:
+    classes = tuple(row.classes) if row.task == CLASSIFICATION else ()
+    return Interface(row.task, row.n_features, classes, row.feature_names, row.has_probabilities)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    version: VersionRow
+    interface_changes: tuple[str, ...]  # what it changed in the tenant's interface; empty: nothing
+
+
+def rollback(
+    runtime: Runtime, tenant_id: str, to: str | None = None, *, allow_interface_change: bool = False
+) -> Rollback:
     """Point the tenant's mapping at a previously registered version: `to` (a digest or a unique
     prefix of at least 12 hex digits), else the version registered before the current one.
 
-    The object is fetched and hashed first: a version whose bytes are gone or changed is refused.
+    The object is fetched and hashed first: a version whose bytes are gone or changed is refused,
+    and so is one whose interface differs from the active one's, unless `allow_interface_change`.
     """
+    tenant = existing_tenant(runtime, tenant_id)
     versions = list_versions(runtime, tenant_id)
     current = next((v for v in versions if v.current), None)
     if to is None:
@@ -437,6 +515,9 @@ def rollback(runtime: Runtime, tenant_id: str, to: str | None = None) -> Version
         target = matches[0]
     if target.current:
         raise OnboardingError(f"version {target.sha256[:12]} is already current")
+    changes = interface_changes(
+        runtime, tenant, _interface(target), allow=allow_interface_change, action="roll back"
+    )
     key = model_key(tenant_id, target.sha256, target.model_format)
     s3 = runtime.s3
     try:
@@ -456,5 +537,7 @@ def rollback(runtime: Runtime, tenant_id: str, to: str | None = None) -> Version
         feature_names=target.feature_names,
         accepts_missing=target.accepts_missing,
     )
-    update_tenant(runtime, tenant_id, TenantChange(pin=facts.pin(key)))
-    return target
+    now = int(time.time())
+    change = TenantChange(pin=facts.pin(key), interface_changed_at=now if changes else None)
+    update_tenant(runtime, tenant_id, change, now)
+    return Rollback(target, changes)

@@ -557,21 +557,48 @@ def _register_onnx(data: bytes, sample: npt.NDArray[np.float64] | None) -> Regis
     )
 
 
-def read_sample(path: str) -> npt.NDArray[np.float64]:
-    """Probe rows from a file: a JSON list of rows (or `{"instances": [...]}`), or CSV numbers."""
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The operator's probe rows, and the names a CSV's header row gave the columns (or None)."""
+
+    rows: npt.NDArray[np.float64]
+    header: tuple[str, ...] | None = None
+
+
+def _csv_header(text: str) -> tuple[str, ...] | None:
+    """The first line's fields, if it is a header row (any field not a number), else None."""
+    first = text.split("\n", 1)[0]
+    fields = tuple(field.strip() for field in first.split(","))
+    try:
+        [float(field) for field in fields]
+    except ValueError:
+        return fields
+    return None
+
+
+def read_sample(path: str) -> Sample:
+    """Probe rows from a file: a JSON list of rows (or `{"instances": [...]}`), or CSV numbers,
+    with or without a header row naming the columns."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise RegistrationError(f"cannot read {path}: {error.strerror or error}") from None
+    header = None
     try:
         if text.lstrip().startswith(("[", "{")):
             document = json.loads(text)
             rows = document["instances"] if isinstance(document, dict) else document
             sample = np.asarray(rows, dtype=np.float64)
         else:
-            sample = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+            text = text.lstrip()
+            header = _csv_header(text)
+            skip = 0 if header is None else 1
+            sample = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2, skiprows=skip)
     except (ValueError, KeyError, TypeError):
-        raise RegistrationError(f"{path} is not a list of rows of numbers (JSON or CSV)") from None
+        raise RegistrationError(
+            f"{path} is not a list of rows of numbers (JSON, or CSV whose first row may name the "
+            "columns): drop anything else"
+        ) from None
     if sample.ndim != 2 or not np.isfinite(sample).all():
         raise RegistrationError(f"{path} is not a list of rows of finite numbers")
-    return sample
+    return Sample(sample, header)

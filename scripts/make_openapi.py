@@ -349,6 +349,13 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
                 },
                 "version": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
                 "format": {"enum": ["onnx", "skops"], "description": "How the model is served."},
+                "interface_changed_at": {
+                    "type": ["integer", "null"],
+                    "description": "When the operator last published (or rolled back to) a version "
+                    "whose task, features, feature names, classes or probabilities differ from the "
+                    "one before (epoch seconds); null if never. Clients may compare it with the value "
+                    "they were written against.",
+                },
                 "sklearn_version": {
                     "type": "string",
                     "description": "Only for skops models: the scikit-learn that serves them.",

@@ -102,6 +102,8 @@ def model_card(event: Event) -> Response:
         "classes": list(tenant.classes) if tenant.task == CLASSIFICATION else None,
         "version": tenant.model_version,
         "format": tenant.model_format,
+        # When the operator last served a version with another interface (epoch s); null: never.
+        "interface_changed_at": tenant.interface_changed_at or None,
     }
     if tenant.sklearn_version:  # the runtime a skops model needs; ONNX needs none
         card["sklearn_version"] = tenant.sklearn_version

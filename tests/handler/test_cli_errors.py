@@ -188,3 +188,58 @@ def test_rotation_with_explicit_timings_uses_them(
     when = out.getvalue().rsplit("Run finish-rotation after ", 1)[1].removesuffix(".\n")
     ready = calendar.timegm(time.strptime(when, "%Y-%m-%d %H:%M:%S UTC"))
     assert ready >= before + 3600
+
+
+# --- a CSV sample with a header row ------------------------------------------------------------
+
+IRIS_ROWS = "5.1,3.5,1.4,0.2\n6.2,2.9,4.3,1.3\n7.7,3.0,6.1,2.3\n"
+
+
+def write_csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "sample.csv"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_csv_sample_with_a_header_naming_the_features_is_read(
+    demo: Stack, inferctl: Any, tmp_path: Path
+) -> None:
+    # Given a CSV sample whose first row names the model's four features
+    sample = write_csv(tmp_path, "sl,sw,pl,pw\n" + IRIS_ROWS)
+    model = str(MODELS_DIR / "model_user_a.pkl")
+    # When the operator publishes with those names (an interface change: the active model has none)
+    run = inferctl(
+        "publish-model", "tenant-a", "--model", model, "--trust-pickle", "--sample", sample,
+        "--feature-names", "sl,sw,pl,pw", "--allow-interface-change",
+    )  # fmt: skip
+    # Then the header is read as names, and the three rows are the probe
+    assert run.code == 0, run.err
+    assert "3/3 sample rows agree" in run.out
+
+
+def test_a_csv_sample_whose_header_names_other_features_is_refused_saying_to_drop_it(
+    demo: Stack, inferctl: Any, tmp_path: Path
+) -> None:
+    # Given a CSV sample whose header names other columns than the model's features
+    sample = write_csv(tmp_path, "a,b,c,d\n" + IRIS_ROWS)
+    model = str(MODELS_DIR / "model_user_a.pkl")
+    before = current_runtime().table.get_tenant("tenant-a")
+    # When the operator publishes with it / Then one line names both and says to drop the header
+    run = inferctl(
+        "publish-model", "tenant-a", "--model", model, "--trust-pickle", "--sample", sample,
+        "--feature-names", "sl,sw,pl,pw", "--allow-interface-change",
+    )  # fmt: skip
+    assert_one_error_line(run, "header row names a,b,c,d", "sl,sw,pl,pw", "drop the header row")
+    assert current_runtime().table.get_tenant("tenant-a") == before
+
+
+def test_a_csv_sample_with_a_header_is_read_for_a_model_without_names(
+    demo: Stack, inferctl: Any, tmp_path: Path
+) -> None:
+    # Given a CSV sample with a header row, and a model whose features have no names
+    sample = write_csv(tmp_path, "sepal length,sepal width,petal length,petal width\n" + IRIS_ROWS)
+    model = str(MODELS_DIR / "model_user_a.pkl")
+    # When the operator publishes with it / Then the rows below the header are the probe
+    run = inferctl("publish-model", "tenant-a", "--model", model, "--trust-pickle", "--sample", sample)
+    assert run.code == 0, run.err
+    assert "3/3 sample rows agree" in run.out

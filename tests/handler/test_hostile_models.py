@@ -33,8 +33,17 @@ def predict(token: str, rows: int) -> dict[str, Any]:
 
 
 def serve(demo: Stack, graph: bytes, budget_ms: int | None = None) -> None:
-    """tenant-a now serves `graph` (registered as the operator would), with `budget_ms`."""
-    put_model(current_runtime(), "tenant-a", graph, None, new_tenant=False, filename="hostile.onnx")
+    """tenant-a now serves `graph` (registered as the operator would, whatever its interface), with
+    `budget_ms`."""
+    put_model(
+        current_runtime(),
+        "tenant-a",
+        graph,
+        None,
+        new_tenant=False,
+        filename="hostile.onnx",
+        allow_interface_change=True,
+    )
     if budget_ms is not None:
         set_run_budget(current_runtime(), "tenant-a", budget_ms)
     use_runtime()  # a fresh container: the new mapping and model, no cache

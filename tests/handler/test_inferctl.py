@@ -1,4 +1,4 @@
-"""The operator CLI (`python -m inferctl`), run in-process against moto's `mock_aws`.
+"""The operator CLI (`inferctl`, or `python -m inferctl`), run in-process against moto's `mock_aws`.
 
 What it guards: a mapping pins what the registered model says (digest of the served bytes,
 format, n_features, classes); bad input is one `error:` line, exit status 1, and *nothing written*;
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import runpy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,8 +228,8 @@ def test_publish_model_changes_the_model_and_keeps_status_and_revocation(
     assert inferctl("revoke-tokens", "tenant-a").code == 0
     before = demo.tenant("tenant-a")
     path = model_file(tmp_path, fitted(3, (5, 6, 7)))
-    # When the operator publishes it
-    run = inferctl("publish-model", "tenant-a", "--model", str(path))
+    # When the operator publishes it (another interface: tests/handler/test_model_interface.py)
+    run = inferctl("publish-model", "tenant-a", "--model", str(path), "--allow-interface-change")
     # Then the mapping pins the new model
     assert run.code == 0, run.err
     after = demo.tenant("tenant-a")
@@ -670,7 +671,23 @@ def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]
     # Then it explains itself, including where it writes, and exits 0
     assert done.value.code == 0
     text = capsys.readouterr().out
-    assert f"python -m inferctl {command}" in text and "--stack" in text
+    assert text.startswith(f"usage: inferctl {command}") and "--stack" in text
+
+
+def test_the_usage_line_names_the_command_as_invoked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the console script's entry point (pyproject: inferctl = "inferctl.cli:main")
+    # When it is asked for help / Then the usage line names `inferctl`
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: inferctl ")
+    # Given `python -m inferctl` (the package's __main__)
+    monkeypatch.setattr("sys.argv", ["inferctl/__main__.py", "--help"])
+    # When it is asked for help / Then the usage line names `python -m inferctl`
+    with pytest.raises(SystemExit):
+        runpy.run_module("inferctl", run_name="__main__")
+    assert capsys.readouterr().out.startswith("usage: python -m inferctl ")
 
 
 def test_the_required_commands_exist() -> None:

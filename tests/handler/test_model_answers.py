@@ -46,11 +46,18 @@ def predict(token: str, rows: list[list[float]], context: FakeLambdaContext, **p
 
 
 def serve_as_tenant_a(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Republish tenant-a with `model` as an audited skops file (no ONNX converter for it)."""
+    """Republish tenant-a with `model` as an audited skops file (no ONNX converter for it), whatever
+    its interface (tests/handler/test_model_interface.py guards that rule)."""
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "0")
     use_runtime()
     facts = put_model(
-        current_runtime(), "tenant-a", skops.io.dumps(model), None, new_tenant=False, filename="m.skops"
+        current_runtime(),
+        "tenant-a",
+        skops.io.dumps(model),
+        None,
+        new_tenant=False,
+        filename="m.skops",
+        allow_interface_change=True,
     )
     assert facts.model_format == "skops"
 

@@ -344,7 +344,14 @@ def test_new_version_with_zero_mapping_ttl_is_served_on_the_next_request(
     # When the operator points tenant-a at a 13-feature model
     model_b = (MODELS_DIR / "model_user_b.pkl").read_bytes()
     facts = put_model(
-        current_runtime(), "tenant-a", model_b, 1000, new_tenant=False, filename="b.pkl", trust_pickle=True
+        current_runtime(),
+        "tenant-a",
+        model_b,
+        1000,
+        new_tenant=False,
+        filename="b.pkl",
+        trust_pickle=True,
+        allow_interface_change=True,
     )
     # Then alice's next 4-feature batch no longer fits her model
     assert predict_as_alice(context, alice_token)["statusCode"] == 400

@@ -192,9 +192,10 @@ def test_rollback_to_a_named_version_and_refusals(demo: Stack) -> None:
         new_tenant=False,
         filename="a.pkl",
         trust_pickle=True,
+        allow_interface_change=True,  # 4 features where tenant-b's take 13
     )
 
     current_runtime().s3.put_object(Bucket=demo.bucket, Key=first.model_key, Body=b"tampered")
-    code, _ = run_cli("rollback", "tenant-b", "--to", first.model_sha256[:12])
+    code, _ = run_cli("rollback", "tenant-b", "--to", first.model_sha256[:12], "--allow-interface-change")
     assert code == 1
     assert demo.tenant("tenant-b").model_sha256 != first.model_sha256

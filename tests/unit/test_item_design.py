@@ -41,6 +41,7 @@ SHARED_WORDS = frozenset(
         "n_features",
         "max_batch",
         "sklearn_version",
+        "interface_changed_at",
         "version",
         "task",
         "accepts_missing",

@@ -57,9 +57,10 @@ def test_inferctl_is_a_console_command_of_the_venv() -> None:
     done = subprocess.run(
         [script, "--help"], check=False, capture_output=True, text=True, timeout=120, cwd="/"
     )
-    # Then it answers and exits 0
+    # Then it answers and exits 0, its usage line naming the command as invoked
     assert done.returncode == 0, done.stderr
     assert "create-tenant" in done.stdout
+    assert done.stdout.startswith("usage: inferctl ")
 
 
 def test_python_m_inferctl_works_from_any_directory(tmp_path: Path) -> None:
@@ -73,9 +74,10 @@ def test_python_m_inferctl_works_from_any_directory(tmp_path: Path) -> None:
         timeout=120,
         cwd=tmp_path,
     )
-    # Then the installed packages are found
+    # Then the installed packages are found, and the usage line names the command as invoked
     assert done.returncode == 0, done.stderr
     assert "create-tenant" in done.stdout
+    assert done.stdout.startswith("usage: python -m inferctl ")
 
 
 def test_no_source_edits_sys_path() -> None:

@@ -6,8 +6,8 @@ One table, partition key `pk` (string), no sort key:
 - `tenant#<tenant_id>`: a tenant's mapping. tenant_id, model_key, model_sha256, model_format,
   n_features, max_batch, classes_json, sklearn_version, task, feature_names_json, accepts_missing,
   status, tokens_not_before, subjects_not_before, updated_at, run_budget_ms (absent:
-  `DEFAULT_RUN_BUDGET_MS`); api_key_id, api_key and usage_tier once the tenant has an API Gateway
-  API key (inferctl).
+  `DEFAULT_RUN_BUDGET_MS`), interface_changed_at (absent: never changed); api_key_id, api_key and
+  usage_tier once the tenant has an API Gateway API key (inferctl).
 - `attempts#<subject>`: a failed-login counter. attempt_ids (string set: the attempts counted),
   released_ids (string set: attempts that ended in a dependency failure, never counted),
   expires_at (the table's TTL attribute).
@@ -99,6 +99,7 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "secret_sha256",
         "revoked_at",
         "run_budget_ms",
+        "interface_changed_at",
     }
 )
 
@@ -278,6 +279,9 @@ class Tenant:
     task: str = CLASSIFICATION
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
+    # When an operator last published (or rolled back to) a version with another interface
+    # (registry/interface.py), with --allow-interface-change; 0: never.
+    interface_changed_at: int = 0
 
     @property
     def active(self) -> bool:
@@ -359,6 +363,7 @@ class Tenant:
             task=_s(item, "task", CLASSIFICATION),
             feature_names=_names(item, "feature_names_json"),
             accepts_missing=_b(item, "accepts_missing"),
+            interface_changed_at=_n(item, "interface_changed_at"),
         )
 
 
@@ -463,6 +468,7 @@ class TenantChange:
     api_key: str | None = None
     usage_tier: str | None = None
     run_budget_ms: int | None = None
+    interface_changed_at: int | None = None
 
     def to_item(self, updated_at: int) -> Item:
         fields: Item = dict(self.pin.to_item()) if self.pin else {}
@@ -474,6 +480,10 @@ class TenantChange:
             ("api_key", None if self.api_key is None else S(self.api_key)),
             ("usage_tier", None if self.usage_tier is None else S(self.usage_tier)),
             ("run_budget_ms", None if self.run_budget_ms is None else N(self.run_budget_ms)),
+            (
+                "interface_changed_at",
+                None if self.interface_changed_at is None else N(self.interface_changed_at),
+            ),
         ):
             if value is not None:
                 fields[name] = value
@@ -765,6 +775,8 @@ class ModelRecord:
     task: str = CLASSIFICATION
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
+    # Published with --allow-interface-change: its interface differed from the one then served.
+    interface_changed: bool = False
 
     def describe_probe(self) -> str:
         agree = self.probe_rows - self.probe_disagreements
@@ -782,6 +794,7 @@ class ModelRecord:
             "task": self.task,
             "feature_names": None if self.feature_names is None else list(self.feature_names),
             "accepts_missing": self.accepts_missing,
+            "interface_changed": self.interface_changed,
             "registered_at": self.registered_at,
             "probe": {
                 "rows": self.probe_rows,
@@ -809,4 +822,5 @@ class ModelRecord:
             task=str(record.get("task", CLASSIFICATION)),
             feature_names=None if names is None else tuple(str(n) for n in names),
             accepts_missing=bool(record.get("accepts_missing", False)),
+            interface_changed=bool(record.get("interface_changed", False)),
         )
