@@ -29,13 +29,15 @@ from bench.stack import BASE_ENVIRONMENT, POWERTOOLS_DEFAULTS
 
 CHILD = Path(__file__).resolve().parent / "cold_child.py"
 # Installed here but not in Lambda's python3.12 runtime, so every cold-start child runs without
-# them (`cold_child.py`, `boto3_import_seconds`): botocore imports `awscrt` when it can
-# (compat.py, `HAS_CRT`), and the dev venv has it only because aws-sam-cli asks for boto3[crt].
+# them (`cold_child.py`, `boto3_import_seconds`). botocore imports each when it can: `awscrt`
+# (compat.py, `HAS_CRT`; the dev venv has it because aws-sam-cli asks for boto3[crt]) and
+# pyOpenSSL's `OpenSSL` (httpsession.py, through urllib3.contrib.pyopenssl; a dev dependency's).
 # Lambda's runtime provides boto3, botocore, s3transfer, jmespath, dateutil, six and urllib3
-# (local/lambda-image/requirements.txt, the emulation image's /var/runtime), no awscrt, and
-# the layers do not ship it. Measured 2026-12-06, paired fresh processes: awscrt was
-# about a quarter of `import botocore.session, botocore.config` (see docs/performance.md).
-ABSENT_IN_LAMBDA = ("awscrt",)
+# (local/lambda-image/requirements.txt, the emulation image's /var/runtime), neither of these,
+# and the layers ship neither. Measured 2026-12-06, alternating pairs of fresh processes, of
+# `import botocore.session, botocore.config`: without awscrt, median 0.77x; then without
+# OpenSSL as well, 0.78x of that (docs/performance.md).
+ABSENT_IN_LAMBDA = ("awscrt", "OpenSSL")
 # Run first by every child: a None in sys.modules makes `import awscrt` raise ImportError, the
 # way a missing package does, so botocore takes its pure-Python path as it does on Lambda.
 WITHOUT_ABSENT = f"import sys; sys.modules.update(dict.fromkeys({ABSENT_IN_LAMBDA!r}))"
