@@ -5,9 +5,10 @@ The moto setup in between is excluded, and both sides do the identical setup (se
 `bench/cold_child.py`). boto3 and botocore are imported by that setup (moto needs them), so
 `boto3_import_s` measures the import of the AWS SDK that predict loads (botocore's session, or
 boto3 if a fresh import of the handler loads it) alone, in fresh processes, and it is added to
-our predict side: only ours needs it (the bare `import sklearn; joblib.load; predict` does not). Our predict
-serves an ONNX tenant (model A as registration converts it). One discarded warm-up round first,
-so .pyc files and the page cache are in the same state for every measured round.
+our predict side: only ours needs it (the bare `import sklearn; joblib.load; predict` does not). Every
+child runs without the modules Lambda's runtime lacks (`ABSENT_IN_LAMBDA`). Our predict serves
+an ONNX tenant (model A as registration converts it). One discarded warm-up round first, so .pyc
+files and the page cache are in the same state for every measured round.
 """
 
 from __future__ import annotations
@@ -27,6 +28,19 @@ from bench import LAYER_SOURCE, REPO_ROOT
 from bench.stack import BASE_ENVIRONMENT, POWERTOOLS_DEFAULTS
 
 CHILD = Path(__file__).resolve().parent / "cold_child.py"
+# Installed here but not in Lambda's python3.12 runtime, so every cold-start child runs without
+# them (`cold_child.py`, `boto3_import_seconds`). botocore imports each when it can: `awscrt`
+# (compat.py, `HAS_CRT`; the dev venv has it because aws-sam-cli asks for boto3[crt]) and
+# pyOpenSSL's `OpenSSL` (httpsession.py, through urllib3.contrib.pyopenssl; a dev dependency's).
+# Lambda's runtime provides boto3, botocore, s3transfer, jmespath, dateutil, six and urllib3
+# (local/lambda-image/requirements.txt, the emulation image's /var/runtime), neither of these,
+# and the layers ship neither. Measured 2026-12-06, alternating pairs of fresh processes, of
+# `import botocore.session, botocore.config`: without awscrt, median 0.77x; then without
+# OpenSSL as well, 0.78x of that (docs/performance.md).
+ABSENT_IN_LAMBDA = ("awscrt", "OpenSSL")
+# Run first by every child: a None in sys.modules makes `import awscrt` raise ImportError, the
+# way a missing package does, so botocore takes its pure-Python path as it does on Lambda.
+WITHOUT_ABSENT = f"import sys; sys.modules.update(dict.fromkeys({ABSENT_IN_LAMBDA!r}))"
 PAIRS = {"predict": "predict_bare", "login": "login_bare", "authorizer": "authorizer_bare"}
 DEMO_PASSWORD = "alice-local-demo"
 
@@ -75,6 +89,7 @@ def _child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "PYTHON"))}
     environment |= BASE_ENVIRONMENT | POWERTOOLS_DEFAULTS
     environment["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(LAYER_SOURCE)])
+    environment["BENCH_ABSENT_MODULES"] = " ".join(ABSENT_IN_LAMBDA)
     return environment | (extra or {})
 
 
@@ -119,7 +134,7 @@ def _fresh_import_facts(module: str) -> tuple[list[str], int]:
     """In a fresh process without moto: which of numpy/sklearn/scipy/joblib importing `module`
     pulls in, and how many modules it loads in all."""
     code = (
-        "import sys, json; n0 = len(sys.modules); import " + module + "; "
+        WITHOUT_ABSENT + "; import json; n0 = len(sys.modules); import " + module + "; "
         "print(json.dumps([[m for m in ('numpy', 'sklearn', 'scipy', 'joblib', 'onnxruntime') "
         "if m in sys.modules],"
         " len(sys.modules) - n0]))"
@@ -143,7 +158,7 @@ def sdk_import(module: str) -> str:
     """The import statement of the AWS SDK a fresh import of `module` loads: boto3 when it loads
     boto3 (its import includes botocore's), else botocore's session and config (what
     `model_runtime.runtime` imports)."""
-    code = f"import sys; import {module}; print('boto3' in sys.modules)"
+    code = f"{WITHOUT_ABSENT}; import {module}; print('boto3' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-P", "-c", code],
         env=_child_environment(
@@ -159,7 +174,8 @@ def sdk_import(module: str) -> str:
 
 
 def boto3_import_seconds(runs: int, statement: str = "import boto3") -> float:
-    code = f"import time; t = time.perf_counter(); {statement}; print(time.perf_counter() - t)"
+    code = f"{WITHOUT_ABSENT}; import time; t = time.perf_counter(); {statement}; "
+    code += "print(time.perf_counter() - t)"
     times = []
     for _ in range(runs):
         out = subprocess.run(
