@@ -629,6 +629,7 @@ def test_model_card_describes_the_callers_model_without_locations(
         "classes": entry["classes"],
         "version": digest[:12],
         "format": "onnx",
+        "interface_changed_at": None,
     }
     # And nothing that locates the model: no key, bucket or full digest
     assert digest not in response["body"]
@@ -650,6 +651,7 @@ def test_alices_model_card(alice_token: str) -> None:
         "classes",
         "version",
         "format",
+        "interface_changed_at",
     }
     assert (card["n_features"], card["max_batch"], card["classes"]) == (4, 1000, [0, 1, 2])
     assert card["version"] == served_digest("model_user_a.pkl")[:12]
