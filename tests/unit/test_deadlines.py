@@ -76,10 +76,13 @@ def test_what_the_authorizer_spent_is_taken_from_the_functions_deadline() -> Non
 
 
 @pytest.mark.parametrize(
-    "event", [received(3600), received(-60), {"requestContext": {"requestTimeEpoch": "x"}}, {}]
+    "event",
+    [received(3600), received(15), received(-60), {"requestContext": {"requestTimeEpoch": "x"}}, {}],
 )
 def test_a_receipt_time_that_is_not_this_requests_is_ignored(event: dict[str, Any]) -> None:
-    # Given a replayed sample event (received an hour ago), a clock ahead, a malformed or no time
+    # Given a replayed sample event (received an hour ago), a receipt time that would leave the
+    # invocation nothing (sam local start-api's, fixed when SAM CLI starts), a clock ahead, a
+    # malformed or no time
     deadline = Deadline()
     deadline.begin(Remaining(10_000), event)
     # Then the deadline is the invocation's own

@@ -126,7 +126,10 @@ class Deadline:
         received_ms = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
         if isinstance(received_ms, int) and context is not None:
             spent = time.time() - received_ms / 1000
-            if 0 < spent < GATEWAY_TIMEOUT_SECONDS:
+            # A receipt time that leaves this invocation nothing is not this request's: a replayed
+            # event, or `sam local start-api`'s, which SAM CLI 1.170 fixes once when it starts.
+            left = context.get_remaining_time_in_millis() / 1000 - self.reserve_seconds
+            if 0 < spent < min(GATEWAY_TIMEOUT_SECONDS, left):
                 request.spent = spent
 
     def remaining(self) -> float:
