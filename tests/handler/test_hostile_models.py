@@ -139,14 +139,14 @@ def test_the_cli_sets_the_run_budget_within_its_bounds(
 
 def test_the_watchdog_goes_idle_and_wakes_for_the_next_run(demo: Stack, alice_token: str) -> None:
     # Given a watchdog that idles after 50 ms without runs
-    watchdog = run_budget.Watchdog(poll_seconds=0.002, idle_seconds=0.05)
+    watchdog = run_budget.Watchdog(tick_seconds=0.002, idle_seconds=0.05)
     serve(demo, slow_graph(), BUDGET_MS)
     original = run_budget.watchdog
     run_budget.watchdog = watchdog
     try:
         predict(alice_token, 1)
         time.sleep(0.2)
-        assert not watchdog._awake  # asleep on its event: an idle container costs nothing
+        assert watchdog._next_look == float("inf")  # asleep with no timeout: an idle container costs nothing
         # When a slow run comes, then it is still cut off
         assert predict(alice_token, 1000)["statusCode"] == 503
     finally:

@@ -119,3 +119,21 @@ def test_a_served_prediction_writes_one_metrics_line_for_tenant_and_service(
     assert metric_names(line, ["service"]) == {"Predictions", "PredictedRows"}
     assert (line["service"], line["Predictions"], line["PredictedRows"]) == ("test", 1, 2)
     assert tenant_lines(json.dumps(line)) == [line]  # and CloudWatch can read every directive
+
+
+def test_a_request_refused_before_its_tenant_is_known_does_not_log_the_last_tenant(
+    alice_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a served request of tenant-a: its log keys name the tenant
+    invoke(load_event("predict_alice", alice_token=alice_token), capsys)
+    assert predict_app.logger.get_current_keys()["tenant_id"] == "tenant-a"
+    # When the container's next request has a bad token (no tenant is ever verified)
+    event = load_event("predict_alice", alice_token=alice_token + "x")
+    event["requestContext"]["requestId"] = "the-next-request"
+    context = FakeLambdaContext(aws_request_id="the-next-invocation")
+    assert predict_app.lambda_handler(event, context)["statusCode"] == 401
+    # Then its log keys carry no tenant, and its own request ids
+    keys = predict_app.logger.get_current_keys()
+    assert "tenant_id" not in keys
+    assert keys["correlation_id"] == "the-next-request"
+    assert keys["function_request_id"] == "the-next-invocation"

@@ -23,6 +23,7 @@ Cardinality: at most 6 + len(REJECTION_KINDS) metrics per tenant (README, Observ
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -75,49 +76,104 @@ class TenantMetrics:
         namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "InferenceApi")
         service = os.environ.get("POWERTOOLS_SERVICE_NAME", "predict")
         latency_ms = round((time.perf_counter() - self._started) * 1000, 3)
-        tenant_set = [
-            {"Name": "Requests", "Unit": "Count"},
-            {"Name": "Latency", "Unit": "Milliseconds"},
-        ]
-        values: dict[str, object] = {
-            "service": service,
-            "tenant": self._tenant_id,
-            "Requests": 1,
-            "Latency": latency_ms,
-        }
-        directives: list[dict[str, object]] = [
-            {"Namespace": namespace, "Dimensions": [["service", "tenant"]], "Metrics": tenant_set}
-        ]
-        for name in self._events:
-            tenant_set.append({"Name": name, "Unit": "Count"})
-            values[name] = 1
-        if 200 <= status < 300:
-            if self._rows:
-                predictions = [
-                    {"Name": "Predictions", "Unit": "Count"},
-                    {"Name": "PredictedRows", "Unit": "Count"},
-                ]
-                tenant_set += predictions
-                values |= {"Predictions": 1, "PredictedRows": self._rows}
-                # The same two values, service-wide: what the alarms and the service view read.
-                directives.append(
-                    {"Namespace": namespace, "Dimensions": [["service"]], "Metrics": predictions}
-                )
-        else:
-            values |= {"kind": REJECTION_KINDS.get(status, "Other"), "Rejected": 1}
-            directives.append(
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [["service", "tenant", "kind"]],
-                    "Metrics": [{"Name": "Rejected", "Unit": "Count"}],
-                }
+        timestamp = int(time.time() * 1000)
+        if 200 <= status < 300 and self._rows and not self._events:
+            line = served_line(
+                namespace,
+                service,
+                self._tenant_id,
+                timestamp=timestamp,
+                latency_ms=latency_ms,
+                rows=self._rows,
             )
-        line = json.dumps(
-            {"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directives}, **values},
-            separators=(",", ":"),
-        )
+        else:
+            line = emf_line(
+                namespace,
+                service,
+                self._tenant_id,
+                timestamp=timestamp,
+                latency_ms=latency_ms,
+                status=status,
+                rows=self._rows,
+                events=self._events,
+            )
         sys.stdout.write(line + "\n")
         return line
+
+
+def emf_line(
+    namespace: str,
+    service: str,
+    tenant_id: str,
+    *,
+    timestamp: int,
+    latency_ms: float,
+    status: int,
+    rows: int,
+    events: list[str],
+) -> str:
+    """One request's EMF line, whatever its outcome."""
+    tenant_set = [
+        {"Name": "Requests", "Unit": "Count"},
+        {"Name": "Latency", "Unit": "Milliseconds"},
+    ]
+    values: dict[str, object] = {
+        "service": service,
+        "tenant": tenant_id,
+        "Requests": 1,
+        "Latency": latency_ms,
+    }
+    directives: list[dict[str, object]] = [
+        {"Namespace": namespace, "Dimensions": [["service", "tenant"]], "Metrics": tenant_set}
+    ]
+    for name in events:
+        tenant_set.append({"Name": name, "Unit": "Count"})
+        values[name] = 1
+    if 200 <= status < 300:
+        if rows:
+            predictions = [
+                {"Name": "Predictions", "Unit": "Count"},
+                {"Name": "PredictedRows", "Unit": "Count"},
+            ]
+            tenant_set += predictions
+            values |= {"Predictions": 1, "PredictedRows": rows}
+            # The same two values, service-wide: what the alarms and the service view read.
+            directives.append({"Namespace": namespace, "Dimensions": [["service"]], "Metrics": predictions})
+    else:
+        values |= {"kind": REJECTION_KINDS.get(status, "Other"), "Rejected": 1}
+        directives.append(
+            {
+                "Namespace": namespace,
+                "Dimensions": [["service", "tenant", "kind"]],
+                "Metrics": [{"Name": "Rejected", "Unit": "Count"}],
+            }
+        )
+    return json.dumps(
+        {"_aws": {"Timestamp": timestamp, "CloudWatchMetrics": directives}, **values},
+        separators=(",", ":"),
+    )
+
+
+def served_line(
+    namespace: str, service: str, tenant_id: str, *, timestamp: int, latency_ms: float, rows: int
+) -> str:
+    """`emf_line` of a served prediction, character for character, from a template: the warm
+    path's line (building and dumping the whole structure costs ~7 us more, 5% of a warm
+    batch-1 request; tests/unit/test_tenant_metrics.py holds the two equal)."""
+    head, middle = _served_template(namespace, service)
+    return (
+        f"{head}{timestamp}{middle}{json.dumps(tenant_id)}"
+        f',"Requests":1,"Latency":{latency_ms!r},"Predictions":1,"PredictedRows":{rows}}}'
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _served_template(namespace: str, service: str) -> tuple[str, str]:
+    """The served line's fixed text around its timestamp, up to the tenant's value."""
+    mark = emf_line(namespace, service, "", timestamp=0, latency_ms=0.0, status=200, rows=1, events=[])
+    before, after = mark.split('"Timestamp":0,', 1)
+    middle = after[: after.index('"tenant":') + len('"tenant":')]
+    return before + '"Timestamp":', "," + middle
 
 
 tenant_metrics = TenantMetrics()

@@ -2,8 +2,9 @@
 
 ONNX Runtime checks a run's `RunOptions.terminate` between the kernels it executes and then
 fails the run; this container's one `Watchdog` thread sets the flag of a run that is past its
-deadline. A run that ends in time costs two attribute writes and no thread wake-up: the
-watchdog polls while runs keep coming and sleeps (on an event) once they stop.
+deadline. A run that ends in time costs a set insert and removal and no thread wake-up: the
+watchdog sleeps until the earliest deadline it knows of, and once runs stop it sleeps until one
+comes.
 
 Measured 2026-12-06 on this machine (2 vCPUs shared with other work, load ~5; the iris
 LogisticRegression, batch 1, five interleaved rounds of 5 000 runs, `scripts/measure_run_budget.py`):
@@ -46,64 +47,69 @@ class _Run:
 
 
 class Watchdog:
-    """One daemon thread that terminates armed runs past their deadline.
+    """One daemon thread that terminates armed runs at their deadline.
 
-    `poll_seconds` bounds how late a cut-off can come (and how often the thread wakes while
-    runs keep coming); after `idle_seconds` without a run it waits on an event instead, so an
-    idle container (and a frozen Lambda environment) costs nothing.
+    The thread sleeps until the earliest deadline of the runs armed when it last looked (at most
+    `tick_seconds` ahead): a run that ends in time never wakes it, so while runs keep coming it
+    wakes about once a tick, not once a request. `arm` wakes it early only for a run whose
+    deadline comes before the thread's next wake-up: a budget under the tick (50 ms; the
+    default budget is 1 s) costs a wake-up per run. After `idle_seconds` without a run it waits
+    without a timeout, so an idle container (and a frozen Lambda environment) costs nothing.
     """
 
-    def __init__(self, poll_seconds: float = 0.005, idle_seconds: float = 1.0) -> None:
-        self._poll = poll_seconds
+    def __init__(self, tick_seconds: float = 0.05, idle_seconds: float = 1.0) -> None:
+        self._tick = tick_seconds
         self._idle = idle_seconds
         # On Lambda one run at a time; the local stack's gateway runs requests in threads.
         self._armed: set[_Run] = set()
         self._last_armed = 0.0
-        self._wake = threading.Event()
-        self._awake = False
-        self._lock = threading.Lock()
+        # When the thread looks next; infinity while it is looking, or not running at all.
+        self._next_look = float("inf")
+        self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self.looks = 0  # how often the thread has looked at the armed runs (for tests)
 
     def arm(self, options: ort.RunOptions, deadline: float) -> _Run:
         """Watch the run of `options` until `disarm`; `deadline` is on `time.monotonic`'s clock."""
-        now = time.monotonic()
         run = _Run(options, deadline)
         self._armed.add(run)
-        self._last_armed = now
-        if not self._awake:
-            self._start()
+        self._last_armed = time.monotonic()
+        # The run is in `_armed` before `_next_look` is read; the thread sets `_next_look` to
+        # infinity before it copies `_armed`. So either it sees this run, or this wakes it.
+        if deadline < self._next_look:
+            self._wake()
         return run
 
     def disarm(self, run: _Run) -> None:
         self._armed.discard(run)
 
-    def _start(self) -> None:
-        with self._lock:
-            self._awake = True
+    def _wake(self) -> None:
+        with self._changed:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._watch, name="run-budget", daemon=True)
                 self._thread.start()
-            self._wake.set()
+            self._changed.notify()
 
     def _watch(self) -> None:
-        while True:
-            self._wake.wait()
+        with self._changed:
             while True:
-                time.sleep(self._poll)
-                armed, now = list(self._armed), time.monotonic()
-                for run in armed:
-                    if not run.terminated and now >= run.deadline:
+                self._next_look = float("inf")
+                self.looks += 1
+                now = time.monotonic()
+                next_look = now + self._tick
+                for run in list(self._armed):
+                    if run.terminated:
+                        continue
+                    if now >= run.deadline:
                         run.terminated = True
                         run.options.terminate = True
-                if not armed and now - self._last_armed > self._idle:
-                    with self._lock:
-                        self._awake = False
-                        self._wake.clear()
-                        # `arm` writes the run, then reads `_awake`; this writes `_awake`, then
-                        # reads the run: one of the two sees the other, so no run goes unwatched.
-                        if not self._armed:
-                            break
-                        self._awake = True
+                    else:
+                        next_look = min(next_look, run.deadline)
+                if not self._armed and now - self._last_armed > self._idle:
+                    self._changed.wait()  # `_next_look` stays infinite: the next `arm` wakes us
+                    continue
+                self._next_look = next_look
+                self._changed.wait(next_look - now)
 
 
 watchdog = Watchdog()
