@@ -758,6 +758,7 @@ def test_property_fast_path_agrees_with_the_strict_path(body: bytes) -> None:
         (b'{"instances":[[1,2,3]], "parameters": {"probabilities": false}}', [[1, 2, 3]], False),
         (b'{"instances":[[0e5,1e-05,-0.25E-1]]}', [[0, 1e-5, -0.025]], False),
         (b'{"instances":[[10,100.01,1' + b"0" * 39 + b"]]}", [[10, 100.01, 1e39]], False),
+        (b'{"instances":[ [1 ,\n2,\t3\r] ]}', [[1, 2, 3]], False),
     ],
     ids=[
         "compact",
@@ -767,6 +768,7 @@ def test_property_fast_path_agrees_with_the_strict_path(body: bytes) -> None:
         "probabilities-false",
         "exponents",
         "big",
+        "json-whitespace",
     ],
 )
 def test_fast_path_accepts_numbers_only_bodies(
@@ -833,10 +835,7 @@ def test_fast_path_accepts_numbers_only_bodies(
         b'{"instances":[[1,2,3]]',  # truncated
         b'{"instances":[[1,2,3]]}}',
         b'{"instances":[[1,2,3]]}x',
-        b'{"instances":[[1,\n2,3]]}',  # whitespace the fast path leaves to the strict path
-        b'{"instances":[[1 ,2,3]]}',
-        b'{"instances":[ [1,2,3]]}',
-        b'{"instances":[[1,2 3]]}',
+        b'{"instances":[[1,2 3]]}',  # whitespace between two numbers
     ],
 )
 def test_fast_path_leaves_anything_else_to_the_strict_path(body: bytes) -> None:
@@ -844,3 +843,23 @@ def test_fast_path_leaves_anything_else_to_the_strict_path(body: bytes) -> None:
     # When the fast path reads it, Then it declines, and validate_request answers as the strict path
     assert fast_outcome(body) is None
     assert_fast_path_agrees(body)
+
+
+# Decimal spellings with more digits than a float64 holds (up to 39 characters, under the 40-character
+# bound): the fast path's parser (orjson) must round each exactly as the strict path's does.
+long_numbers = st.from_regex(r"-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,12})?([eE][+-]?[0-9]{1,3})?", fullmatch=True)
+
+
+@settings(PROPERTY_SETTINGS, max_examples=500)
+@given(st.lists(long_numbers, min_size=3, max_size=3))
+@example(["9007199254740993", "2.2250738585072011e-308", "1.7976931348623157e308"])  # 2**53 + 1, ...
+@example(["2.4703282292062328e-324", "4.9e-324", "0.30000000000000004441"])  # halfway cases
+@example(["1.7976931348623158e308", "123456789012345678901e-20", "-0.000000000000000000001"])
+def test_property_fast_path_rounds_long_numbers_as_the_strict_path(numbers: list[str]) -> None:
+    # Given a row of numbers spelled with more digits than a float64 keeps
+    body = ('{"instances":[[' + ",".join(numbers) + "]]}").encode()
+    # When both paths read it (padded, so that validate_request takes the fast path)
+    fast = assert_fast_path_agrees(padded(body))
+    # Then the fast path accepted it, as the same float64s the strict path made of them
+    if all(abs(float(n)) <= 1.7976931348623157e308 for n in numbers):
+        assert fast == ("accepted", np.float64, [[float(n) for n in numbers]], Parameters())

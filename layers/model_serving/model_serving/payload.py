@@ -5,12 +5,13 @@ which the size cap bounds. The happy path checks types with set operations that 
 rejected request pays for the slower scan that says where the problem is. Error messages name
 positions and counts, never the values sent.
 
-Large bodies that hold nothing but numbers take a fast path (`_numbers_only_rows`) that builds no
-Python objects: the document's frame (`{"instances": [...]}`, optionally with `"parameters"`) is
-matched by two small regexes, every value is checked against RFC 8259's number grammar with byte
-class trigrams, and NumPy's C text reader parses the rows. The fast path can only accept: a body
-it is unsure of (whitespace beyond ", ", escapes, a non-finite value, the wrong shape, anything
-else) goes to the strict path below, so refusals and their messages are the strict path's.
+Large bodies that hold nothing but numbers take a fast path (`_numbers_only_rows`): the
+document's frame (`{"instances": [...]}`, optionally with `"parameters"`) is matched by two small
+regexes, the rows are checked to hold only number, bracket, comma and whitespace bytes, and
+orjson (a strict RFC 8259 parser, five times json.loads' speed on such rows) reads them. The
+fast path can only accept: a body it is unsure of (a string, a literal, an escape, the wrong
+shape, anything else) goes to the strict path below, so refusals and their messages are the
+strict path's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from model_runtime.errors import BadRequest
 from model_runtime.strict_json import parse_json
 
@@ -161,8 +163,9 @@ def _parameters(document: dict[str, Any]) -> Parameters:
 
 # Below this size, parsing costs about what counting does, and the parser names the position.
 PARSE_FREELY_BYTES = 4096
-# Below this size, the fast path's fixed cost (NumPy calls) outweighs what it saves.
-FAST_PATH_BYTES = 1024
+# Bodies from this size on try the fast path first: all of them, since orjson's fixed cost is
+# below the strict path's even for one row (measured, a row of 10 values: 14 us against 22 us).
+FAST_PATH_BYTES = 0
 
 
 def _refuse_by_byte_counts[Text: (bytes, str)](body: Text, n_features: int, max_batch: int) -> None:
@@ -265,7 +268,7 @@ def _reject_first(positions: Iterable[int | tuple[int, ...]]) -> NoReturn:
     raise BadRequest(f"instances[{i}][{j}] must be a finite number.")
 
 
-# --- the fast path: a numbers-only body, accepted without json.loads -------------------------------
+# --- the fast path: a numbers-only body, parsed by orjson -----------------------------------------
 
 # The frame around the rows; each space stands for optional JSON whitespace (RFC 8259 2).
 _WS = rb"[ \t\n\r]*"
@@ -273,31 +276,9 @@ _HEAD = re.compile(rb' \{ "instances" : \['.replace(b" ", _WS))
 _TAIL = re.compile(
     rb' (?: , "parameters" : \{ (?: "probabilities" : (true|false) )? \} )? \} '.replace(b" ", _WS)
 )
-
-# Each byte of the rows becomes its class; "-" is dropped first (the parser places it, see below).
-_SEP, _ZERO, _DIGIT, _DOT, _EXP, _PLUS, _OTHER = range(7)
-_MEMBERS = {b",\n": _SEP, b"0": _ZERO, b"123456789": _DIGIT, b".": _DOT, b"eE": _EXP, b"+": _PLUS}
-_CLASS_OF = bytes(
-    next((c for members, c in _MEMBERS.items() if byte in members), _OTHER) for byte in range(256)
-)
-
-
-def _refused_trigram(before: int, this: int, after: int) -> bool:
-    """Three byte classes in a row that a list of RFC 8259 numbers never holds, but that NumPy's
-    float parser would take: the parser refuses every other departure from the grammar."""
-    digits = (_ZERO, _DIGIT)
-    return (
-        _OTHER in (before, this, after)  # a bracket, whitespace, quote, letter or non-ASCII byte
-        or (this == _SEP and _SEP in (before, after))  # an empty value: ",," or an empty row
-        or (this == _DOT and (before not in digits or after not in digits))  # .5 -.5 5. 5.e3
-        or (this == _PLUS and before != _EXP)  # +1: "+" only signs an exponent
-        or (before == _SEP and this == _ZERO and after in digits)  # a leading zero: 01 -01
-    )
-
-
-_REFUSED_TRIGRAMS = np.array(
-    [_refused_trigram(a, b, c) for a in range(8) for b in range(8) for c in range(8)], dtype=bool
-)
+# What rows of numbers are written with: no quote (so no string, no key), no letter but the
+# exponent's (so no true, false or null), no brace (so no object).
+_ROWS_BYTES = b"0123456789.eE+-[], \t\n\r"
 
 
 def _numbers_only_rows(
@@ -305,49 +286,42 @@ def _numbers_only_rows(
 ) -> tuple[npt.NDArray[np.float64], Parameters] | None:
     """What the strict path would return for `body`, or None to let the strict path decide.
 
-    Accepts only `{"instances": [[n, ...], ...]}`, optionally with a `"parameters"` member after
-    it, whose rows are written with "," or ", " between values and "],[" or "], [" between rows:
-    the rows then hold no string, object, literal or nested array. NumPy's float parser
-    (`loadtxt`, through `PyOS_string_to_double`, which json.loads uses too) refuses "", "-",
-    "e5", "1e", "1.2.3", "--1", "1-2"; beside RFC 8259 numbers it takes only +1, 01, .5, 5. and
-    5.e3, which the byte-class trigrams refuse. A value beyond float64 parses as an infinity and
-    goes to the strict path. One difference remains: "-0" is -0.0 here, 0.0 there (equal numbers).
+    Accepts only `{"instances": [...]}`, optionally with a `"parameters"` member after it, whose
+    rows hold nothing but numbers, brackets, commas and whitespace. The frame's two regexes leave
+    no room for a second key, so orjson, which keeps the last of duplicate keys, reads the same
+    document as the strict path's parser; beyond that, orjson is as strict as RFC 8259 (it
+    refuses +1, 01, .5, 5., NaN and a number beyond float64) and rounds every number as
+    `float()` does (tests/unit/test_payload.py holds the two paths equal, property-tested).
+    Measured on 1 000 rows of 10 float64s as Python writes them (211 KB): orjson.loads 0.55 ms,
+    json.loads 3.0 ms, NumPy's loadtxt 2.6 ms.
     """
     framed = _frame(body)
     if framed is None:
         return None
-    lines, probabilities = framed
-    if not lines:  # "[[]]": no trigram below would see its empty row
-        return None
-    n_rows = lines.count(b"\n") + 1
-    classes = np.frombuffer((b"," + lines + b",").translate(_CLASS_OF, b"-"), np.uint8).astype(np.uint16)
-    if (
-        n_rows > max_batch
-        or _REFUSED_TRIGRAMS[(classes[:-2] << 6) | (classes[1:-1] << 3) | classes[2:]].any()
-    ):
+    rows_text, probabilities = framed
+    if rows_text.translate(None, _ROWS_BYTES):
         return None
     try:
-        rows = np.loadtxt(
-            lines.decode("ascii").split("\n"), dtype=np.float64, delimiter=",", comments=None, ndmin=2
-        )
-    except ValueError:  # a value the parser refuses, or rows of different lengths
+        instances = orjson.loads(body)["instances"]
+        if not 1 <= len(instances) <= max_batch or set(map(len, instances)) != {n_features}:
+            return None  # too many rows, the wrong length: the strict path names the problem
+        # fromiter over the flat values: half np.array's cost on lists of lists
+        values = np.fromiter(chain.from_iterable(instances), np.float64, len(instances) * n_features)
+    except (ValueError, TypeError):  # orjson.JSONDecodeError is a ValueError; a row that is a
+        return None  # number has no len, a value that is a list is no float
+    if not np.isfinite(values).all():
         return None
-    if rows.shape != (n_rows, n_features) or not np.isfinite(rows).all():
-        return None
-    return rows, Parameters(probabilities=probabilities)
+    return values.reshape(len(instances), n_features), Parameters(probabilities=probabilities)
 
 
 def _frame(body: bytes) -> tuple[bytes, bool] | None:
-    """The rows of a `{"instances": [[...], ...]}` body, a line each ("[1,2],[3,4]" becomes "1,2"
-    and "3,4"), and whether it asks for probabilities; None unless the frame is exactly that."""
+    """The rows of a `{"instances": [[...], ...]}` body (the text between its outer brackets)
+    and whether it asks for probabilities; None unless the frame is exactly that."""
     head = _HEAD.match(body)
     end = body.rfind(b"]")  # the frame's tail holds no "]"
     if head is None or end <= head.end():
         return None
     tail = _TAIL.fullmatch(body, end + 1)
-    rows = body[head.end() : end]  # "[1,2],[3,4]"
-    if tail is None or not rows.startswith(b"[") or not rows.endswith(b"]") or b"\n" in rows:
+    if tail is None:
         return None
-    if b" " in rows:
-        rows = rows.replace(b", ", b",")
-    return rows[1:-1].replace(b"],[", b"\n"), tail[1] == b"true"
+    return body[head.end() : end], tail[1] == b"true"
