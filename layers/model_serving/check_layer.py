@@ -21,6 +21,5 @@ rows = np.array(orjson.loads(b"[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]"), dtype=np
 labels, probabilities = session.run(None, {session.get_inputs()[0].name: rows})
 if labels.tolist() != [0, 2] or probabilities.shape != (2, 3):
     sys.exit(f"layer check failed: labels {labels.tolist()}, probabilities {probabilities.shape}")
-print(
-    f"ONNX layer check: onnxruntime {ort.__version__}, numpy {np.__version__}, orjson {orjson.__version__}: ok"
-)
+versions = f"onnxruntime {ort.__version__}, numpy {np.__version__}, orjson {orjson.__version__}"
+print(f"ONNX layer check: {versions}: ok")
