@@ -211,9 +211,18 @@ def _load_skops(data: bytes) -> Any:
     try:
         return load_audited(data)
     except UnsafeModel as error:
-        raise RegistrationError(str(error)) from None
+        raise RegistrationError(f"{error}: {_other_ways(error.estimator)}") from None
     except Exception as error:
         raise RegistrationError(f"the skops file cannot be loaded: {type(error).__name__}") from error
+
+
+def _other_ways(estimator: str | None) -> str:
+    """What registers an estimator whose skops file the audit refuses: both ways convert it to ONNX."""
+    what = f"the {estimator}" if estimator else "the model"
+    return (
+        f"convert {what} to ONNX (skl2onnx, zipmap off: docs/models.md) and register the .onnx, "
+        "or register its pickle with --trust-pickle"
+    )
 
 
 def _estimator_facts(model: Any) -> tuple[int, list[Any], str]:
@@ -265,8 +274,10 @@ def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] |
     probabilities = task == CLASSIFICATION and _has_probabilities(model)
     refusals: list[str] = []
     for precision in family.precisions:
-        onnx_bytes = families.convert(model, n_features, family, precision)
-        if onnx_bytes is None:
+        try:
+            onnx_bytes = families.convert(model, n_features, family, precision)
+        except families.ConversionFailed as error:  # the converter's own reason, for the refusal below
+            refusals.append(f"ONNX {precision}: {error}")
             continue
         onnx_bytes = _served_outputs(onnx_bytes, probabilities)
         try:  # ONNX Runtime implements some ops for float only (SVMRegressor, say)
@@ -296,7 +307,7 @@ def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] |
         data = skops.io.dumps(model)
         served = load_skops(data)
     except (UnsafeModel, TypeError, ValueError, AttributeError) as error:
-        tried = "; ".join(refusals) or "no ONNX converter handles it"
+        tried = "; ".join(refusals)
         raise RegistrationError(
             f"the {type(model).__name__} cannot be served: {tried}; as skops: {error}. "
             "Check with --sample of your own rows, or register another estimator"
