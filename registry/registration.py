@@ -85,7 +85,7 @@ class Registration:
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
 
-    def record(self, sha256: str, registered_at: int) -> ModelRecord:
+    def record(self, sha256: str, registered_at_ns: int) -> ModelRecord:
         """The registration record stored beside the model (`list-versions`, `rollback`)."""
         return ModelRecord(
             sha256=sha256,
@@ -95,7 +95,8 @@ class Registration:
             classes=tuple(self.classes),
             sklearn_version=self.sklearn_version,
             has_probabilities=self.has_probabilities,
-            registered_at=registered_at,
+            registered_at=registered_at_ns // 1_000_000_000,
+            registered_at_ns=registered_at_ns,
             probe_rows=self.probe.rows,
             probe_disagreements=self.probe.disagreements,
             probe_source=self.probe.source,

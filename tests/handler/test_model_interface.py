@@ -149,13 +149,12 @@ def test_rolling_back_across_an_interface_change_needs_the_flag(
     moved = call("model_card", alice_token)
     assert moved["n_features"] == 3
     # When the operator rolls back without the flag
-    # (named with --to: versions registered within one second have no order; see onboarding.rollback)
-    refused = inferctl("rollback", "tenant-a", "--to", first["version"])
+    refused = inferctl("rollback", "tenant-a")
     # Then it is refused, naming the change, and the 3-feature version still serves
     assert_refused(refused, "4 features, the active version takes 3")
     assert call("model_card", alice_token) == moved
     # When the operator rolls back with the flag
-    run = inferctl("rollback", "tenant-a", "--to", first["version"], FLAG)
+    run = inferctl("rollback", "tenant-a", FLAG)
     # Then version 1 serves again, and the CLI names who is affected
     assert run.code == 0, run.err
     assert "this affects all clients of tenant tenant-a" in run.out
