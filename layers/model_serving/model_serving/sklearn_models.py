@@ -39,14 +39,14 @@ _SKLEARN_INTERNALS = frozenset({"sklearn.tree._tree.Tree"})
 _SKLEARN_INTERNAL_MODULES = ("sklearn._loss.",)
 _MODULE_NAME = re.compile(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+")
 MAX_SCHEMA_BYTES = 16 * 1024 * 1024
-# skops 0.16 loads a RandomStateNode (skops/io/_numpy.py) as `RandomState()` followed by
+# skops 0.16 loads a RandomStateNode (module skops.io._numpy) as `RandomState()` followed by
 # `set_state(<its content>)`: no other call, when the class is numpy's RandomState and the content
 # is what `RandomState.get_state(legacy=False)` gives: the MT19937 key array and three numbers.
 # A fitted gradient boosting model holds one per tree (`random_state` given or not).
 _RANDOM_STATE = "numpy.random.mtrand.RandomState"
 _RANDOM_STATE_FIELDS = frozenset({"bit_generator", "state", "has_gauss", "gauss"})
 _MT19937_FIELDS = frozenset({"key", "pos"})
-# skops loads a LossNode (skops/io/_sklearn.py, ReduceNode) as `<the class it names>(*args)`, then
+# skops loads a LossNode (module skops.io._sklearn, a ReduceNode) as `<the class it names>(*args)`, then
 # sets its attributes when there are any. A gradient boosting model holds one of scikit-learn's
 # Cython losses, saved with at most one number (Huber's delta, the pinball quantile, the Tweedie
 # power) and no attributes: admitted only so, for the losses skops itself allows.
