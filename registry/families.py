@@ -169,7 +169,7 @@ def one_line(error: BaseException) -> str:
     """An exception as one short line: its type and the first line of its message (skl2onnx's
     messages go on for a paragraph of advice after the first line)."""
     lines = str(error).strip().splitlines()
-    first = lines[0].strip() if lines else ""
+    first = lines[0].strip().rstrip(".") if lines else ""
     return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
 
 
