@@ -384,7 +384,13 @@ def _target_options() -> argparse.ArgumentParser:
 
 
 def _model_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--model", required=True, metavar="FILE", help="model file: .onnx or .skops")
+    sub.add_argument(
+        "--model",
+        required=True,
+        metavar="FILE",
+        help="model file: .skops (skops.io.dump) or .onnx (skl2onnx, zipmap off); XGBoost .json/.ubj or "
+        "LightGBM .txt; a pickle only with --trust-pickle",
+    )
     sub.add_argument(
         "--trust-pickle",
         action="store_true",

@@ -207,8 +207,9 @@ def put_model(
 
     bucket = runtime.settings.model_bucket
     sha256 = sha256_hex(registration.data)
-    now = int(time.time())
-    record = registration.record(sha256, now)
+    now_ns = time.time_ns()
+    now = now_ns // 1_000_000_000
+    record = registration.record(sha256, now_ns)
     changes: tuple[str, ...] = ()
     if active is not None:  # checked before the first write: a refusal leaves the tenant as it was
         changes = interface_changes(
@@ -435,6 +436,13 @@ class VersionRow:
     has_probabilities: bool = False
     # Published with --allow-interface-change: its interface differed from the one then served.
     interface_changed: bool = False
+    registered_at_ns: int = 0  # 0: registered before records held it
+
+    @property
+    def order(self) -> tuple[int, int, str]:
+        """Registration order: by the second, then within it by the nanosecond (a version whose
+        record predates `registered_at_ns` comes first in its second), then by digest."""
+        return (self.registered_at, self.registered_at_ns, self.sha256)
 
 
 def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
@@ -469,9 +477,10 @@ def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
                     accepts_missing=record.accepts_missing,
                     has_probabilities=record.has_probabilities,
                     interface_changed=record.interface_changed,
+                    registered_at_ns=record.registered_at_ns,
                 )
             )
-    return sorted(rows, key=lambda row: (row.registered_at, row.sha256))
+    return sorted(rows, key=lambda row: row.order)
 
 
 def _interface(row: VersionRow) -> Interface:
@@ -500,9 +509,7 @@ def rollback(
     if to is None:
         if current is None:
             raise OnboardingError("the current model has no registration record: name a version with --to")
-        earlier = [
-            v for v in versions if (v.registered_at, v.sha256) < (current.registered_at, current.sha256)
-        ]
+        earlier = [v for v in versions if v.order < current.order]
         if not earlier:
             raise OnboardingError(f"tenant {tenant_id!r} has no version before the current one")
         target = earlier[-1]

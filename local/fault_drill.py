@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from model_runtime.http import SECURITY_HEADERS  # what every answer must carry, as the functions send it
 
 from local.resources import TEMPLATE, load_template
 
@@ -63,14 +64,6 @@ STARTUP_SECONDS = 180  # the stack onboards two tenants (argon2, ONNX conversion
 # served for the whole of each fault (`drill_parameters`).
 DRILL_MAPPING_TTL_SECONDS = 5
 
-SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-    "Strict-Transport-Security": "max-age=63072000; includeSubDomains; preload",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
 FAILING_STATUSES = {0, 500, 502, 504}  # 0: no answer (connection error or the client's timeout)
 
 

@@ -161,9 +161,22 @@ def family_of(model: Any, task: str) -> Family:
     return next((f for f in FAMILIES if name in f.estimators and f.task == task), DEFAULT[task])
 
 
-def convert(model: Any, n_features: int, family: Family, precision: str) -> bytes | None:
-    """The estimator as an ONNX graph with one input [N, n_features] of `precision`, no ZipMap,
-    or None when skl2onnx has no converter for it (or its converter fails on it)."""
+class ConversionFailed(Exception):
+    """The converter could not convert the estimator; the message is its own reason, one line."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message (skl2onnx's
+    messages go on for a paragraph of advice after the first line)."""
+    lines = str(error).strip().splitlines()
+    first = lines[0].strip().rstrip(".") if lines else ""
+    return f"{type(error).__name__}: {first[:200]}" if first else type(error).__name__
+
+
+def convert(model: Any, n_features: int, family: Family, precision: str) -> bytes:
+    """The estimator as an ONNX graph with one input [N, n_features] of `precision`, no ZipMap;
+    `ConversionFailed` with the converter's own reason when it has no converter for the estimator
+    or its converter fails on it."""
     if family.converter != SKL2ONNX:
         return _convert_with_onnxmltools(model, n_features, family, precision)
     from skl2onnx import to_onnx  # noqa: PLC0415
@@ -182,15 +195,21 @@ def convert(model: Any, n_features: int, family: Family, precision: str) -> byte
                     options=attempt,
                     target_opset=TARGET_OPSET,
                 )
+        except NameError as error:  # "Option 'zipmap' not in [...]"
+            if attempt is None:
+                raise ConversionFailed(f"skl2onnx: {one_line(error)}") from None
+            continue
+        except Exception as error:
+            raise ConversionFailed(f"skl2onnx: {one_line(error)}") from None
+        try:
             if family.exact_thresholds and precision == FLOAT64:
                 return _with_exact_thresholds(graph, tree_thresholds(model))
             return bytes(graph.SerializeToString())
-        except NameError:  # "Option 'zipmap' not in [...]"
-            if attempt is None:
-                return None
-        except Exception:
-            return None
-    return None
+        except ConversionFailed:
+            raise
+        except Exception as error:  # a graph past protobuf's 2 GiB, say
+            raise ConversionFailed(f"skl2onnx: {one_line(error)}") from None
+    raise ConversionFailed("skl2onnx gave no graph")  # not reached: the last attempt returns or raises
 
 
 def _trees(model: Any) -> Iterator[Any]:
@@ -217,7 +236,7 @@ def _thresholds_rounded_down(model: Any) -> Any:
     return copied
 
 
-def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, precision: str) -> bytes | None:
+def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, precision: str) -> bytes:
     """XGBoost and LightGBM through onnxmltools. Its converters take a float input only; a float64
     LightGBM graph is the float one given a double input (its tree ensemble takes doubles) and the
     model's own float64 thresholds."""
@@ -236,8 +255,8 @@ def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, preci
             graph = onnxmltools.convert_lightgbm(
                 source, initial_types=types, target_opset=ONNXMLTOOLS_OPSET, zipmap=False
             )
-    except Exception:
-        return None
+    except Exception as error:
+        raise ConversionFailed(f"{family.converter}: {one_line(error)}") from None
     if precision == FLOAT32:
         return bytes(graph.SerializeToString())
     graph.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
@@ -245,16 +264,17 @@ def _convert_with_onnxmltools(model: Any, n_features: int, family: Family, preci
 
 
 _TREE_ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor")
+_COLLIDING_THRESHOLDS = (
+    "two of its float64 thresholds round to one float32, so the graph cannot hold them exactly"
+)
 
 
-def _with_exact_thresholds(
-    graph: Any, thresholds: list[float], *, scores_as_double: bool = True
-) -> bytes | None:
+def _with_exact_thresholds(graph: Any, thresholds: list[float], *, scores_as_double: bool = True) -> bytes:
     """The graph with each tree node's float32 threshold replaced by the estimator's own float64
     one (ai.onnx.ml 3's `nodes_values_as_tensor`), so a float64 input is compared as the
     estimator compares it. skl2onnx 1.20 writes thresholds as float32 attributes whatever the
     input type; each is matched back to the one float64 threshold that rounds to it, and the
-    graph is not lifted (None) when two thresholds round to the same float32."""
+    graph is not lifted (`ConversionFailed`) when two thresholds round to the same float32."""
     import onnx  # noqa: PLC0415
     from onnx import numpy_helper  # noqa: PLC0415
 
@@ -262,7 +282,7 @@ def _with_exact_thresholds(
     for value in thresholds:
         rounded = float(np.float32(value))
         if exact.setdefault(rounded, value) != value:
-            return None
+            raise ConversionFailed(_COLLIDING_THRESHOLDS)
     casts = []
     for index, node in enumerate(graph.graph.node):
         if node.domain != "ai.onnx.ml" or node.op_type not in _TREE_ENSEMBLES:
@@ -285,7 +305,7 @@ def _with_exact_thresholds(
             elif mode.startswith("BRANCH_") and float(np.float32(value)) in exact:
                 lifted.append(exact[float(np.float32(value))])
             else:
-                return None
+                raise ConversionFailed(f"a {node.op_type} node holds a threshold the estimator does not")
         node.attribute.remove(attributes["nodes_values"])
         tensor = numpy_helper.from_array(np.asarray(lifted, dtype=np.float64))
         node.attribute.append(onnx.helper.make_attribute("nodes_values_as_tensor", tensor))

@@ -85,7 +85,7 @@ class Registration:
     feature_names: tuple[str, ...] | None = None
     accepts_missing: bool = False
 
-    def record(self, sha256: str, registered_at: int) -> ModelRecord:
+    def record(self, sha256: str, registered_at_ns: int) -> ModelRecord:
         """The registration record stored beside the model (`list-versions`, `rollback`)."""
         return ModelRecord(
             sha256=sha256,
@@ -95,7 +95,8 @@ class Registration:
             classes=tuple(self.classes),
             sklearn_version=self.sklearn_version,
             has_probabilities=self.has_probabilities,
-            registered_at=registered_at,
+            registered_at=registered_at_ns // 1_000_000_000,
+            registered_at_ns=registered_at_ns,
             probe_rows=self.probe.rows,
             probe_disagreements=self.probe.disagreements,
             probe_source=self.probe.source,
@@ -211,9 +212,18 @@ def _load_skops(data: bytes) -> Any:
     try:
         return load_audited(data)
     except UnsafeModel as error:
-        raise RegistrationError(str(error)) from None
+        raise RegistrationError(f"{error}: {_other_ways(error.estimator)}") from None
     except Exception as error:
         raise RegistrationError(f"the skops file cannot be loaded: {type(error).__name__}") from error
+
+
+def _other_ways(estimator: str | None) -> str:
+    """What registers an estimator whose skops file the audit refuses: both ways convert it to ONNX."""
+    what = f"the {estimator}" if estimator else "the model"
+    return (
+        f"convert {what} to ONNX (skl2onnx, zipmap off: docs/models.md) and register the .onnx, "
+        "or register its pickle with --trust-pickle"
+    )
 
 
 def _estimator_facts(model: Any) -> tuple[int, list[Any], str]:
@@ -265,8 +275,10 @@ def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] |
     probabilities = task == CLASSIFICATION and _has_probabilities(model)
     refusals: list[str] = []
     for precision in family.precisions:
-        onnx_bytes = families.convert(model, n_features, family, precision)
-        if onnx_bytes is None:
+        try:
+            onnx_bytes = families.convert(model, n_features, family, precision)
+        except families.ConversionFailed as error:  # the converter's own reason, for the refusal below
+            refusals.append(f"ONNX {precision}: {error}")
             continue
         onnx_bytes = _served_outputs(onnx_bytes, probabilities)
         try:  # ONNX Runtime implements some ops for float only (SVMRegressor, say)
@@ -296,7 +308,7 @@ def _register_estimator(model: Any, kind: str, sample: npt.NDArray[np.float64] |
         data = skops.io.dumps(model)
         served = load_skops(data)
     except (UnsafeModel, TypeError, ValueError, AttributeError) as error:
-        tried = "; ".join(refusals) or "no ONNX converter handles it"
+        tried = "; ".join(refusals)
         raise RegistrationError(
             f"the {type(model).__name__} cannot be served: {tried}; as skops: {error}. "
             "Check with --sample of your own rows, or register another estimator"

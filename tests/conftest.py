@@ -7,6 +7,7 @@ endpoint variables are removed, and resources are created from the template's ow
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from tests.support import (
     aws_session,
     create_resources_from_template,
     onboard,
+    run_inferctl,
     token_for,
     use_runtime,
 )
@@ -172,3 +174,9 @@ def s3_calls(demo: Stack) -> list[str]:
     client = demo.runtime.s3
     client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
     return calls
+
+
+@pytest.fixture
+def inferctl(capsys: pytest.CaptureFixture[str]) -> Any:
+    """`inferctl(*argv, stdin=...)`: the operator CLI in-process (`run_inferctl`); its `CliRun`."""
+    return functools.partial(run_inferctl, capsys)

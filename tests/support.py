@@ -4,6 +4,7 @@ classes, imported from here; the fixtures are in tests/conftest.py and reach eve
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import sys
@@ -232,3 +233,28 @@ def assert_problem(
     assert problem["status"] == status
     assert all(isinstance(problem[name], str) and problem[name] for name in ("type", "title", "detail"))
     return problem
+
+
+# --- the operator CLI, in-process -----------------------------------------------------------------
+
+
+@dataclass
+class CliRun:
+    """What one `inferctl` command did: its exit status, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+def run_inferctl(capsys: Any, *argv: str, stdin: str = "") -> CliRun:
+    """The console script's entry point, in-process (any exception escaping it fails the test:
+    that would be a traceback for the operator); then a fresh container, so the request path
+    reads the mapping as the table now holds it."""
+    from inferctl.cli import main  # noqa: PLC0415
+
+    out = io.StringIO()
+    code = main(list(argv), stdin=io.StringIO(stdin), stdout=out)
+    err = capsys.readouterr().err
+    use_runtime()
+    return CliRun(code, out.getvalue(), err)

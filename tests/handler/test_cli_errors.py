@@ -9,7 +9,6 @@ import calendar
 import io
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,31 +25,10 @@ from sklearn.tree import DecisionTreeClassifier
 from inferctl import onboarding
 from inferctl.cli import main
 from inferctl.onboarding import record_key
-from tests.support import MODELS_DIR, Stack, current_runtime, served_bytes, use_runtime
+from tests.support import MODELS_DIR, CliRun, Stack, current_runtime, served_bytes
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def inferctl(capsys: pytest.CaptureFixture[str]) -> Any:
-    """`inferctl(*argv)`: the console script's entry point, in-process; any exception escaping it
-    fails the test (that would be a traceback for the operator)."""
-
-    def run(*argv: str) -> Run:
-        out = io.StringIO()
-        code = main(list(argv), stdin=io.StringIO(""), stdout=out)
-        use_runtime()
-        return Run(code, out.getvalue(), capsys.readouterr().err)
-
-    return run
-
-
-def assert_one_error_line(run: Run, *fragments: str) -> None:
+def assert_one_error_line(run: CliRun, *fragments: str) -> None:
     """Status 1, and one `error:` line, the last one on stderr (libraries may have warned first)."""
     assert run.code == 1
     errors = [line for line in run.err.splitlines() if line.startswith("error: ")]
@@ -82,7 +60,7 @@ def test_a_malformed_setting_is_one_line(
     monkeypatch.setenv("MAPPING_TTL_SECONDS", "abc")
     # When any command runs / Then one line names the variable, never its value
     code = main(["list-tenants"], stdout=io.StringIO())
-    run = Run(code, "", capsys.readouterr().err)
+    run = CliRun(code, "", capsys.readouterr().err)
     assert_one_error_line(run, "MAPPING_TTL_SECONDS must be a whole number")
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import runpy
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from local.resources import create_usage_plans_from_template
 from registry.registration import RegistrationError, register
 from tests.support import (
     MODELS_DIR,
+    CliRun,
     Stack,
     current_runtime,
     token_for,
@@ -46,27 +45,6 @@ from tests.support import (
 )
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def inferctl(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    """`inferctl(*argv, stdin=...)` runs the CLI's `main` and returns its status and output."""
-
-    def run(*argv: str, stdin: str = "") -> Run:
-        out = io.StringIO()
-        code = main(list(argv), stdin=io.StringIO(stdin), stdout=out)
-        err = capsys.readouterr().err
-        use_runtime()  # what the request path sees next is what the table now holds
-        return Run(code, out.getvalue(), err)
-
-    yield run
 
 
 def fitted(n_features: int = 3, labels: tuple[Any, ...] = (0, 1)) -> LogisticRegression:
@@ -93,7 +71,7 @@ def world(stack: Stack) -> tuple[list[str], list[str]]:
     return sorted(json.dumps(item, sort_keys=True) for item in items), sorted(o["Key"] for o in objects)
 
 
-def assert_refused(run: Run, *fragments: str) -> None:
+def assert_refused(run: CliRun, *fragments: str) -> None:
     assert run.code == 1
     assert run.out == ""
     assert run.err.startswith("error: ")

@@ -9,10 +9,7 @@ and `list-versions` marks the version.
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,28 +19,9 @@ import skops.io
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from functions.predict.app import lambda_handler
-from inferctl.cli import main
-from tests.support import FakeLambdaContext, Stack, load_event, use_runtime
+from tests.support import CliRun, FakeLambdaContext, Stack, load_event
 
 FLAG = "--allow-interface-change"
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def inferctl(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
-    def run(*argv: str) -> Run:
-        out = io.StringIO()
-        code = main(list(argv), stdin=io.StringIO(), stdout=out)
-        use_runtime()  # a fresh container: it reads the mapping as the table now holds it
-        return Run(code, out.getvalue(), capsys.readouterr().err)
-
-    yield run
 
 
 def classifier(n_features: int = 4, labels: tuple[Any, ...] = (0, 1, 2)) -> LogisticRegression:
@@ -78,7 +56,7 @@ def call(event: str, token: str) -> dict[str, Any]:
     return {"status": response["statusCode"], **json.loads(response["body"])}
 
 
-def assert_refused(run: Run, *fragments: str) -> None:
+def assert_refused(run: CliRun, *fragments: str) -> None:
     assert run.code == 1
     assert run.out == ""
     assert run.err.count("\n") == 1, run.err  # one line
@@ -171,13 +149,12 @@ def test_rolling_back_across_an_interface_change_needs_the_flag(
     moved = call("model_card", alice_token)
     assert moved["n_features"] == 3
     # When the operator rolls back without the flag
-    # (named with --to: versions registered within one second have no order; see onboarding.rollback)
-    refused = inferctl("rollback", "tenant-a", "--to", first["version"])
+    refused = inferctl("rollback", "tenant-a")
     # Then it is refused, naming the change, and the 3-feature version still serves
     assert_refused(refused, "4 features, the active version takes 3")
     assert call("model_card", alice_token) == moved
     # When the operator rolls back with the flag
-    run = inferctl("rollback", "tenant-a", "--to", first["version"], FLAG)
+    run = inferctl("rollback", "tenant-a", FLAG)
     # Then version 1 serves again, and the CLI names who is affected
     assert run.code == 0, run.err
     assert "this affects all clients of tenant tenant-a" in run.out

@@ -2,8 +2,9 @@
 
 This is the README walkthrough: log in, predict, read the model card, try to reach another
 tenant's model, send too many rows; then an operator onboards a third tenant with the CLI (in its
-own process, against the same moto server) and its user predicts at once. Stopping the stack
-must leave no process and no listening port behind.
+own process, against the same moto server) and its user predicts at once. The README's own
+commands run too, and print what it shows under them (`tests/readme_transcript.py`). Stopping the
+stack must leave no process and no listening port behind.
 
 With LOCAL_STACK_URL and LOCAL_STACK_DIR set (`make test-sam-local`), the walkthrough runs against
 that running stack instead (the API from `sam local start-api`, the directory holding its
@@ -43,6 +44,7 @@ from sklearn.linear_model import LogisticRegression
 from local.fault_drill import PhaseResult, Traffic, demo_clients, start_moto, stop_process, verdict
 from local.resources import load_template
 from registry.registration import register
+from tests.readme_transcript import ELISION, differences, transcript
 from tests.support import EXPECTED_SECURITY_HEADERS, REPO_ROOT, served_digest
 
 pytestmark = pytest.mark.blackbox
@@ -347,6 +349,77 @@ def test_cli_errors_are_one_line_and_exit_1(server: Served) -> None:
     assert run.stdout == ""
     assert run.stderr.startswith("error: cannot read /nonexistent/model.pkl")
     assert run.stderr.count("\n") == 1
+
+
+# --- the README's commands print what it shows -------------------------------------------------------
+
+_ASSIGNMENT = re.compile(r"^([A-Z_][A-Z0-9_]*)=(.*)$")
+
+
+def pointed_here(command: str, server: Served, tmp_path: Path) -> str:
+    """A README command with what it points at (port 3000, the repository's .venv and .local,
+    /tmp) replaced, in one pass, by this stack, this interpreter and the test's own directory."""
+    places = {
+        "http://127.0.0.1:3000": server.url,
+        ". .local/env.sh": f". {server.env_file.parent / 'env.sh'}",
+        ".venv/bin/": f"{Path(sys.executable).parent}/",
+        "/tmp/": f"{tmp_path}/",
+    }
+    return re.sub("|".join(map(re.escape, places)), lambda match: places[match[0]], command)
+
+
+def run_readme_step(command: str, env: dict[str, str], cwd: Path, previous: str) -> str:
+    """Run one README command as a reader's shell would: `NAME=value` and `. file` change the
+    environment of the commands after them; anything else prints (stdout and stderr, as a
+    terminal shows them)."""
+
+    def bash(script: str) -> str:
+        run = subprocess.run(
+            ["bash", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assignment = _ASSIGNMENT.match(command)
+    if assignment:
+        name, value = assignment.groups()
+        # A value the README shortens (the token): the one the command before it printed.
+        env[name] = (
+            json.loads(previous)["access_token"]
+            if ELISION in value
+            else bash(f'{command}\nprintf %s "${name}"')
+        )
+        return ""
+    if command.startswith(". "):
+        env.update(item.split("=", 1) for item in bash(f"{command}\nenv -0").split("\0") if "=" in item)
+        return ""
+    run = subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return run.stdout
+
+
+def test_the_readme_commands_print_what_the_readme_shows(server: Served, tmp_path: Path) -> None:
+    # Given every command of the README's transcripts (the walkthrough, registering a model),
+    # pointed at this stack
+    steps = transcript((REPO_ROOT / "README.md").read_text(encoding="utf-8"))
+    assert sum("curl" in step.command for step in steps) >= 10
+    assert sum("inferctl" in step.command for step in steps) >= 2
+    env, printed, found = child_environment(), "", {}
+    # When each runs in turn
+    for step in steps:
+        printed = run_readme_step(pointed_here(step.command, server, tmp_path), env, tmp_path, printed)
+        # Then it prints what the README shows under it (tests/readme_transcript.py: what may vary)
+        if problems := differences(step.shown, printed):
+            found[step.command[:100]] = problems
+    assert not found, "\n".join(f"$ {command}\n  {problems}" for command, problems in found.items())
 
 
 # --- machine clients and the authorizer, over HTTP -----------------------------------------------

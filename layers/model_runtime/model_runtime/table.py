@@ -777,6 +777,9 @@ class ModelRecord:
     accepts_missing: bool = False
     # Published with --allow-interface-change: its interface differed from the one then served.
     interface_changed: bool = False
+    # The registration time in nanoseconds since the epoch: orders two versions registered within
+    # one second (`rollback` picks the one before the current). 0 in records written before it.
+    registered_at_ns: int = 0
 
     def describe_probe(self) -> str:
         agree = self.probe_rows - self.probe_disagreements
@@ -796,6 +799,7 @@ class ModelRecord:
             "accepts_missing": self.accepts_missing,
             "interface_changed": self.interface_changed,
             "registered_at": self.registered_at,
+            "registered_at_ns": self.registered_at_ns,
             "probe": {
                 "rows": self.probe_rows,
                 "disagreements": self.probe_disagreements,
@@ -823,4 +827,5 @@ class ModelRecord:
             feature_names=None if names is None else tuple(str(n) for n in names),
             accepts_missing=bool(record.get("accepts_missing", False)),
             interface_changed=bool(record.get("interface_changed", False)),
+            registered_at_ns=int(record.get("registered_at_ns", 0)),
         )

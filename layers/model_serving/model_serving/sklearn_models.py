@@ -4,7 +4,11 @@ the audited types, then checked for consistency before anything predicts with th
 Used by predict only where the template attaches the scikit-learn layer (scikit-learn, scipy,
 skops), for estimators that cannot be converted to ONNX; and by the operator CLI at registration.
 A skops file is a zip of numpy arrays and a JSON schema naming every type it holds: the audit
-reads that schema (no object is built) and refuses any type outside `ALLOWED`, naming it.
+reads that schema (no object is built) and refuses any type outside the allowlist (`_is_allowed`),
+naming it and the estimator that holds it. Two node kinds that call a constructor are admitted,
+each only in the exact shape skops gives it, because gradient boosting models hold them:
+numpy's `RandomState` restored from plain data (`_is_plain_random_state`) and scikit-learn's
+Cython losses built from at most one number (`_is_plain_loss`).
 
 scikit-learn's trees index their node arrays without bounds checks, so an audited file can still
 hold a tree that reads past a row (a "4-feature" tree testing feature 12): `check_consistency`
@@ -18,6 +22,7 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
@@ -34,10 +39,43 @@ _SKLEARN_INTERNALS = frozenset({"sklearn.tree._tree.Tree"})
 _SKLEARN_INTERNAL_MODULES = ("sklearn._loss.",)
 _MODULE_NAME = re.compile(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*)+")
 MAX_SCHEMA_BYTES = 16 * 1024 * 1024
+# skops 0.16 loads a RandomStateNode (module skops.io._numpy) as `RandomState()` followed by
+# `set_state(<its content>)`: no other call, when the class is numpy's RandomState and the content
+# is what `RandomState.get_state(legacy=False)` gives: the MT19937 key array and three numbers.
+# A fitted gradient boosting model holds one per tree (`random_state` given or not).
+_RANDOM_STATE = "numpy.random.mtrand.RandomState"
+_RANDOM_STATE_FIELDS = frozenset({"bit_generator", "state", "has_gauss", "gauss"})
+_MT19937_FIELDS = frozenset({"key", "pos"})
+# skops loads a LossNode (module skops.io._sklearn, a ReduceNode) as `<the class it names>(*args)`, then
+# sets its attributes when there are any. A gradient boosting model holds one of scikit-learn's
+# Cython losses, saved with at most one number (Huber's delta, the pinball quantile, the Tweedie
+# power) and no attributes: admitted only so, for the losses skops itself allows.
+_LOSSES = frozenset(
+    f"sklearn._loss._loss.{name}"
+    for name in (
+        "CyAbsoluteError",
+        "CyExponentialLoss",
+        "CyHalfBinomialLoss",
+        "CyHalfGammaLoss",
+        "CyHalfMultinomialLoss",
+        "CyHalfPoissonLoss",
+        "CyHalfSquaredError",
+        "CyHalfTweedieLoss",
+        "CyHalfTweedieLossIdentity",
+        "CyHuberLoss",
+        "CyPinballLoss",
+    )
+)
 
 
 class UnsafeModel(Exception):
-    """The file holds something outside the allowlist, or a model inconsistent with itself."""
+    """The file holds something outside the allowlist, or a model inconsistent with itself.
+
+    `estimator` names the estimator that holds what the audit refused, where it knows it."""
+
+    def __init__(self, message: str, estimator: str | None = None) -> None:
+        super().__init__(message)
+        self.estimator = estimator
 
 
 def sklearn_version() -> str:
@@ -69,6 +107,95 @@ def _nodes(schema: Any) -> Iterator[dict[str, Any]]:
             stack.extend(value)
 
 
+def _node_ids(nodes: list[dict[str, Any]]) -> Counter[Any]:
+    """How often each `__id__` occurs. skops builds a repeated id as the node first seen with it
+    (its load memo), so one node can stand in for another elsewhere in the file: nodes sharing an
+    id must at least be of one kind (a repeated RandomState is saved anew each time, with fresh ids
+    inside, so repetitions are not byte-equal)."""
+    kinds: dict[Any, tuple[Any, str]] = {}
+    counts: Counter[Any] = Counter()
+    for node in nodes:
+        if "__id__" in node:
+            if type(node["__id__"]) is not int:
+                raise UnsafeModel("the skops file has a node id that is not a number")
+            counts[node["__id__"]] += 1
+            if kinds.setdefault(node["__id__"], _kind(node)) != _kind(node):
+                raise UnsafeModel("the skops file gives nodes of two kinds one id")
+    return counts
+
+
+def _kind(node: Any) -> tuple[Any, str]:
+    if not isinstance(node, dict):
+        return None, ""
+    return node.get("__loader__"), f"{node.get('__module__')}.{node.get('__class__')}"
+
+
+def _json_value(node: Any) -> Any:
+    """What a JsonNode holds (JSON data), or None for any other node."""
+    if _kind(node)[0] != "JsonNode" or not isinstance(node.get("content"), str):
+        return None
+    try:
+        return json.loads(node["content"])
+    except ValueError:
+        return None
+
+
+def _is_dict_of(node: Any, keys: frozenset[str]) -> bool:
+    """A plain dict node holding exactly `keys`, each a plain string."""
+    if _kind(node) != ("DictNode", "builtins.dict"):
+        return False
+    content, key_types = node.get("content"), node.get("key_types")
+    types = key_types.get("content") if _kind(key_types) == ("ListNode", "builtins.list") else None
+    return (
+        isinstance(content, dict)
+        and set(content) == keys
+        and isinstance(types, list)
+        and len(types) == len(keys)
+        and all(_kind(t) == ("TypeNode", "builtins.str") for t in types)
+    )
+
+
+def _is_plain_loss(node: dict[str, Any]) -> bool:
+    """A LossNode of one of `_LOSSES`, built from at most one number and no attributes."""
+    loader, name = _kind(node)
+    reduce = node.get("__reduce__")
+    args: Any = reduce.get("args") if isinstance(reduce, dict) and set(reduce) == {"args"} else None
+    values = args.get("content") if _kind(args) == ("TupleNode", "builtins.tuple") else None
+    return (
+        loader == "LossNode"
+        and name in _LOSSES
+        and isinstance(values, list)
+        and len(values) <= 1
+        and all(type(_json_value(value)) in (int, float) for value in values)
+        and _is_dict_of(node.get("content"), frozenset())
+    )
+
+
+def _is_plain_random_state(node: dict[str, Any], ids: Counter[Any]) -> bool:
+    """A RandomStateNode of numpy's RandomState whose content is exactly an MT19937 state:
+    `{"bit_generator": "MT19937", "state": {"key": <array>, "pos": int}, "has_gauss": int,
+    "gauss": float}`, the array loaded by numpy without pickle; its dicts and array are its own
+    (no other node has their ids, so the load memo cannot put another dict in their place)."""
+    content: Any = node.get("content")
+    if _kind(node) != ("RandomStateNode", _RANDOM_STATE) or not _is_dict_of(content, _RANDOM_STATE_FIELDS):
+        return False
+    fields = content["content"]
+    state = fields["state"]
+    if not _is_dict_of(state, _MT19937_FIELDS):
+        return False
+    key = state["content"]["key"]
+    if any(ids[part.get("__id__")] != 1 for part in (content, state, key)):
+        return False
+    return (
+        _json_value(fields["bit_generator"]) == "MT19937"
+        and type(_json_value(fields["has_gauss"])) is int
+        and type(_json_value(fields["gauss"])) in (int, float)
+        and type(_json_value(state["content"]["pos"])) is int
+        and _kind(key) == ("NdArrayNode", "numpy.ndarray")
+        and key.get("type") == "numpy"
+    )
+
+
 def _is_allowed(name: str) -> bool:
     module, _, attribute = name.rpartition(".")
     if name in _BUILTINS or name in ("numpy.ndarray", "numpy.dtype"):
@@ -94,17 +221,34 @@ def audit_skops(data: bytes) -> list[str]:
 
     Reads the schema only: nothing in the file is constructed or called.
     """
+    schema = _schema(data)
+    nodes = list(_nodes(schema))
+    ids = _node_ids(nodes)
+    # The estimator the file holds, for the messages (an operator registered it by that name).
+    named = schema.get("__class__") if _kind(schema)[0] == "ObjectNode" else None
+    estimator = named if isinstance(named, str) and named.isidentifier() else None
+    of = f"'s {estimator}" if estimator else ""
     names: set[str] = set()
-    for node in _nodes(_schema(data)):
+    admitted = set()  # the node kinds that call code, in the exact shape skops gives them
+    for node in nodes:
         loader = node.get("__loader__")
         name = f"{node.get('__module__', '?')}.{node.get('__class__', '?')}"
+        if (loader == "RandomStateNode" and _is_plain_random_state(node, ids)) or (
+            loader == "LossNode" and _is_plain_loss(node)
+        ):
+            admitted.add(name)
+            continue
         if loader is not None and loader not in _DATA_LOADERS:
-            raise UnsafeModel(f"the skops file holds a {loader} ({name}), which would call code")
+            raise UnsafeModel(
+                f"the skops file{of} holds a {loader} ({name}), which would call code", estimator
+            )
         names.add(name)
     for name in sorted(names):
         if not _is_allowed(name):
-            raise UnsafeModel(f"the skops file holds type {name}, which is not a scikit-learn estimator part")
-    return sorted(names)
+            raise UnsafeModel(
+                f"the skops file{of} holds type {name}, which is not a scikit-learn estimator part", estimator
+            )
+    return sorted(names | admitted)
 
 
 def load_audited(data: bytes) -> Any:
