@@ -62,3 +62,12 @@ def test_the_check_catches_a_path_that_is_gone() -> None:
     text = "see model_runtime/payload.py and model_serving/payload.py, and tests/nowhere/x.py"
     # Then the moved and the missing ones are named
     assert missing_paths(REPO_ROOT / "README.md", text) == ["model_runtime/payload.py", "tests/nowhere/x.py"]
+
+
+def test_the_readme_is_a_front_door_that_links_every_doc() -> None:
+    # Given the README and the reference material in docs/
+    readme = (REPO_ROOT / "README.md").read_text()
+    docs = sorted(path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "docs").glob("*.md"))
+    # Then the README stays short (issue #18: at most 250 lines), and each doc is one link away
+    assert len(readme.splitlines()) <= 250
+    assert [doc for doc in docs if f"({doc})" not in readme] == []
