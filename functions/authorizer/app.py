@@ -32,7 +32,7 @@ from model_runtime.access import resolve_tenant
 from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
 from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.http import header
-from model_runtime.runtime import Runtime
+from model_runtime.runtime import Runtime, end_init
 from model_runtime.settings import require_settings
 from model_runtime.tokens import Claims, bearer_token
 
@@ -117,3 +117,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
     runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     return authorize(event)
+
+
+end_init()  # the last line of init (model_runtime/runtime.py)

@@ -46,7 +46,7 @@ from model_runtime.oauth import (
     verify_client_secret,
 )
 from model_runtime.passwords import verify_password
-from model_runtime.runtime import Runtime
+from model_runtime.runtime import Runtime, end_init
 from model_runtime.settings import require_settings
 from model_runtime.table import client_subject
 from model_runtime.tokens import IssuedToken
@@ -161,3 +161,6 @@ def jwks(_: Event) -> Response:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
     return app.resolve(event)
+
+
+end_init()  # the last line of init (model_runtime/runtime.py)

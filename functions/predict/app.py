@@ -28,6 +28,7 @@ from model_runtime.http import (
     media_type,
     utf8_or_unspecified,
 )
+from model_runtime.runtime import end_init
 from model_runtime.settings import require_settings
 from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
 from model_runtime.tenant_metrics import tenant_metrics
@@ -138,3 +139,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if metrics.metric_set:
         metrics.flush_metrics()
     return result
+
+
+end_init()  # the last line of init (model_runtime/runtime.py)

@@ -229,7 +229,7 @@ def test_model_runtimes_are_predicts_alone_and_scikit_learn_is_opt_in(
 
     ml = {"numpy", "scipy", "scikit-learn", "joblib", "onnxruntime", "skops"}
     assert not pins("model_runtime") & ml
-    assert pins("model_serving") == {"numpy", "onnxruntime", "orjson"}  # orjson: payload.py
+    assert pins("model_serving") == {"numpy", "onnxruntime"}
     assert {"scikit-learn", "scipy", "skops"} <= pins("sklearn_runtime")
 
 

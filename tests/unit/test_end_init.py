@@ -1,0 +1,32 @@
+"""Each function's init ends by freezing what it built (model_runtime/runtime.py, `end_init`), so
+the first request's allocations never set off full collections over the imported modules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import REPO_ROOT
+
+
+@pytest.mark.parametrize("function", ["predict", "login", "authorizer"])
+def test_a_functions_init_leaves_its_objects_frozen(function: str) -> None:
+    # Given a fresh interpreter, as Lambda starts one
+    code = f"import gc, functions.{function}.app; print(gc.get_freeze_count())"
+    environment = os.environ | {
+        name: "init-check" for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")
+    }
+    # When it imports the function's module (Lambda's init)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environment,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    # Then the objects init built are out of the collector's sight
+    assert int(out.strip().splitlines()[-1]) > 10_000
