@@ -18,7 +18,6 @@ client keeps to the request's deadline (`model_runtime.deadlines`): each handler
 from __future__ import annotations
 
 import gc
-
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Self
 
