@@ -23,8 +23,9 @@ import orjson
 _SUFFIXES = ((".json", open), (".json.gz", gzip.open))
 
 
-class OrjsonFileLoader:
-    """botocore's `JSONFileLoader` protocol: paths come without their extension."""
+class OrjsonFileLoader(botocore.loaders.JSONFileLoader):
+    """botocore's `JSONFileLoader` with its two methods parsing by orjson: paths come without
+    their extension."""
 
     def exists(self, file_path: str) -> bool:
         return any(os.path.isfile(file_path + suffix) for suffix, _ in _SUFFIXES)
