@@ -1,0 +1,85 @@
+"""History writer: predict's history lines, from a CloudWatch Logs subscription, into the
+activity table (docs/history.md, decision 0013).
+
+CloudWatch Logs invokes this function asynchronously with `{"awslogs": {"data": ...}}`: base64
+of a gzip-compressed JSON document whose `logEvents` are the lines the subscription filter
+selected (`{ $.history = 1 || $.history = 2 }`). Per line:
+
+- `"history":1`: a served prediction. One item keyed by caller and request id, written only if
+  absent, so a redelivered batch writes nothing new. Expires after the tenant's `history_days`.
+- `"history":2`: one part of a capture too large for a log line, written to S3 under the tenant's
+  own prefix (SSE-KMS); the record names how many parts there are.
+
+A tenant that no longer exists gets no record (its history was erased with it). Any failure
+raises: Lambda retries the batch twice, then sends it to the dead-letter queue, whose depth
+raises an alarm (template.yaml). A line that is not a history line is counted and skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from model_runtime.history import HistoryRuntime, capture_key, record_from_line
+from model_runtime.settings import require_settings
+
+logger = Logger()
+metrics = Metrics()
+runtime = HistoryRuntime(require_settings(logger, "TABLE_NAME", "ACTIVITY_TABLE", "CAPTURE_BUCKET"))
+
+
+def log_events(event: dict[str, Any]) -> list[str]:
+    """The messages of a subscription delivery (CloudWatch Logs' `awslogs.data`)."""
+    document = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    if document.get("messageType") != "DATA_MESSAGE":  # CONTROL_MESSAGE: CloudWatch's own probe
+        return []
+    return [str(log_event["message"]) for log_event in document.get("logEvents", [])]
+
+
+def write_line(message: str) -> str:
+    """Store one line; returns what became of it (written, duplicate, skipped, part, no-tenant)."""
+    try:
+        line = json.loads(message)
+        kind = line.get("history") if isinstance(line, dict) else None
+    except ValueError:
+        kind = None
+    if kind not in (1, 2):
+        return "skipped"
+    tenant = runtime.tenants.get(str(line.get("tenant", "")))
+    if tenant is None:
+        return "no-tenant"
+    if kind == 2:
+        part = int(line["part"])
+        runtime.s3.put_object(
+            Bucket=runtime.capture_bucket,
+            Key=capture_key(tenant.tenant_id, str(line["sub"]), str(line["request_id"]), part),
+            Body=base64.b64decode(line["data"], validate=True),
+            ServerSideEncryption="aws:kms",
+        )
+        return "part"
+    record = record_from_line(line, tenant.history_days)
+    return "written" if runtime.history.put_new(record) else "duplicate"
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    runtime.deadline.begin(context, event)
+    outcomes: dict[str, int] = {}
+    for message in log_events(event):
+        try:
+            outcome = write_line(message)
+        except (KeyError, TypeError, ValueError):
+            outcome = "malformed"  # not ours to retry: counted, never logged (it may hold rows)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    for outcome, count in outcomes.items():
+        metrics.add_metric(
+            name=f"History{outcome.title().replace('-', '')}", unit=MetricUnit.Count, value=count
+        )
+    if metrics.metric_set:
+        metrics.flush_metrics()
+    logger.info("history delivered", extra={"outcomes": outcomes})
+    return outcomes
