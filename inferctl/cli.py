@@ -28,7 +28,7 @@ from model_runtime.settings import SettingsError
 from model_runtime.table import CLASSIFICATION, DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
-from inferctl import machine_clients, onboarding, signing_keys, usage_plans
+from inferctl import history, machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
 from inferctl.target import Target, configure
 from registry.registration import MAX_MODEL_BYTES, RegistrationError, read_sample
@@ -233,6 +233,44 @@ def revoke_tokens(args: argparse.Namespace, target: Target, console: Console) ->
         f"revoked tenant {args.tenant_id}'s tokens issued before {_when(not_before)}; "
         f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
     )
+
+
+def set_capture(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    history.set_capture(target, args.tenant_id, capture=args.state == "on", history_days=args.history_days)
+    days = f", records kept {args.history_days} days" if args.history_days else ""
+    console.say(
+        f"tenant {args.tenant_id}: capture {args.state}{days}; "
+        f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
+    )
+
+
+def show_history(args: argparse.Namespace, target: Target, console: Console) -> None:
+    from model_runtime.history import shown  # noqa: PLC0415
+
+    found = history.records(target, args.tenant, args.user, args.since)
+    if args.json:
+        console.say(json.dumps([shown(record) for record in found], indent=2))
+        return
+    rows = [
+        [
+            r.recorded_at,
+            r.request_id,
+            r.subject,
+            r.client_kind,
+            r.model_version,
+            str(r.rows),
+            f"{r.latency_ms}",
+        ]
+        for r in found
+    ]
+    _print_table(console, ["TIME", "REQUEST_ID", "CALLER", "KIND", "MODEL", "ROWS", "LATENCY_MS"], rows)
+
+
+def purge_history(args: argparse.Namespace, target: Target, console: Console) -> None:
+    erased = history.purge(target, args.tenant, args.user)
+    whose = f"{args.tenant}/{args.user}" if args.user else args.tenant
+    console.say(f"erased {erased.records} history records and {erased.objects} captured objects of {whose}")
 
 
 def _print_table(console: Console, header: Sequence[str], rows: list[list[str]]) -> None:
@@ -541,6 +579,33 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
         "log in again.",
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID")
+
+    sub = command(
+        "set-capture",
+        set_capture,
+        "turn a tenant's data capture on or off, and set its history retention",
+        "With capture on, each history record also holds the request's rows and the answer "
+        "(docs/history.md). --history-days: how long records are kept (1-400, default 30).",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("state", choices=["on", "off"])
+    sub.add_argument("--history-days", type=int, metavar="DAYS")
+
+    sub = command("history", show_history, "list a tenant's inference history, newest first")
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--user", metavar="USER_OR_CLIENT_ID")
+    sub.add_argument("--since", metavar="ISO_TIME", help="e.g. 2026-12-01 or 2026-12-01T08:00:00Z (UTC)")
+    sub.add_argument("--json", action="store_true")
+
+    sub = command(
+        "purge-history",
+        purge_history,
+        "erase a tenant's (or one caller's) history records and captured objects",
+        "For a data-subject request: every record in the activity table and every captured object "
+        "(all versions) under the tenant's prefix.",
+    )
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--user", metavar="USER_OR_CLIENT_ID")
 
     sub = command("list-tenants", list_tenants, "list tenants and their pinned models")
     sub.add_argument("--json", action="store_true", help="print JSON")
