@@ -221,9 +221,7 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             (401, 403, 404, 500, 503),
             authenticated=True,
             notes={404: "No such request in the caller's own history."},
-            parameters=[
-                {"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}
-            ],
+            parameters=[{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         ),
     }
 
