@@ -104,13 +104,26 @@ class TenantMetrics:
 
     def flush(self, status: int) -> str | None:
         """Write the request's line to stdout (Lambda sends it to CloudWatch); returns it."""
-        if self._tenant_id is None or os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        if self._tenant_id is None:
             return None
         namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "InferenceApi")
         service = os.environ.get("POWERTOOLS_SERVICE_NAME", "predict")
         latency_ms = round((time.perf_counter() - self._started) * 1000, 3)
         timestamp = int(time.time() * 1000)
-        if 200 <= status < 300 and self._rows and not self._events:
+        served = 200 <= status < 300 and self._rows
+        if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+            if not (served and self._history):
+                return None
+            # Metrics off (the quiet local stack): the record still goes out, with no metric directive.
+            record = json.loads(
+                served_line(
+                    "", "", self._tenant_id, timestamp=timestamp, latency_ms=latency_ms, rows=self._rows
+                )[:-1]
+                + self._history
+                + "}"
+            )
+            line = json.dumps(record | {"_aws": {"Timestamp": timestamp}}, separators=(",", ":"))
+        elif served and not self._events:
             line = served_line(
                 namespace,
                 service,
@@ -130,10 +143,10 @@ class TenantMetrics:
                 status=status,
                 rows=self._rows,
                 events=self._events,
-                history=self._history if 200 <= status < 300 and self._rows else "",
+                history=self._history if served else "",
             )
         sys.stdout.write(line + "\n")
-        parts = self._capture_parts if 200 <= status < 300 else []
+        parts = self._capture_parts if served else []
         for index in range(len(parts)):
             sys.stdout.write(part_line(self._tenant_id, self._subject, self._request_id, index, parts))
         return line
