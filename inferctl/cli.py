@@ -295,6 +295,8 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
         "CLASSES",
         "SKLEARN",
         "TOKENS_NOT_BEFORE",
+        "CAPTURE",
+        "HISTORY_DAYS",
     ]
     rows = [
         [
@@ -307,6 +309,8 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
             json.dumps(t.classes),
             t.sklearn_version or "-",
             _when(t.tokens_not_before) if t.tokens_not_before else "-",
+            "on" if t.capture else "off",
+            str(t.history_days),
         ]
         for t in tenants
     ]

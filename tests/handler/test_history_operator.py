@@ -35,6 +35,12 @@ def test_set_capture_turns_it_on_with_a_retention(demo: Stack) -> None:
     assert status == 0 and "capture on" in output
     tenant = demo.runtime.table.get_tenant("tenant-a")
     assert tenant is not None and tenant.capture and tenant.history_days == 90
+    # And the tenant listing shows it, the other tenant at the defaults
+    _, listed = run("list-tenants", "--json")
+    shown = {row["tenant_id"]: (row["capture"], row["history_days"]) for row in json.loads(listed)}
+    assert shown == {"tenant-a": (True, 90), "tenant-b": (False, 30)}
+    _, table = run("list-tenants")
+    assert table.splitlines()[0].endswith("CAPTURE  HISTORY_DAYS")
 
 
 @pytest.mark.parametrize("days", ["0", "401"])

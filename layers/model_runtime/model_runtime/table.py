@@ -770,6 +770,8 @@ class Table:
             "model_format",
             "usage_tier",
             "updated_at",
+            "capture",
+            "history_days",
         )
         return [Tenant.from_item(item) for item in self._scan(TENANT_PREFIX, attributes)]
 
