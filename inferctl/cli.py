@@ -273,6 +273,18 @@ def purge_history(args: argparse.Namespace, target: Target, console: Console) ->
     console.say(f"erased {erased.records} history records and {erased.objects} captured objects of {whose}")
 
 
+def delete_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    if args.confirm != args.tenant_id:
+        raise OnboardingError(f"deleting erases everything of the tenant: pass --confirm {args.tenant_id}")
+    deleted = history.delete_tenant(target, args.tenant_id)
+    console.say(
+        f"deleted tenant {args.tenant_id}: {deleted.users} users, {deleted.clients} machine clients, "
+        f"{deleted.history.records} history records, {deleted.history.objects} captured objects, "
+        f"{deleted.model_objects} model object versions"
+    )
+
+
 def _print_table(console: Console, header: Sequence[str], rows: list[list[str]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in [list(header), *rows]:
@@ -610,6 +622,16 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
     )
     sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
     sub.add_argument("--user", metavar="USER_OR_CLIENT_ID")
+
+    sub = command(
+        "delete-tenant",
+        delete_tenant,
+        "erase a tenant: mapping, API key, users, machine clients, history, captures and models",
+        "Its tokens are refused at once (no mapping); nothing of it is left in the table or the "
+        "bucket (every object version).",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--confirm", required=True, metavar="TENANT_ID", help="the tenant id again")
 
     sub = command("list-tenants", list_tenants, "list tenants and their pinned models")
     sub.add_argument("--json", action="store_true", help="print JSON")

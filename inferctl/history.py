@@ -57,17 +57,48 @@ def purge(target: Target, tenant_id: str, user: str | None) -> Erased:
     """Erase the records and the captured objects of a tenant (or of one of its callers)."""
     validate_tenant_id(tenant_id)
     erased = store(target).delete(tenant_id, user)
-    objects = 0
-    if target.bucket:
-        s3 = target.runtime.s3
-        prefix = capture_prefix(tenant_id, user)
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=target.bucket, Prefix=prefix):
-            versions = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
-            if versions:
-                # Every version: the bucket is versioned, and an erasure must not leave old ones.
-                s3.delete_objects(
-                    Bucket=target.bucket,
-                    Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]},
-                )
-                objects += len(versions)
+    # Every version: the bucket is versioned, and an erasure must not leave old ones.
+    objects = _delete_versions(target, capture_prefix(tenant_id, user))
     return Erased(len(erased), objects)
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedTenant:
+    users: int
+    clients: int
+    history: Erased
+    model_objects: int
+
+
+def delete_tenant(target: Target, tenant_id: str) -> DeletedTenant:
+    """Erase a tenant: its mapping first (every token of it is refused from then on, and the
+    history writer records nothing more for it), its API key, logins and machine clients, its
+    history and captured objects, and every version of its model objects."""
+    from inferctl.onboarding import existing_tenant  # noqa: PLC0415
+
+    tenant = existing_tenant(target.runtime, tenant_id)
+    runtime = target.runtime
+    users = [user.username for user in runtime.table.users() if user.tenant_id == tenant_id]
+    clients = [client.client_id for client in runtime.table.clients() if client.tenant_id == tenant_id]
+    runtime.table.delete_tenant(tenant_id, users, clients)
+    if tenant.api_key_id:
+        runtime.session.client("apigateway").delete_api_key(apiKey=tenant.api_key_id)
+    history = purge(target, tenant_id, None)
+    return DeletedTenant(len(users), len(clients), history, _delete_versions(target, f"models/{tenant_id}/"))
+
+
+def _delete_versions(target: Target, prefix: str) -> int:
+    """Delete every version (and delete marker) of every object under `prefix`; returns how many."""
+    if not target.bucket:
+        return 0
+    s3 = target.runtime.s3
+    deleted = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=target.bucket, Prefix=prefix):
+        versions = [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+        if versions:
+            s3.delete_objects(
+                Bucket=target.bucket,
+                Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]},
+            )
+            deleted += len(versions)
+    return deleted

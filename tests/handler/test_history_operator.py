@@ -12,7 +12,7 @@ from model_runtime.table import TenantChange
 from inferctl.cli import main as inferctl
 from tests.handler.test_history import record_line, set_tenant
 from tests.history_support import deliver, fresh_history_runtimes, predict
-from tests.support import Stack, token_for
+from tests.support import Stack, token_for, use_runtime
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -90,3 +90,40 @@ def test_purging_a_tenant_leaves_nothing_behind(
     table = fresh_history_runtimes(monkeypatch).activity_table
     items = demo.runtime.dynamodb.scan(TableName=table)["Items"]
     assert [item["tenant_id"]["S"] for item in items] == ["tenant-b"]
+
+
+def test_deleting_a_tenant_leaves_nothing_of_it_behind(
+    demo: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given tenant-a with capture on, a machine client, a large capture in S3 and records
+    set_tenant(demo, monkeypatch, "tenant-a", TenantChange(capture=True))
+    status, created = run("create-client", "tenant-a", "--json")
+    assert status == 0
+    client_id = json.loads(created)["client_id"]
+    token = token_for("alice", "tenant-a")
+    row = "[5.1, 3.5, 1.4, 0.2]"
+    body = '{"instances": [' + (", " + " " * 250).join([row] * 1000) + "]}"
+    _, lines = predict(token, capsys, body=body, request_id="req-big")
+    _, more = predict(token_for(client_id, "tenant-a"), capsys, request_id="req-client")
+    deliver(lines + more + [record_line("tenant-b", "bob", "b-0", 1_765_000_000_000)])
+    # When the operator deletes it (asked to confirm first)
+    assert run("delete-tenant", "tenant-a", "--confirm", "tenant-b")[0] == 1
+    status, output = run("delete-tenant", "tenant-a", "--confirm", "tenant-a")
+    # Then nothing of tenant-a is in either table or in the bucket, in any version
+    assert status == 0 and "1 users, 1 machine clients, 2 history records" in output
+    dynamodb = demo.runtime.dynamodb
+    main = json.dumps(dynamodb.scan(TableName=demo.table_name)["Items"])
+    assert "tenant-a" not in main and "alice" not in main and client_id not in main
+    activity = fresh_history_runtimes(monkeypatch).activity_table
+    assert "tenant-a" not in json.dumps(dynamodb.scan(TableName=activity)["Items"])
+    s3 = demo.runtime.s3
+    for prefix in ("models/tenant-a/", "captures/tenant-a/"):
+        versions = s3.list_object_versions(Bucket=demo.bucket, Prefix=prefix)
+        assert not versions.get("Versions") and not versions.get("DeleteMarkers"), prefix
+    # And tenant-b keeps its model and its history
+    assert s3.list_objects_v2(Bucket=demo.bucket, Prefix="models/tenant-b/")["KeyCount"] >= 1
+    assert "tenant-b" in json.dumps(dynamodb.scan(TableName=activity)["Items"])
+    # And a line of tenant-a delivered late writes nothing (its mapping is gone)
+    use_runtime(monkeypatch=monkeypatch)
+    fresh_history_runtimes(monkeypatch)
+    assert deliver(lines[:1]) == {"no-tenant": 1}

@@ -738,6 +738,14 @@ class Table:
         except self.client.exceptions.ConditionalCheckFailedException:
             raise ItemMissing() from None
 
+    def delete_tenant(self, tenant_id: str, usernames: list[str], client_ids: list[str]) -> None:
+        """Erase a tenant's mapping, then its logins, machine clients and their attempt counters."""
+        keys = [tenant_pk(tenant_id)]
+        keys += [key for name in usernames for key in (user_pk(name), attempts_pk(name))]
+        keys += [key for cid in client_ids for key in (client_pk(cid), attempts_pk(client_subject(cid)))]
+        for key in keys:
+            self.client.delete_item(TableName=self.table_name, Key={"pk": S(key)})
+
     # --- listings (never read a password hash, a secret digest or an API key) ------------------
 
     def _scan(self, prefix: str, attributes: tuple[str, ...]) -> Iterator[Item]:
