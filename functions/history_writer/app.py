@@ -12,7 +12,8 @@ selected (`{ $.history = 1 || $.history = 2 }`). Per line:
 
 A tenant that no longer exists gets no record (its history was erased with it). Any failure
 raises: Lambda retries the batch twice, then sends it to the dead-letter queue, whose depth
-raises an alarm (template.yaml). A line that is not a history line is counted and skipped.
+raises an alarm (template.yaml): a dependency failure, and a history line that cannot be read,
+fail the batch once every other line is stored. A line that is not a history line is skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
 from model_runtime.history import HistoryRuntime, capture_key, record_from_line
 from model_runtime.settings import require_settings
 
@@ -66,20 +68,33 @@ def write_line(message: str) -> str:
     return "written" if runtime.history.put_new(record) else "duplicate"
 
 
+class HistoryNotWritten(Exception):
+    """Some lines of the batch were not stored. Lambda retries the asynchronous invocation twice
+    (the lines stored already are not written again), then sends it to the dead-letter queue,
+    whose alarm tells the operator. The message is fixed: a line may hold a tenant's rows."""
+
+    def __init__(self) -> None:
+        super().__init__("history lines not written")
+
+
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     runtime.deadline.begin(context, event)
     outcomes: dict[str, int] = {}
     for message in log_events(event):
         try:
             outcome = write_line(message)
+        except DEPENDENCY_ERRORS as error:
+            logger.warning("dependency failed", extra=describe_failure(error))
+            outcome = "failed"
         except (KeyError, TypeError, ValueError):
-            outcome = "malformed"  # not ours to retry: counted, never logged (it may hold rows)
+            outcome = "malformed"  # a history line predict should not have written; never logged
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     for outcome, count in outcomes.items():
-        metrics.add_metric(
-            name=f"History{outcome.title().replace('-', '')}", unit=MetricUnit.Count, value=count
-        )
+        name = "History" + outcome.title().replace("-", "")
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=count)
     if metrics.metric_set:
         metrics.flush_metrics()
     logger.info("history delivered", extra={"outcomes": outcomes})
+    if outcomes.get("failed") or outcomes.get("malformed"):
+        raise HistoryNotWritten()
     return outcomes

@@ -7,16 +7,29 @@ token or password; redelivery writes nothing new.
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import time
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from model_runtime.table import HistoryStore, TenantChange
 from model_runtime.tenant_metrics import capture_text, history_tail, served_line
 
+from functions.history_writer import app as writer_app
+from functions.history_writer.app import HistoryNotWritten
 from tests.history_support import deliver, fresh_history_runtimes, get_history, predict
-from tests.support import ALICE, Stack, assert_problem, response_header, token_for, use_runtime
+from tests.support import (
+    ALICE,
+    FakeLambdaContext,
+    Stack,
+    assert_problem,
+    response_header,
+    token_for,
+    use_runtime,
+)
 
 MACHINE = "mc_0123456789abcdef01234567"
 
@@ -301,9 +314,44 @@ def test_a_deleted_tenant_gets_no_new_record(history: HistoryStore, demo: Stack)
 
 
 def test_lines_that_are_not_history_records_are_skipped(history: HistoryStore) -> None:
-    outcome = deliver(["START RequestId: x", '{"level":"INFO"}', '{"history":1,"tenant":"tenant-a"}'])
-    assert outcome == {"skipped": 2, "malformed": 1}
+    outcome = deliver(["START RequestId: x", '{"level":"INFO"}', '{"history":3}', "[1]"])
+    assert outcome == {"skipped": 4}
     assert history.records("tenant-a") == []
+
+
+def test_an_unreadable_record_fails_the_batch_after_the_rest_is_stored(history: HistoryStore) -> None:
+    # Given a batch with a good record and a history line missing its fields
+    lines = [
+        record_line("tenant-a", "alice", "req-good", 1_765_000_000_000),
+        '{"history":1,"tenant":"tenant-a"}',
+    ]
+    # When it is delivered, it fails (Lambda retries it, then the dead-letter queue and its alarm)
+    with pytest.raises(HistoryNotWritten):
+        deliver(lines)
+    # And the good record is stored once, also when the batch comes again
+    with pytest.raises(HistoryNotWritten):
+        deliver(lines)
+    assert [record.request_id for record in history.records("tenant-a")] == ["req-good"]
+
+
+def test_a_dependency_failure_fails_the_batch(history: HistoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given DynamoDB refusing writes
+    def refuse(_: object) -> bool:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+
+    monkeypatch.setattr(writer_app.runtime.history, "put_new", refuse)
+    # When a record is delivered, the batch fails: it is retried, never dropped in silence
+    with pytest.raises(HistoryNotWritten):
+        deliver([record_line("tenant-a", "alice", "req-x", 1_765_000_000_000)])
+
+
+def test_cloudwatch_logs_control_messages_write_nothing(history: HistoryStore) -> None:
+    document = {
+        "messageType": "CONTROL_MESSAGE",
+        "logEvents": [{"id": "0", "timestamp": 0, "message": "CWL"}],
+    }
+    event = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(document).encode())).decode()}}
+    assert writer_app.lambda_handler(event, FakeLambdaContext()) == {}
 
 
 def test_records_expire_after_the_tenants_history_days(demo: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
