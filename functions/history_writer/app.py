@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
-from model_runtime.history import HistoryRuntime, capture_key, record_from_line
+from model_runtime.history import HistoryRuntime, part_key, record_from_line
 from model_runtime.settings import require_settings
 
 logger = Logger()
@@ -56,10 +56,9 @@ def write_line(message: str) -> str:
     if tenant is None:
         return "no-tenant"
     if kind == 2:
-        part = int(line["part"])
         runtime.s3.put_object(
             Bucket=runtime.capture_bucket,
-            Key=capture_key(tenant.tenant_id, str(line["sub"]), str(line["request_id"]), part),
+            Key=part_key(line, tenant.tenant_id),
             Body=base64.b64decode(line["data"], validate=True),
             ServerSideEncryption="aws:kms",
         )

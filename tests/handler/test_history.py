@@ -370,3 +370,21 @@ def test_capture_text_is_the_request_and_the_answer(history: HistoryStore) -> No
         "response": {"predictions": [2]},
     }
     assert parts == []
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"sub": "../tenant-b", "request_id": "r-1", "part": 0},
+        {"sub": "alice", "request_id": "../../models/tenant-b/x", "part": 0},
+        {"sub": "alice", "request_id": "r-1", "part": "0/../x"},
+    ],
+)
+def test_a_capture_part_cannot_name_a_key_outside_its_callers_prefix(
+    history: HistoryStore, demo: Stack, fields: dict[str, Any]
+) -> None:
+    line = json.dumps({"history": 2, "tenant": "tenant-a", **fields, "data": "AAAA"})
+    with pytest.raises(HistoryNotWritten):
+        deliver([line])
+    listed = demo.runtime.s3.list_objects_v2(Bucket=demo.bucket, Prefix="captures/")
+    assert listed["KeyCount"] == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from model_runtime.errors import BadRequest
 from model_runtime.runtime import Runtime
-from model_runtime.settings import Settings, SettingsError
+from model_runtime.settings import Settings
 from model_runtime.table import (
     DEFAULT_HISTORY_DAYS,
     MACHINE_CLIENT,
@@ -99,8 +100,6 @@ def _request_id(value: object) -> str:
 
 
 def _compact(document: Any) -> str:
-    import json  # noqa: PLC0415 - only captures need it
-
     return json.dumps(document, separators=(",", ":"), allow_nan=False)
 
 
@@ -109,14 +108,22 @@ def capture_key(tenant_id: str, subject: str, request_id: str, part: int) -> str
     return f"captures/{tenant_id}/{subject}/{request_id}/{part:04d}"
 
 
+def part_key(line: Mapping[str, Any], tenant_id: str) -> str:
+    """The object key of a capture part line (`"history":2`); `ValueError` if it names no caller,
+    request or part that predict could have written."""
+    subject = _text(line["sub"], subject=True)
+    part = line["part"]
+    if "/" in subject or type(part) is not int or not 0 <= part < 10_000:
+        raise ValueError("not a capture part")
+    return capture_key(tenant_id, subject, _request_id(line["request_id"]), part)
+
+
 def capture_prefix(tenant_id: str, subject: str | None = None) -> str:
     return f"captures/{tenant_id}/" + (f"{subject}/" if subject is not None else "")
 
 
 def shown(record: HistoryRecord) -> dict[str, Any]:
     """A record as its caller sees it (the API and the CLI): no key, no table or bucket name."""
-    import json  # noqa: PLC0415
-
     body: dict[str, Any] = {
         "request_id": record.request_id,
         "time": record.recorded_at,
@@ -211,11 +218,6 @@ class HistoryRuntime(Runtime):
         self.activity_table = os.environ.get("ACTIVITY_TABLE", "").strip()
         self.cursor_key_id = os.environ.get("CURSOR_KEY_ID", "").strip()
         self.capture_bucket = os.environ.get("CAPTURE_BUCKET", "").strip()
-
-    def require(self, *names: str) -> None:
-        for name in names:
-            if not os.environ.get(name, "").strip():
-                raise SettingsError(name, "is required")
 
     @cached_property
     def history(self) -> HistoryStore:
