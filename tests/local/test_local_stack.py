@@ -296,7 +296,13 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
     environments = json.loads(server.env_file.read_text())
     # Then each function gets the template's variables, resolved, and the moto endpoint
-    assert set(environments) == {"LoginFunction", "PredictFunction", "AuthorizerFunction"}
+    assert set(environments) == {
+        "LoginFunction",
+        "PredictFunction",
+        "AuthorizerFunction",
+        "HistoryWriterFunction",
+        "HistoryFunction",
+    }
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url
         assert variables["TABLE_NAME"] == "local-inference"
@@ -304,6 +310,8 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     assert environments["LoginFunction"]["POWERTOOLS_SERVICE_NAME"] == "login"
     assert environments["PredictFunction"]["MODEL_BUCKET"].startswith("local-models-")
     assert environments["PredictFunction"]["MAX_BODY_BYTES"] == "1048576"  # the template's default
+    assert environments["HistoryFunction"]["ACTIVITY_TABLE"] == "local-activity"
+    assert environments["HistoryFunction"]["CURSOR_KEY_ID"]
 
 
 def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
