@@ -28,7 +28,7 @@ from model_runtime.settings import SettingsError
 from model_runtime.table import CLASSIFICATION, DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
-from inferctl import machine_clients, onboarding, signing_keys, usage_plans
+from inferctl import history, machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
 from inferctl.target import Target, configure
 from registry.registration import MAX_MODEL_BYTES, RegistrationError, read_sample
@@ -235,6 +235,56 @@ def revoke_tokens(args: argparse.Namespace, target: Target, console: Console) ->
     )
 
 
+def set_capture(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    history.set_capture(target, args.tenant_id, capture=args.state == "on", history_days=args.history_days)
+    days = f", records kept {args.history_days} days" if args.history_days else ""
+    console.say(
+        f"tenant {args.tenant_id}: capture {args.state}{days}; "
+        f"effective within {target.runtime.settings.mapping_ttl_seconds} s"
+    )
+
+
+def show_history(args: argparse.Namespace, target: Target, console: Console) -> None:
+    from model_runtime.history import shown  # noqa: PLC0415
+
+    found = history.records(target, args.tenant, args.user, args.since)
+    if args.json:
+        console.say(json.dumps([shown(record) for record in found], indent=2))
+        return
+    rows = [
+        [
+            r.recorded_at,
+            r.request_id,
+            r.subject,
+            r.client_kind,
+            r.model_version,
+            str(r.rows),
+            f"{r.latency_ms}",
+        ]
+        for r in found
+    ]
+    _print_table(console, ["TIME", "REQUEST_ID", "CALLER", "KIND", "MODEL", "ROWS", "LATENCY_MS"], rows)
+
+
+def purge_history(args: argparse.Namespace, target: Target, console: Console) -> None:
+    erased = history.purge(target, args.tenant, args.user)
+    whose = f"{args.tenant}/{args.user}" if args.user else args.tenant
+    console.say(f"erased {erased.records} history records and {erased.objects} captured objects of {whose}")
+
+
+def delete_tenant(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_bucket()
+    if args.confirm != args.tenant_id:
+        raise OnboardingError(f"deleting erases everything of the tenant: pass --confirm {args.tenant_id}")
+    deleted = history.delete_tenant(target, args.tenant_id)
+    console.say(
+        f"deleted tenant {args.tenant_id}: {deleted.users} users, {deleted.clients} machine clients, "
+        f"{deleted.history.records} history records, {deleted.history.objects} captured objects, "
+        f"{deleted.model_objects} model object versions"
+    )
+
+
 def _print_table(console: Console, header: Sequence[str], rows: list[list[str]]) -> None:
     widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=False)]
     for row in [list(header), *rows]:
@@ -257,6 +307,8 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
         "CLASSES",
         "SKLEARN",
         "TOKENS_NOT_BEFORE",
+        "CAPTURE",
+        "HISTORY_DAYS",
     ]
     rows = [
         [
@@ -269,6 +321,8 @@ def list_tenants(args: argparse.Namespace, target: Target, console: Console) -> 
             json.dumps(t.classes),
             t.sklearn_version or "-",
             _when(t.tokens_not_before) if t.tokens_not_before else "-",
+            "on" if t.capture else "off",
+            str(t.history_days),
         ]
         for t in tenants
     ]
@@ -547,6 +601,43 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
         "log in again.",
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID")
+
+    sub = command(
+        "set-capture",
+        set_capture,
+        "turn a tenant's data capture on or off, and set its history retention",
+        "With capture on, each history record also holds the request's rows and the answer "
+        "(docs/history.md). --history-days: how long records are kept (1-400, default 30).",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("state", choices=["on", "off"])
+    sub.add_argument("--history-days", type=int, metavar="DAYS")
+
+    sub = command("history", show_history, "list a tenant's inference history, newest first")
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--user", metavar="USER_OR_CLIENT_ID")
+    sub.add_argument("--since", metavar="ISO_TIME", help="e.g. 2026-12-01 or 2026-12-01T08:00:00Z (UTC)")
+    sub.add_argument("--json", action="store_true")
+
+    sub = command(
+        "purge-history",
+        purge_history,
+        "erase a tenant's (or one caller's) history records and captured objects",
+        "For a data-subject request: every record in the activity table and every captured object "
+        "(all versions) under the tenant's prefix.",
+    )
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--user", metavar="USER_OR_CLIENT_ID")
+
+    sub = command(
+        "delete-tenant",
+        delete_tenant,
+        "erase a tenant: mapping, API key, users, machine clients, history, captures and models",
+        "Its tokens are refused at once (no mapping); nothing of it is left in the table or the "
+        "bucket (every object version).",
+    )
+    sub.add_argument("tenant_id", metavar="TENANT_ID")
+    sub.add_argument("--confirm", required=True, metavar="TENANT_ID", help="the tenant id again")
 
     sub = command("list-tenants", list_tenants, "list tenants and their pinned models")
     sub.add_argument("--json", action="store_true", help="print JSON")

@@ -375,6 +375,8 @@ class TenantRow:
     sklearn_version: str
     tokens_not_before: int
     model_format: str = ""
+    capture: bool = False  # inference history (docs/history.md)
+    history_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,6 +400,8 @@ def list_tenants(runtime: Runtime) -> list[TenantRow]:
             sklearn_version=tenant.sklearn_version,
             tokens_not_before=tenant.tokens_not_before,
             model_format=tenant.model_format,
+            capture=tenant.capture,
+            history_days=tenant.history_days,
         )
         for tenant in runtime.table.tenants()
     ]

@@ -45,6 +45,7 @@ import traceback
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -62,6 +63,8 @@ from samcli.local.apigw.route import Route
 from samcli.local.lambdafn.exceptions import FunctionNotFound
 from samcli.yamlhelper import yaml_parse
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from local.log_subscriptions import LogSubscriptions, invoker, subscriptions_from_template
 
 __all__ = [
     "FunctionConfig",
@@ -171,6 +174,8 @@ class InProcessRunner:
         self._configs = dict(configs or {})
         self._enforce_timeout = enforce_timeout
         self._locks = {name: threading.Lock() for name in self._handlers} if serialize else {}
+        # The template's log subscriptions (local/log_subscriptions.py), set by `build_gateway`.
+        self.subscriptions: LogSubscriptions | None = None
 
     def is_debugging(self) -> bool:
         # False makes samcli's service multi-threaded (it would be single-threaded for a debugger).
@@ -211,11 +216,12 @@ class InProcessRunner:
         _stamp_receipt(payload)
         context = LambdaContext.for_function(config, tenant_id)
         lock = self._locks.get(function_identifier)
-        if lock is not None:
-            with lock:
+        with self.subscriptions.captured(function_identifier) if self.subscriptions else nullcontext():
+            if lock is not None:
+                with lock:
+                    output = self._call(handler, payload, context, config, stderr)
+            else:
                 output = self._call(handler, payload, context, config, stderr)
-        else:
-            output = self._call(handler, payload, context, config, stderr)
         if output is not None and stdout is not None:
             stdout.write_str(output)
             stdout.flush()
@@ -600,6 +606,7 @@ class Gateway:
         service.port = self.port
         self._thread: threading.Thread | None = None
         self._serving = threading.Event()
+        self.subscriptions: LogSubscriptions | None = None
 
     @property
     def url(self) -> str:
@@ -636,6 +643,8 @@ class Gateway:
             self._thread.join(timeout)
             self._thread = None
         self._server.server_close()
+        if self.subscriptions is not None:
+            self.subscriptions.stop()
 
     def __enter__(self) -> Self:
         return self
@@ -684,4 +693,12 @@ def build_gateway(
     # stderr=None: the runner then logs to whatever sys.stderr is at call time (pytest-friendly).
     # The runner is duck-typed: samcli only calls is_debugging() and invoke() on it.
     service = LocalApigwService(api=api, lambda_runner=runner, host=host, port=port, stderr=None)
-    return Gateway(service, host, port, gateway_responses_from_template(template_path))
+    gateway = Gateway(service, host, port, gateway_responses_from_template(template_path))
+    # predict's history lines to the history writer, as the template's subscription filter does
+    subscribed = [s for s in subscriptions_from_template(template_path) if s.destination in by_logical_id]
+    if subscribed:
+        configs = _configs(functions)
+        context = lambda name: LambdaContext.for_function(configs.get(name, FunctionConfig(name)))  # noqa: E731
+        runner.subscriptions = LogSubscriptions(subscribed, invoker(by_logical_id, context))
+        gateway.subscriptions = runner.subscriptions
+    return gateway

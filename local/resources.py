@@ -30,10 +30,18 @@ class ResourceNames:
     table_name: str
     bucket: str
     key_id: str
+    activity_table: str = ""
+    cursor_key_id: str = ""
 
     def physical_ids(self) -> dict[str, str]:
         """What `!Ref` of each stateful resource's logical id returns."""
-        return {"InferenceTable": self.table_name, "ModelBucket": self.bucket, "SigningKey": self.key_id}
+        return {
+            "InferenceTable": self.table_name,
+            "ModelBucket": self.bucket,
+            "SigningKey": self.key_id,
+            "ActivityTable": self.activity_table,
+            "HistoryCursorKey": self.cursor_key_id,
+        }
 
 
 def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
@@ -100,7 +108,35 @@ def create_resources_from_template(
         Description=key["Description"],
         Tags=[{"TagKey": tag["Key"], "TagValue": prefix} for tag in key["Tags"]],
     )["KeyMetadata"]["KeyId"]
-    return ResourceNames(table_name, bucket, key_id)
+    activity_table, cursor_key_id = _create_history_resources(session, prefix, resources)
+    return ResourceNames(table_name, bucket, key_id, activity_table, cursor_key_id)
+
+
+def _create_history_resources(
+    session: boto3.session.Session, prefix: str, resources: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The activity table (history and audit items) and the history cursors' HMAC key."""
+    table = resources["ActivityTable"]["Properties"]
+    dynamodb = session.client("dynamodb")
+    table_name = f"{prefix}-activity"
+    dynamodb.create_table(
+        TableName=table_name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+    )
+    dynamodb.update_time_to_live(
+        TableName=table_name,
+        TimeToLiveSpecification={
+            "AttributeName": table["TimeToLiveSpecification"]["AttributeName"],
+            "Enabled": table["TimeToLiveSpecification"]["Enabled"],
+        },
+    )
+    key = resources["HistoryCursorKey"]["Properties"]
+    key_id = session.client("kms").create_key(
+        KeySpec=key["KeySpec"], KeyUsage=key["KeyUsage"], Description=key["Description"]
+    )["KeyMetadata"]["KeyId"]
+    return table_name, key_id
 
 
 def create_usage_plans_from_template(

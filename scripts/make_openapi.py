@@ -33,6 +33,8 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("TABLE_NAME", "openapi-generation")
 os.environ.setdefault("MODEL_BUCKET", "openapi-generation")
 os.environ.setdefault("SIGNING_KEY_ID", "openapi-generation")
+os.environ.setdefault("ACTIVITY_TABLE", "openapi-generation")
+os.environ.setdefault("CURSOR_KEY_ID", "openapi-generation")
 
 # After the environment above (E402): the modules the document is generated from, importable
 # because `make venv` installs the project.
@@ -47,6 +49,7 @@ from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: E402
 from model_runtime.settings import Settings, read_settings  # noqa: E402
 from model_runtime.tokens import ALGORITHM  # noqa: E402
 
+from functions.history import app as history  # noqa: E402
 from functions.login import app as login  # noqa: E402
 from functions.predict import app as predict  # noqa: E402
 from inferctl.onboarding import DEFAULT_MAX_BATCH  # noqa: E402
@@ -123,6 +126,7 @@ class Operation:
     request: dict[str, str] = field(default_factory=dict)  # media type -> schema name
     max_body_bytes: int = 0  # the function's cap on the request body, when it has a body
     notes: dict[int, str] = field(default_factory=dict)
+    parameters: list[dict[str, Any]] = field(default_factory=list)
 
 
 def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
@@ -184,6 +188,40 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             "ModelCard",
             (401, 403, 500, 503),
             authenticated=True,
+        ),
+        ("get", "/api/v1/history"): Operation(
+            "listHistory",
+            "The caller's own served predictions, newest first",
+            "Records of the calling user or machine client only (tenant and caller from the verified "
+            "token). With data capture on for the tenant, records also hold the rows and the answers. "
+            "Records are kept the tenant's history_days (default 30) (docs/history.md).",
+            "HistoryPage",
+            (400, 401, 403, 500, 503),
+            authenticated=True,
+            notes={400: "limit is not 1 to 100, or the cursor was not given to this caller by this API."},
+            parameters=[
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "description": "next_cursor of the previous page, as given (opaque, signed).",
+                    "schema": {"type": "string"},
+                },
+            ],
+        ),
+        ("get", "/api/v1/history/{request_id}"): Operation(
+            "getHistoryRecord",
+            "One of the caller's own records, by the X-Request-Id predict answered with",
+            "Another caller's request and a request that never was get the same 404.",
+            "HistoryRecord",
+            (401, 403, 404, 500, 503),
+            authenticated=True,
+            notes={404: "No such request in the caller's own history."},
+            parameters=[{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         ),
     }
 
@@ -325,6 +363,47 @@ def body_schemas(settings: Settings, problem_fields: list[str]) -> dict[str, Any
             },
             "additionalProperties": False,
         },
+        "HistoryRecord": {
+            "type": "object",
+            "required": [
+                "request_id",
+                "time",
+                "sub",
+                "client_kind",
+                "model_version",
+                "rows",
+                "latency_ms",
+                "probabilities",
+            ],
+            "properties": {
+                "request_id": {"type": "string"},
+                "time": {"type": "string", "format": "date-time", "description": "UTC, ISO 8601"},
+                "sub": {"type": "string", "description": "The caller: a username or a machine client id."},
+                "client_kind": {"enum": ["user", "machine"]},
+                "model_version": {"type": "string"},
+                "rows": {"type": "integer", "minimum": 1},
+                "latency_ms": {"type": "number"},
+                "probabilities": {"type": "boolean", "description": "Whether probabilities were asked for."},
+                "instances": {"type": "array", "description": "With capture on: the rows sent."},
+                "predictions": {"type": "array", "description": "With capture on: the answers given."},
+                "probabilities_returned": {"type": "array", "description": "With capture on, if asked."},
+                "capture": {
+                    "type": "object",
+                    "description": "With capture on, a capture too large for a record: kept for the "
+                    "tenant's operators.",
+                    "properties": {"stored_separately": {"type": "boolean"}, "bytes": {"type": "integer"}},
+                },
+            },
+        },
+        "HistoryPage": {
+            "type": "object",
+            "required": ["records"],
+            "properties": {
+                "records": {"type": "array", "items": {"$ref": "#/components/schemas/HistoryRecord"}},
+                "next_cursor": {"type": "string", "description": "Absent on the last page."},
+            },
+            "additionalProperties": False,
+        },
         "ModelCard": {
             "type": "object",
             "required": ["n_features", "max_batch", "classes", "version", "format"],
@@ -410,6 +489,15 @@ def header_components() -> dict[str, Any]:
     return headers
 
 
+REQUEST_ID_HEADER = {
+    "X-Request-Id": {
+        "description": "This request's id: its history record is GET /api/v1/history/{request_id}.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
 def security_header_refs() -> dict[str, Any]:
     return {name: {"$ref": f"#/components/headers/{name}"} for name in SECURITY_HEADERS}
 
@@ -459,6 +547,10 @@ def path_item(operation: Operation, problem_type: str) -> dict[str, Any]:
         "security": [{BEARER: []}] if operation.authenticated else [],
         "responses": responses,
     }
+    if operation.parameters:
+        item["parameters"] = operation.parameters
+    if operation.operation_id == "predict":
+        responses["200"]["headers"] = {**responses["200"]["headers"], **REQUEST_ID_HEADER}
     if operation.request:
         item["requestBody"] = {
             "required": True,
@@ -475,7 +567,7 @@ def build_document() -> dict[str, Any]:
     settings = code_defaults()
     problem_type, problem_fields = problem_shape()
     described = operations(settings)
-    routes = served_routes(login.app, predict.app)
+    routes = served_routes(login.app, predict.app, history.app)
     served = {(method, path) for method, path, _ in routes}
     if served != set(described):
         raise SystemExit(

@@ -23,6 +23,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("TABLE_NAME", "set-by-the-stack-fixture")
 os.environ.setdefault("MODEL_BUCKET", "set-by-the-stack-fixture")
 os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
+os.environ.setdefault("ACTIVITY_TABLE", "set-by-the-stack-fixture")
+os.environ.setdefault("CURSOR_KEY_ID", "set-by-the-stack-fixture")
+os.environ.setdefault("CAPTURE_BUCKET", "set-by-the-stack-fixture")
 
 import argon2
 import moto.kms.utils
@@ -140,6 +143,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("TABLE_NAME", names.table_name)
         monkeypatch.setenv("MODEL_BUCKET", names.bucket)
         monkeypatch.setenv("SIGNING_KEY_ID", names.key_id)
+        monkeypatch.setenv("ACTIVITY_TABLE", names.activity_table)
+        monkeypatch.setenv("CURSOR_KEY_ID", names.cursor_key_id)
+        monkeypatch.setenv("CAPTURE_BUCKET", names.bucket)
         use_runtime(monkeypatch=monkeypatch)
         yield Stack(names.table_name, names.bucket, names.key_id)
 

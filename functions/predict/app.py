@@ -48,7 +48,7 @@ runtime = PredictRuntime(require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", 
 def caller_tenant(event: Event) -> Tenant:
     """Steps 2 and 3: verify the bearer token, then map its tenant claim, and only that."""
     claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
-    tenant_metrics.tenant(claims.tenant_id)  # verified: its refusals are counted per tenant too
+    tenant_metrics.tenant(claims.tenant_id, claims.subject)  # verified: refusals counted per tenant too
     # Behind the API's REQUEST authorizer (functions/authorizer), the gateway metered this request
     # as the tenant the authorizer named: it must be the verified token's tenant.
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
@@ -86,7 +86,13 @@ def predict(event: Event) -> Response:
         response = answer(
             model, rows, probabilities=parameters.probabilities, model_version=tenant.model_version
         )
-    tenant_metrics.predicted(len(rows))  # Predictions, PredictedRows: in the request's one EMF line
+    # Predictions, PredictedRows and the history record: the request's one EMF line (docs/history.md)
+    tenant_metrics.predicted(
+        len(rows),
+        tenant.model_version,
+        probabilities=parameters.probabilities,
+        capture=(body, response.body) if tenant.capture else None,
+    )
     return response
 
 
@@ -126,15 +132,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         cold_start = False
         metrics.provider.add_cold_start_metric(context)  # ColdStart, by function_name and service
     runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
-    tenant_metrics.start()
+    # API Gateway's id of the request (its access log's requestId); Lambda's own when invoked directly
+    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    tenant_metrics.start(request_id)
     # The keys a request appends: the two below, set anew, and tenant_id (`caller_tenant`), removed
     # so a request refused before its tenant is known never logs the last one's (clear_state: 7 us).
     logger.remove_keys(["tenant_id"])
-    logger.append_keys(
-        correlation_id=(event.get("requestContext") or {}).get("requestId"),
-        function_request_id=context.aws_request_id,
-    )
+    logger.append_keys(correlation_id=request_id, function_request_id=context.aws_request_id)
     result = app.resolve(event)
+    result["headers"]["X-Request-Id"] = request_id  # the key of its history record (docs/history.md)
     tenant_metrics.flush(result["statusCode"])  # the per-tenant line (model_runtime/tenant_metrics.py)
     if metrics.metric_set:
         metrics.flush_metrics()

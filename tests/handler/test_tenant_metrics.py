@@ -100,7 +100,12 @@ def test_metrics_can_be_switched_off(
     alice_token: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    assert invoke(load_event("predict_alice", alice_token=alice_token), capsys)[1] == []
+    capsys.readouterr()
+    predict_app.lambda_handler(load_event("predict_alice", alice_token=alice_token), FakeLambdaContext())
+    lines = [json.loads(raw) for raw in capsys.readouterr().out.splitlines() if raw.startswith("{")]
+    # No metric directive anywhere; the served request's history record still goes out (docs/history.md)
+    assert all("CloudWatchMetrics" not in line.get("_aws", {}) for line in lines)
+    assert [line["history"] for line in lines if "history" in line] == [1]
 
 
 def test_a_served_prediction_writes_one_metrics_line_for_tenant_and_service(

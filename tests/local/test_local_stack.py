@@ -205,6 +205,28 @@ def test_alice_predicts_with_her_model(server: Served) -> None:
         assert reply.headers.get(name.lower()) == value
 
 
+def test_alice_reads_her_prediction_back_from_her_history(server: Served) -> None:
+    # Given alice's prediction, and the request id it answered with
+    token = login(server, "alice", "alice-local-demo")
+    reply = http("POST", f"{server.url}/api/v1/predict", {"instances": IRIS_ROWS[:1]}, token)
+    request_id = reply.headers["x-request-id"]
+    # When she reads her history (the subscription delivers predict's line in the background)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        record = http("GET", f"{server.url}/api/v1/history/{request_id}", token=token)
+        if record.status == 200:
+            break
+        time.sleep(0.1)
+    # Then her record is there, and it is the newest on her first page
+    assert record.status == 200, record.body
+    assert record.body["request_id"] == request_id and record.body["rows"] == 1
+    page = http("GET", f"{server.url}/api/v1/history?limit=1", token=token)
+    assert page.status == 200 and page.body["records"][0]["request_id"] == request_id
+    # And bob sees none of it
+    bob = login(server, "bob", "bob-local-demo")
+    assert http("GET", f"{server.url}/api/v1/history/{request_id}", token=bob).status == 404
+
+
 def test_bob_predicts_with_his_model(server: Served) -> None:
     # Given bob's token
     token = login(server, "bob", "bob-local-demo")
@@ -276,7 +298,13 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
     environments = json.loads(server.env_file.read_text())
     # Then each function gets the template's variables, resolved, and the moto endpoint
-    assert set(environments) == {"LoginFunction", "PredictFunction", "AuthorizerFunction"}
+    assert set(environments) == {
+        "LoginFunction",
+        "PredictFunction",
+        "AuthorizerFunction",
+        "HistoryWriterFunction",
+        "HistoryFunction",
+    }
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url
         assert variables["TABLE_NAME"] == "local-inference"
@@ -284,6 +312,8 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     assert environments["LoginFunction"]["POWERTOOLS_SERVICE_NAME"] == "login"
     assert environments["PredictFunction"]["MODEL_BUCKET"].startswith("local-models-")
     assert environments["PredictFunction"]["MAX_BODY_BYTES"] == "1048576"  # the template's default
+    assert environments["HistoryFunction"]["ACTIVITY_TABLE"] == "local-activity"
+    assert environments["HistoryFunction"]["CURSOR_KEY_ID"]
 
 
 def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

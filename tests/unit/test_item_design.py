@@ -31,9 +31,20 @@ SOURCE_DIRS = ("functions", "layers", "inferctl", "local", "bench", "scripts", "
 # `task`, `accepts_missing` and `version`, the token request's `username` and `client_id`, the
 # log keys `tenant_id`, `username` and `client_id`, problem+json's `status`. They may appear
 # elsewhere as those words; no module but `table` may build or read an item with them (see the
-# DynamoDB check).
+# DynamoDB check). A history record's fields are also the words of predict's log line (its
+# record: model_runtime/tenant_metrics.py), of GET /api/v1/history and of the JWT (`sub`).
 SHARED_WORDS = frozenset(
     {
+        "request_id",
+        "sub",
+        "client_kind",
+        "model_version",
+        "rows",
+        "latency_ms",
+        "probabilities",
+        "capture",
+        "capture_parts",
+        "capture_bytes",
         "username",
         "tenant_id",
         "client_id",

@@ -100,6 +100,21 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "revoked_at",
         "run_budget_ms",
         "interface_changed_at",
+        # the tenant's history settings, and the activity table's history items (`HistoryRecord`)
+        "capture",
+        "history_days",
+        "sk",
+        "request_id",
+        "sub",
+        "client_kind",
+        "model_version",
+        "rows",
+        "latency_ms",
+        "probabilities",
+        "recorded_at",
+        "capture_json",
+        "capture_parts",
+        "capture_bytes",
     }
 )
 
@@ -107,6 +122,9 @@ ATTRIBUTE_NAMES: Final = frozenset(
 # predict's 10 s function timeout, far above a converted estimator's milliseconds.
 DEFAULT_RUN_BUDGET_MS: Final = 1000
 MAX_RUN_BUDGET_MS: Final = 5000
+# How long a tenant's inference history is kept (docs/history.md): DynamoDB TTL and S3 lifecycle.
+DEFAULT_HISTORY_DAYS: Final = 30
+MAX_HISTORY_DAYS: Final = 400
 
 
 class ItemExists(Exception):
@@ -282,6 +300,10 @@ class Tenant:
     # When an operator last published (or rolled back to) a version with another interface
     # (registry/interface.py), with --allow-interface-change; 0: never.
     interface_changed_at: int = 0
+    # Inference history (docs/history.md): whether records also hold rows and answers, and how
+    # many days records are kept.
+    capture: bool = False
+    history_days: int = DEFAULT_HISTORY_DAYS
 
     @property
     def active(self) -> bool:
@@ -364,6 +386,8 @@ class Tenant:
             feature_names=_names(item, "feature_names_json"),
             accepts_missing=_b(item, "accepts_missing"),
             interface_changed_at=_n(item, "interface_changed_at"),
+            capture=_b(item, "capture"),
+            history_days=_n(item, "history_days", DEFAULT_HISTORY_DAYS),
         )
 
 
@@ -469,9 +493,15 @@ class TenantChange:
     usage_tier: str | None = None
     run_budget_ms: int | None = None
     interface_changed_at: int | None = None
+    capture: bool | None = None
+    history_days: int | None = None
 
     def to_item(self, updated_at: int) -> Item:
         fields: Item = dict(self.pin.to_item()) if self.pin else {}
+        if self.capture is not None:
+            fields["capture"] = {"BOOL": self.capture}
+        if self.history_days is not None:
+            fields["history_days"] = N(self.history_days)
         for name, value in (
             ("max_batch", None if self.max_batch is None else N(self.max_batch)),
             ("status", None if self.status is None else S(self.status)),
@@ -708,6 +738,14 @@ class Table:
         except self.client.exceptions.ConditionalCheckFailedException:
             raise ItemMissing() from None
 
+    def delete_tenant(self, tenant_id: str, usernames: list[str], client_ids: list[str]) -> None:
+        """Erase a tenant's mapping, then its logins, machine clients and their attempt counters."""
+        keys = [tenant_pk(tenant_id)]
+        keys += [key for name in usernames for key in (user_pk(name), attempts_pk(name))]
+        keys += [key for cid in client_ids for key in (client_pk(cid), attempts_pk(client_subject(cid)))]
+        for key in keys:
+            self.client.delete_item(TableName=self.table_name, Key={"pk": S(key)})
+
     # --- listings (never read a password hash, a secret digest or an API key) ------------------
 
     def _scan(self, prefix: str, attributes: tuple[str, ...]) -> Iterator[Item]:
@@ -740,6 +778,8 @@ class Table:
             "model_format",
             "usage_tier",
             "updated_at",
+            "capture",
+            "history_days",
         )
         return [Tenant.from_item(item) for item in self._scan(TENANT_PREFIX, attributes)]
 
@@ -829,3 +869,183 @@ class ModelRecord:
             interface_changed=bool(record.get("interface_changed", False)),
             registered_at_ns=int(record.get("registered_at_ns", 0)),
         )
+
+
+# --- the activity table: inference history (docs/history.md) ------------------------------------
+#
+# ActivityTable (template.yaml) has a sort key: pk `history#<tenant_id>#<sub>`, sk
+# `<recorded_at>#<request_id>`, recorded_at being ISO 8601 UTC with milliseconds (fixed width, so
+# the sort key orders by time). Subjects never hold '#' (usernames and client ids do not allow
+# it), so the subject is whatever follows the last '#'; the tenant is also kept as `tenant_id`,
+# because a tenant id may hold '#' and a key prefix alone would match tenant `a#b` for tenant `a`.
+
+HISTORY_PREFIX: Final = "history#"
+USER_CLIENT: Final = "user"
+MACHINE_CLIENT: Final = "machine"
+
+
+def history_pk(tenant_id: str, subject: str) -> str:
+    return f"{HISTORY_PREFIX}{tenant_id}#{subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One served prediction. `capture_json` holds `{"request": ..., "response": ...}` for a tenant
+    that captures; a capture too large for an item is in S3 instead (`capture_parts` objects)."""
+
+    tenant_id: str
+    subject: str
+    request_id: str
+    recorded_at: str
+    client_kind: str
+    model_version: str
+    rows: int
+    latency_ms: float
+    probabilities: bool
+    expires_at: int
+    capture_json: str = ""
+    capture_parts: int = 0
+    capture_bytes: int = 0
+
+    @property
+    def sort_key(self) -> str:
+        return f"{self.recorded_at}#{self.request_id}"
+
+    def to_item(self) -> Item:
+        item: Item = {
+            "pk": S(history_pk(self.tenant_id, self.subject)),
+            "sk": S(self.sort_key),
+            "tenant_id": S(self.tenant_id),
+            "sub": S(self.subject),
+            "request_id": S(self.request_id),
+            "recorded_at": S(self.recorded_at),
+            "client_kind": S(self.client_kind),
+            "model_version": S(self.model_version),
+            "rows": N(self.rows),
+            "latency_ms": {"N": repr(self.latency_ms)},
+            "probabilities": {"BOOL": self.probabilities},
+            "expires_at": N(self.expires_at),
+        }
+        if self.capture_json:
+            item["capture_json"] = S(self.capture_json)
+        if self.capture_parts:
+            item["capture_parts"] = N(self.capture_parts)
+            item["capture_bytes"] = N(self.capture_bytes)
+        return item
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> HistoryRecord:
+        return cls(
+            tenant_id=_s(item, "tenant_id"),
+            subject=_s(item, "sub"),
+            request_id=_s(item, "request_id"),
+            recorded_at=_s(item, "recorded_at"),
+            client_kind=_s(item, "client_kind"),
+            model_version=_s(item, "model_version"),
+            rows=_n(item, "rows"),
+            latency_ms=float(item["latency_ms"]["N"]) if "latency_ms" in item else 0.0,
+            probabilities=_b(item, "probabilities"),
+            expires_at=_n(item, "expires_at"),
+            capture_json=_s(item, "capture_json"),
+            capture_parts=_n(item, "capture_parts"),
+            capture_bytes=_n(item, "capture_bytes"),
+        )
+
+
+class HistoryStore:
+    """Reads and writes of history items, on the activity table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def put_new(self, record: HistoryRecord) -> bool:
+        """Write `record` unless its key exists (a redelivered log line); True if it was new."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=record.to_item(),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def page(
+        self, tenant_id: str, subject: str, limit: int, after: str | None = None
+    ) -> tuple[list[HistoryRecord], str | None]:
+        """Up to `limit` of one caller's records, newest first, after sort key `after`; and the
+        sort key to continue from (None: no more)."""
+        request: Item = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": S(history_pk(tenant_id, subject))},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"pk": S(history_pk(tenant_id, subject)), "sk": S(after)}
+        response = self.client.query(**request)
+        records = [HistoryRecord.from_item(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return records, _s(last, "sk") if last else None
+
+    def find(self, tenant_id: str, subject: str, request_id: str) -> HistoryRecord | None:
+        """The caller's record of `request_id`, or None (read through the caller's own items only)."""
+        request: Item = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": "request_id = :id",
+            "ExpressionAttributeValues": {
+                ":pk": S(history_pk(tenant_id, subject)),
+                ":id": S(request_id),
+            },
+            "ScanIndexForward": False,
+        }
+        while True:
+            response = self.client.query(**request)
+            if response.get("Items"):
+                return HistoryRecord.from_item(response["Items"][0])
+            if "LastEvaluatedKey" not in response:
+                return None
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _items(self, tenant_id: str, subject: str | None) -> Iterator[Item]:
+        """Every history item of a tenant (or of one of its callers), for the operator."""
+        values: Item = {":t": S(tenant_id)}
+        if subject is not None:
+            request: Item = {
+                "TableName": self.table_name,
+                "KeyConditionExpression": "pk = :pk",
+                "FilterExpression": "tenant_id = :t",
+                "ExpressionAttributeValues": {**values, ":pk": S(history_pk(tenant_id, subject))},
+                "ScanIndexForward": False,
+            }
+            call = self.client.query
+        else:
+            request = {
+                "TableName": self.table_name,
+                "FilterExpression": "begins_with(pk, :prefix) AND tenant_id = :t",
+                "ExpressionAttributeValues": {**values, ":prefix": S(history_pk(tenant_id, ""))},
+            }
+            call = self.client.scan  # type: ignore[assignment]
+        while True:
+            response = call(**request)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def records(self, tenant_id: str, subject: str | None = None) -> list[HistoryRecord]:
+        found = [HistoryRecord.from_item(item) for item in self._items(tenant_id, subject)]
+        return sorted(found, key=lambda record: record.sort_key, reverse=True)
+
+    def delete(self, tenant_id: str, subject: str | None = None) -> list[HistoryRecord]:
+        """Erase a tenant's (or one caller's) records; returns what was erased."""
+        erased = self.records(tenant_id, subject)
+        for record in erased:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": S(history_pk(record.tenant_id, record.subject)), "sk": S(record.sort_key)},
+            )
+        return erased
