@@ -30,10 +30,16 @@ class ResourceNames:
     table_name: str
     bucket: str
     key_id: str
+    activity_table: str = ""  # ActivityTable: the audit trail (and inference history)
 
     def physical_ids(self) -> dict[str, str]:
         """What `!Ref` of each stateful resource's logical id returns."""
-        return {"InferenceTable": self.table_name, "ModelBucket": self.bucket, "SigningKey": self.key_id}
+        return {
+            "InferenceTable": self.table_name,
+            "ModelBucket": self.bucket,
+            "SigningKey": self.key_id,
+            "ActivityTable": self.activity_table,
+        }
 
 
 def load_template(template: Path = TEMPLATE) -> dict[str, Any]:
@@ -74,6 +80,7 @@ def create_resources_from_template(
         AttributeDefinitions=table["AttributeDefinitions"],
         BillingMode=table["BillingMode"],
         SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
     )
     dynamodb.update_time_to_live(
         TableName=table_name,
@@ -100,7 +107,27 @@ def create_resources_from_template(
         Description=key["Description"],
         Tags=[{"TagKey": tag["Key"], "TagValue": prefix} for tag in key["Tags"]],
     )["KeyMetadata"]["KeyId"]
-    return ResourceNames(table_name, bucket, key_id)
+    return ResourceNames(table_name, bucket, key_id, create_activity_table(session, prefix, resources))
+
+
+def create_activity_table(session: boto3.session.Session, prefix: str, resources: Mapping[str, Any]) -> str:
+    """The template's ActivityTable (pk, sk, TTL), named after `prefix`."""
+    table = resources["ActivityTable"]["Properties"]
+    dynamodb = session.client("dynamodb")
+    name = f"{prefix}-activity"
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+        SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
+    )
+    ttl = table["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
+    )
+    return name
 
 
 def create_usage_plans_from_template(

@@ -22,6 +22,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("TABLE_NAME", "set-by-the-stack-fixture")
 os.environ.setdefault("MODEL_BUCKET", "set-by-the-stack-fixture")
 os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
+os.environ.setdefault("ACTIVITY_TABLE_NAME", "set-by-the-stack-fixture")
 
 import argon2
 import moto.kms.utils
@@ -138,6 +139,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("TABLE_NAME", names.table_name)
         monkeypatch.setenv("MODEL_BUCKET", names.bucket)
         monkeypatch.setenv("SIGNING_KEY_ID", names.key_id)
+        monkeypatch.setenv("ACTIVITY_TABLE_NAME", names.activity_table)
         use_runtime(monkeypatch=monkeypatch)
         yield Stack(names.table_name, names.bucket, names.key_id)
 
