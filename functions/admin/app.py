@@ -329,7 +329,9 @@ def read_audit(event: Event, action: Action) -> Response:
     if cursor is not None and not audit.valid_cursor(str(cursor)):
         raise BadRequest("'cursor' must be the next_cursor of a previous page.")
     entries, next_cursor = audit.page(runtime.activity, action.tenant_id, int(raw_limit), cursor)
-    return json_response(200, {"entries": [entry.to_json() for entry in entries], "next_cursor": next_cursor})
+    return json_response(
+        200, {"entries": [entry.to_json(for_tenant=True) for entry in entries], "next_cursor": next_cursor}
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

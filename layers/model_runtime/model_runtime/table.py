@@ -943,12 +943,15 @@ class AuditEntry:
             result=_s(item, "result"),
         )
 
-    def to_json(self) -> dict[str, str]:
-        """What a tenant admin reads (GET /api/v1/admin/audit) and `inferctl audit --json` prints."""
+    def to_json(self, *, for_tenant: bool = False) -> dict[str, str]:
+        """What `inferctl audit --json` prints; `for_tenant`: what a tenant admin reads (GET
+        /api/v1/admin/audit), where an operator's AWS principal (account id, IAM names) reads as
+        "operator": the platform's identities are not the tenant's business."""
+        operator = for_tenant and self.via == "cli"
         return {
             "id": self.sort_key,
             "time": self.time,
-            "actor": self.actor,
+            "actor": "operator" if operator else self.actor,
             "via": self.via,
             "source": self.origin,
             "action": self.action,
