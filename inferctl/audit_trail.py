@@ -80,7 +80,16 @@ def audited(
         outcome = audit.INVALID
         raise
     finally:
-        _record(runtime, args, action, outcome, stderr)
+        try:
+            _record(runtime, args, action, outcome, stderr)
+        except (BotoCoreError, ClientError) as error:
+            # The command's own outcome stands (it is done, or it failed for its own reason): the
+            # operator is told the trail missed it, in one line, and can record it by hand.
+            code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+            print(
+                f"warning: {action} was not recorded in the audit trail ({code or type(error).__name__})",
+                file=stderr,
+            )
 
 
 def _record(runtime: Runtime, args: argparse.Namespace, action: str, outcome: str, stderr: TextIO) -> None:

@@ -764,3 +764,29 @@ def test_create_tenant_creates_the_tenants_first_admin(stack: Stack) -> None:
     token = login("zed", "zed-password-1")
     assert claims_of(token)["roles"] == [USER, ADMIN] and claims_of(token)["tid"] == "tenant-c"
     assert call(admin_event("GET", "/api/v1/admin/users", token))["statusCode"] == 200
+
+
+def test_a_cli_command_whose_audit_write_fails_is_done_and_says_so_in_one_line(
+    admins: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an activity table that is not there
+    monkeypatch.setenv("ACTIVITY_TABLE_NAME", "no-such-table")
+    # When the operator creates a client
+    out = io.StringIO()
+    assert inferctl(["create-client", "tenant-a", "--json"], stdout=out) == 0
+    # Then the client exists (the secret was shown), and one warning line says the trail missed it
+    assert current_runtime().table.get_client(json.loads(out.getvalue())["client_id"]) is not None
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == "warning: client.create was not recorded in the audit trail (ResourceNotFoundException)"
+    )
+
+
+def test_without_an_activity_table_the_cli_acts_and_notes_it_was_not_recorded(
+    admins: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACTIVITY_TABLE_NAME")
+    assert inferctl(["revoke-tokens", "tenant-a"], stdout=io.StringIO()) == 0
+    assert "not recorded in the audit trail" in capsys.readouterr().err
+    assert audit_items(admins) == []

@@ -67,7 +67,12 @@ def predict(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Gateway]:
-    handlers = {"AuthorizerFunction": authorizer, "PredictFunction": predict, "LoginFunction": predict}
+    handlers = {
+        "AuthorizerFunction": authorizer,
+        "PredictFunction": predict,
+        "LoginFunction": predict,
+        "AdminFunction": predict,
+    }
     with build_gateway(str(TEMPLATE), handlers, port=0).start_in_thread() as running:
         yield running
 

@@ -274,7 +274,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     # Given the env-vars file the stack wrote for `sam local start-api --env-vars`
     environments = json.loads(server.env_file.read_text())
     # Then each function gets the template's variables, resolved, and the moto endpoint
-    assert set(environments) == {"LoginFunction", "PredictFunction", "AuthorizerFunction"}
+    assert set(environments) == {"LoginFunction", "PredictFunction", "AuthorizerFunction", "AdminFunction"}
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url
         assert variables["TABLE_NAME"] == "local-inference"
@@ -297,6 +297,7 @@ def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.Complete
         TABLE_NAME=variables["TABLE_NAME"],
         MODEL_BUCKET=variables["MODEL_BUCKET"],
         SIGNING_KEY_ID=variables["SIGNING_KEY_ID"],
+        ACTIVITY_TABLE_NAME=variables["ACTIVITY_TABLE_NAME"],  # the audit trail of admin commands
         INFERENCE_STACK="local",  # what .local/env.sh exports: the stack's usage plans (tiers)
     )
     return subprocess.run(
