@@ -790,3 +790,25 @@ def test_without_an_activity_table_the_cli_acts_and_notes_it_was_not_recorded(
     assert inferctl(["revoke-tokens", "tenant-a"], stdout=io.StringIO()) == 0
     assert "not recorded in the audit trail" in capsys.readouterr().err
     assert audit_items(admins) == []
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    admins: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given ada and ann, tenant-a's two admins
+    runtime = current_runtime()
+    accounts.create_user(runtime, "ann", "ann-password-1", "tenant-a", (USER, ADMIN))
+    found_before = accounts._other_admins
+
+    def ann_demoted_meanwhile(runtime_: Any, user: Any) -> list[str]:
+        others = found_before(runtime_, user)  # ada's request sees ann as an admin...
+        runtime.table.set_user_roles("ann", (USER,))  # ...and ann's own demotion lands first
+        return others
+
+    monkeypatch.setattr(accounts, "_other_admins", ann_demoted_meanwhile)
+    # When ada's demotion is written after ann's
+    with pytest.raises(accounts.LastAdmin):
+        accounts.set_user_roles(runtime, "ada", [USER], tenant_id="tenant-a")
+    # Then the transaction saw it: ada is still an admin, and the tenant still has one
+    ada = runtime.table.get_user("ada")
+    assert ada is not None and ADMIN in ada.roles and ada.active

@@ -12,9 +12,8 @@ Rules that hold through either door:
   holds (a cut-off in the tenant's mapping, `revoke_subject`): a demoted admin's token stops
   working within the mapping TTL instead of carrying `admin` until it expires.
 - A tenant keeps at least one active admin once it has one: the last one can be neither
-  disabled nor demoted (`LastAdmin`). The check reads the other admins consistently, but it is
-  not one transaction with the write: two admins demoting each other at the same instant can
-  both pass (docs/tenant-admin.md, "Limits").
+  disabled nor demoted (`LastAdmin`). The write is one transaction with a check that another
+  admin still is one, so two admins demoting each other at the same instant cannot both pass.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from model_runtime.oauth import (
 )
 from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
 from model_runtime.roles import ADMIN, USER, UnknownRole, requested_roles, stored_roles
-from model_runtime.table import ACTIVE, DISABLED, Client, ItemExists, ItemMissing, User
+from model_runtime.table import ACTIVE, DISABLED, AdminGone, Client, ItemExists, ItemMissing, User
 
 if TYPE_CHECKING:
     from model_runtime.runtime import Runtime
@@ -140,15 +139,43 @@ def _is_admin(user: User) -> bool:
     return user.active and ADMIN in stored_roles(user.roles)
 
 
-def _keep_an_admin(runtime: Runtime, user: User) -> None:
-    """`LastAdmin` unless another active admin of the user's tenant exists. The index may lag,
-    so each admin it names is read again, consistently, before it counts."""
-    for other in runtime.table.users_of(user.tenant_id):
-        if other.username == user.username or not _is_admin(other):
-            continue
-        current = runtime.table.get_user(other.username)  # the item, not the index, decides
-        if current is not None and current.tenant_id == user.tenant_id and _is_admin(current):
-            return
+def _other_admins(runtime: Runtime, user: User) -> list[str]:
+    """The tenant's other active admins, as the index says (it may lag: the write's transaction
+    checks the one it relies on, on its item)."""
+    return [
+        other.username
+        for other in runtime.table.users_of(user.tenant_id)
+        if other.username != user.username and _is_admin(other)
+    ]
+
+
+def _change_user(
+    runtime: Runtime, user: User, *, status: str | None = None, roles: tuple[str, ...] | None = None
+) -> None:
+    """Write `status` or `roles` on a user of its own tenant. When the change leaves the user no
+    active admin, it is written only together with a check that another admin still is one
+    (`Table.set_user_*` with `other_admin`); with none left, `LastAdmin`."""
+    stays_admin = (status or user.status) == ACTIVE and ADMIN in stored_roles(
+        roles if roles is not None else user.roles
+    )
+    candidates: list[str | None] = (
+        [None] if stays_admin or not _is_admin(user) else [*_other_admins(runtime, user)]
+    )
+    for other_admin in candidates:
+        try:
+            if status is not None:
+                runtime.table.set_user_status(
+                    user.username, status, tenant_id=user.tenant_id, other_admin=other_admin
+                )
+            else:
+                runtime.table.set_user_roles(
+                    user.username, roles or (), tenant_id=user.tenant_id, other_admin=other_admin
+                )
+        except ItemMissing:
+            raise UnknownAccount(f"unknown user {user.username!r}") from None
+        except AdminGone:
+            continue  # that one was demoted or disabled meanwhile: rely on another
+        return
     raise LastAdmin(
         f"{user.username!r} is tenant {user.tenant_id!r}'s last active admin: make another user admin first"
     )
@@ -164,12 +191,7 @@ def set_user_status(
     again and only new tokens work.
     """
     user = _user(runtime, username, tenant_id)
-    if not active and _is_admin(user):
-        _keep_an_admin(runtime, user)
-    try:
-        runtime.table.set_user_status(username, ACTIVE if active else DISABLED, tenant_id=user.tenant_id)
-    except ItemMissing:
-        raise UnknownAccount(f"unknown user {username!r}") from None
+    _change_user(runtime, user, status=ACTIVE if active else DISABLED)
     if not active:
         revoke_subject(runtime, user.tenant_id, username, _now(now) + 1)
     return User(username, user.tenant_id, "", user.roles, ACTIVE if active else DISABLED, user.created_at)
@@ -187,12 +209,7 @@ def set_user_roles(
     chosen = _roles(roles)
     user = _user(runtime, username, tenant_id)
     before = stored_roles(user.roles)
-    if ADMIN not in chosen and _is_admin(user):
-        _keep_an_admin(runtime, user)
-    try:
-        runtime.table.set_user_roles(username, chosen, tenant_id=user.tenant_id)
-    except ItemMissing:
-        raise UnknownAccount(f"unknown user {username!r}") from None
+    _change_user(runtime, user, roles=chosen)
     if set(before) - set(chosen):
         revoke_subject(runtime, user.tenant_id, username, _now(now) + 1)
     return User(username, user.tenant_id, "", chosen, user.status, user.created_at)

@@ -140,6 +140,10 @@ class ItemMissing(Exception):
     """An update found no item to change (or, for the key ring, another version)."""
 
 
+class AdminGone(Exception):
+    """The admin a change relied on keeping the tenant administered is no longer one."""
+
+
 def user_pk(username: str) -> str:
     return f"{USER_PREFIX}{username}"
 
@@ -664,14 +668,79 @@ class Table:
     def create_user(self, user: User) -> None:
         self._put_new(user.to_item())
 
-    def set_user_status(self, username: str, status: str, *, tenant_id: str | None = None) -> None:
+    def set_user_status(
+        self, username: str, status: str, *, tenant_id: str | None = None, other_admin: str | None = None
+    ) -> None:
         """Set a user's status; with `tenant_id`, only if the user is that tenant's (`ItemMissing`
-        otherwise, as for no user at all: a tenant admin cannot tell another tenant's user exists)."""
-        self._set(user_pk(username), {"status": S(status)}, tenant_id=tenant_id)
+        otherwise, as for no user at all: a tenant admin cannot tell another tenant's user exists);
+        with `other_admin`, only while that user is still an active admin of the same tenant
+        (`AdminGone` otherwise), in one transaction."""
+        self._set_user(username, {"status": S(status)}, tenant_id, other_admin)
 
-    def set_user_roles(self, username: str, roles: tuple[str, ...], *, tenant_id: str | None = None) -> None:
-        """Set a user's roles; `tenant_id` as for `set_user_status`."""
-        self._set(user_pk(username), {"roles": L(roles)}, tenant_id=tenant_id)
+    def set_user_roles(
+        self,
+        username: str,
+        roles: tuple[str, ...],
+        *,
+        tenant_id: str | None = None,
+        other_admin: str | None = None,
+    ) -> None:
+        """Set a user's roles; `tenant_id` and `other_admin` as for `set_user_status`."""
+        self._set_user(username, {"roles": L(roles)}, tenant_id, other_admin)
+
+    def _set_user(self, username: str, fields: Item, tenant_id: str | None, other_admin: str | None) -> None:
+        if other_admin is None:
+            self._set(user_pk(username), fields, tenant_id=tenant_id)
+            return
+        # Two admins demoting each other at once: each transaction checks the other's item, and
+        # DynamoDB serializes them, so the second sees the first's change and is cancelled.
+        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#tenant": "tenant_id"}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())} | {
+            ":tenant": S(tenant_id or "")
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": S(user_pk(username))},
+                            "UpdateExpression": "SET "
+                            + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                            "ConditionExpression": "attribute_exists(pk) AND #tenant = :tenant",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": S(user_pk(other_admin))},
+                            "ConditionExpression": (
+                                "#tenant = :tenant AND #status = :active AND contains(#roles, :admin)"
+                            ),
+                            "ExpressionAttributeNames": {
+                                "#tenant": "tenant_id",
+                                "#status": "status",
+                                "#roles": "roles",
+                            },
+                            "ExpressionAttributeValues": {
+                                ":tenant": S(tenant_id or ""),
+                                ":active": S(ACTIVE),
+                                ":admin": S("admin"),
+                            },
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise ItemMissing() from None
+            if codes[1:2] == ["ConditionalCheckFailed"]:
+                raise AdminGone() from None
+            raise
 
     def create_client(self, client: Client) -> None:
         self._put_new(client.to_item())  # 96 random bits: a clash is a bug
