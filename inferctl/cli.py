@@ -24,11 +24,12 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from model_runtime.errors import ProblemError
+from model_runtime.roles import ROLES, USER
 from model_runtime.settings import SettingsError
 from model_runtime.table import CLASSIFICATION, DEFAULT_RUN_BUDGET_MS, MAX_RUN_BUDGET_MS
 from model_runtime.tokens import SIGNING_KEY_TAG
 
-from inferctl import history, machine_clients, onboarding, signing_keys, usage_plans
+from inferctl import audit_trail, history, machine_clients, onboarding, signing_keys, usage_plans
 from inferctl.onboarding import OnboardingError
 from inferctl.target import Target, configure
 from registry.registration import MAX_MODEL_BYTES, RegistrationError, read_sample
@@ -113,8 +114,12 @@ def create_tenant(args: argparse.Namespace, target: Target, console: Console) ->
     plan_id = (
         usage_plans.plan_for(target.runtime, stack, args.tier) if stack else None
     )  # checked before any write
+    password = _password(args, console, args.admin) if args.admin else ""  # asked before any write
     facts = _put_model(args, target, new_tenant=True)
     console.say(f"created tenant {args.tenant_id}: {_describe(facts)}, max batch {args.max_batch}")
+    if args.admin:
+        onboarding.create_user(target.runtime, args.admin, password, args.tenant_id, ("user", "admin"))
+        console.say(f"created user {args.admin}, the tenant's first admin (roles user, admin)")
     if stack:
         usage_plans.issue_api_key(target.runtime, args.tenant_id, stack, args.tier, plan_id)
         console.say(f"tenant {args.tenant_id} is on the {args.tier} tier (its API key is on that usage plan)")
@@ -171,12 +176,12 @@ def rollback(args: argparse.Namespace, target: Target, console: Console) -> None
     _affected(console, args.tenant_id, done.interface_changes)
 
 
-def _password(args: argparse.Namespace, console: Console) -> str:
+def _password(args: argparse.Namespace, console: Console, username: str = "") -> str:
     if args.password_stdin:
         return console.stdin.readline().removesuffix("\n").removesuffix("\r")
     if not console.stdin.isatty():
         raise OnboardingError("no terminal to prompt for the password: pipe it with --password-stdin")
-    password = getpass.getpass(f"Password for {args.username}: ")
+    password = getpass.getpass(f"Password for {username or args.username}: ")
     if getpass.getpass("Repeat the password: ") != password:
         raise OnboardingError("the passwords do not match")
     return password
@@ -184,8 +189,28 @@ def _password(args: argparse.Namespace, console: Console) -> str:
 
 def create_user(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    onboarding.create_user(target.runtime, args.username, _password(args, console), args.tenant)
-    console.say(f"created user {args.username} in tenant {args.tenant}")
+    roles = tuple(args.role or [USER])
+    onboarding.create_user(target.runtime, args.username, _password(args, console), args.tenant, roles)
+    console.say(f"created user {args.username} in tenant {args.tenant} (roles {', '.join(roles)})")
+
+
+def set_roles(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    onboarding.set_user_roles(target.runtime, args.username, tuple(args.roles))
+    console.say(
+        f"user {args.username} now has roles {', '.join(args.roles)}; a role taken away revokes its "
+        f"tokens within {target.runtime.settings.mapping_ttl_seconds} s"
+    )
+
+
+def show_audit(args: argparse.Namespace, target: Target, console: Console) -> None:
+    target.require_table()
+    entries = audit_trail.entries(target.runtime, args.tenant, args.limit)
+    if args.json:
+        console.say(json.dumps([entry.to_json() for entry in entries], indent=2))
+        return
+    rows = [[e.time, e.actor, e.via, e.origin, e.action, e.acted_on, e.result] for e in entries]
+    _print_table(console, ["TIME", "ACTOR", "VIA", "SOURCE", "ACTION", "TARGET", "OUTCOME"], rows)
 
 
 def _user_status(active: bool) -> Command:
@@ -384,7 +409,7 @@ def set_tier(args: argparse.Namespace, target: Target, console: Console) -> None
 
 def create_client(args: argparse.Namespace, target: Target, console: Console) -> None:
     target.require_table()
-    new = machine_clients.create_client(target.runtime, args.tenant_id)
+    new = machine_clients.create_client(target.runtime, args.tenant_id, roles=tuple(args.role or [USER]))
     if args.json:
         console.say(json.dumps({"client_id": new.client_id, "client_secret": new.client_secret}))
         return
@@ -409,8 +434,8 @@ def list_clients(args: argparse.Namespace, target: Target, console: Console) -> 
     if args.json:
         console.say(json.dumps([asdict(client) for client in clients], indent=2))
         return
-    rows = [[c.client_id, c.tenant_id, c.status, _when(c.created_at)] for c in clients]
-    _print_table(console, ["CLIENT_ID", "TENANT", "STATUS", "CREATED"], rows)
+    rows = [[c.client_id, c.tenant_id, c.status, ",".join(c.roles), _when(c.created_at)] for c in clients]
+    _print_table(console, ["CLIENT_ID", "TENANT", "STATUS", "ROLES", "CREATED"], rows)
 
 
 # --- the command line ------------------------------------------------------------------------
@@ -519,6 +544,13 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
         help=f"usage plan tier of its API key (default {usage_plans.DEFAULT_TIER}; needs --stack or "
         f"${usage_plans.STACK_VARIABLE})",
     )
+    sub.add_argument(
+        "--admin",
+        metavar="USERNAME",
+        help="also create the tenant's first admin (roles user and admin); its password is prompted "
+        "for, or read from stdin with --password-stdin",
+    )
+    sub.add_argument("--password-stdin", action="store_true", help="read the admin's password from stdin")
 
     sub = command(
         "publish-model",
@@ -557,6 +589,32 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
     sub.add_argument("username", metavar="USERNAME")
     sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
     sub.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    sub.add_argument(
+        "--role",
+        action="append",
+        choices=ROLES,
+        help="a role (repeat for both): user (predict, model card; default), admin (the tenant-admin API)",
+    )
+
+    sub = command(
+        "set-roles",
+        set_roles,
+        "give a user exactly these roles",
+        "Set a user's roles (user, admin). Taking a role away revokes the user's tokens, which carry "
+        "it; a tenant's last active admin keeps admin.",
+    )
+    sub.add_argument("username", metavar="USERNAME")
+    sub.add_argument("roles", nargs="+", choices=ROLES, metavar="ROLE", help="user and/or admin")
+
+    sub = command(
+        "audit",
+        show_audit,
+        "show a tenant's audit trail (admin actions, API and CLI)",
+        "Print a tenant's audit trail, newest first: who did what, when, from where, and the outcome.",
+    )
+    sub.add_argument("--tenant", required=True, metavar="TENANT_ID")
+    sub.add_argument("--limit", type=int, default=50, metavar="N", help="at most N entries (default 50)")
+    sub.add_argument("--json", action="store_true", help="print JSON")
 
     for name, active in (("disable-user", False), ("enable-user", True)):
         sub = command(
@@ -688,6 +746,12 @@ def build_parser(prog: str = "inferctl") -> argparse.ArgumentParser:  # noqa: PL
     )
     sub.add_argument("tenant_id", metavar="TENANT_ID")
     sub.add_argument("--json", action="store_true", help='print {"client_id", "client_secret"}')
+    sub.add_argument(
+        "--role",
+        action="append",
+        choices=ROLES,
+        help="its scopes: user (predict, model card; the default), admin (the tenant-admin API)",
+    )
 
     sub = command(
         "revoke-client",
@@ -721,7 +785,9 @@ def main(
         target = configure(
             stack=args.stack, table=args.table, bucket=args.bucket, key_id=args.key_id, region=args.region
         )
-        args.run(args, target, console)
+        audit_trail.audited(
+            args.command, lambda: args.run(args, target, console), target.runtime, args, sys.stderr
+        )
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

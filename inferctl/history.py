@@ -2,7 +2,7 @@
 reading any tenant's records, and erasing them (a data-subject request).
 
 The activity table's name comes from the stack's `ActivityTableName` output (`--stack`) or the
-writer's own variable `ACTIVITY_TABLE`; captured objects are in the model bucket, under
+writer's own variable `ACTIVITY_TABLE_NAME`; captured objects are in the model bucket, under
 `captures/<tenant_id>/`.
 """
 
@@ -32,9 +32,9 @@ def set_capture(target: Target, tenant_id: str, *, capture: bool, history_days: 
 
 
 def store(target: Target) -> HistoryStore:
-    name = os.environ.get("ACTIVITY_TABLE", "").strip() or _stack_output(target, "ActivityTableName")
+    name = os.environ.get("ACTIVITY_TABLE_NAME", "").strip() or _stack_output(target, "ActivityTableName")
     if not name:
-        raise OnboardingError("no activity table: pass --stack NAME, or set ACTIVITY_TABLE")
+        raise OnboardingError("no activity table: pass --stack NAME, or set ACTIVITY_TABLE_NAME")
     return HistoryStore(target.runtime.dynamodb, name)
 
 

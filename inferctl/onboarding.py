@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from model_runtime.credentials import valid_username
-from model_runtime.oauth import CLIENT_ID_PREFIX
-from model_runtime.passwords import MAX_PASSWORD_CHARS, hash_password
+from model_runtime import accounts
+from model_runtime.accounts import SUBJECT_CUTOFF_KEPT_SECONDS, revoke_subject  # noqa: F401 - re-exported
+from model_runtime.roles import USER
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
     ACTIVE,
@@ -34,7 +34,6 @@ from model_runtime.table import (
     ModelRecord,
     Tenant,
     TenantChange,
-    User,
 )
 from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
 
@@ -43,7 +42,6 @@ from registry.registration import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
 MAX_BATCH_LIMIT = 100_000
-MIN_PASSWORD_CHARS = 8
 TENANT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -255,72 +253,35 @@ def put_model(
     return facts
 
 
+def _operator_error(error: accounts.AccountError) -> OnboardingError:
+    return OnboardingError(str(error))
+
+
 def create_user(
-    runtime: Runtime, username: str, password: str, tenant_id: str, roles: tuple[str, ...] = ("predict",)
+    runtime: Runtime, username: str, password: str, tenant_id: str, roles: tuple[str, ...] = (USER,)
 ) -> None:
-    if not valid_username(username):
-        raise OnboardingError(
-            "usernames are 1-64 letters, digits or . _ @ + - (starting with a letter or digit)"
-        )
-    # A user's and a machine client's ids are both token subjects, and cut-offs are per subject
-    # and tenant: a user named like a client would be revoked with it, and it with them.
-    if username.casefold().startswith(CLIENT_ID_PREFIX):
-        raise OnboardingError(
-            f"usernames starting with {CLIENT_ID_PREFIX!r} are reserved for machine clients"
-        )
-    if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
-        raise OnboardingError(f"passwords are {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")
-    existing_tenant(runtime, tenant_id)
-    user = User(username, tenant_id, hash_password(password), roles, ACTIVE, int(time.time()))
+    """A new user (`model_runtime.accounts`, the code tenant admins use too)."""
+    validate_tenant_id(tenant_id)
     try:
-        runtime.table.create_user(user)
-    except ItemExists:
-        raise OnboardingError(f"user {username!r} already exists") from None
+        accounts.create_user(runtime, username, password, tenant_id, roles)
+    except accounts.AccountError as error:
+        raise _operator_error(error) from None
 
 
 def set_user_status(runtime: Runtime, username: str, *, active: bool, now: int | None = None) -> None:
-    """Enable or disable a login.
-
-    Disabling also revokes the user's tokens issued so far, in the tenant's mapping, so predict
-    refuses them within the mapping TTL. Enabling leaves that cut-off in place: the user logs in
-    again and only new tokens work.
-    """
-    if not valid_username(username):
-        raise OnboardingError(f"unknown user {username!r}")
+    """Enable or disable a login; disabling revokes its tokens (`model_runtime.accounts`)."""
     try:
-        runtime.table.set_user_status(username, ACTIVE if active else DISABLED)
-    except ItemMissing:
-        raise OnboardingError(f"unknown user {username!r}") from None
-    user = runtime.table.get_user(username)
-    if not active and user is not None:
-        revoke_subject(runtime, user.tenant_id, username, (int(time.time()) if now is None else now) + 1)
+        accounts.set_user_status(runtime, username, active=active, now=now)
+    except accounts.AccountError as error:
+        raise _operator_error(error) from None
 
 
-# A subject's cut-off matters only while a token issued before it can still be alive: at most the
-# longest lifetime the template allows (TokenTtlSeconds' MaxValue, 3600 s) plus leeway. Older
-# entries are dropped on the next write, so the map stays as small as the recent disables.
-SUBJECT_CUTOFF_KEPT_SECONDS = 2 * 3600
-
-
-def revoke_subject(runtime: Runtime, tenant_id: str, subject: str, not_before: int) -> None:
-    """Refuse `subject`'s (a user's or a machine client's) tokens issued before `not_before`
-    (same whole-second rule as `revoke_tokens`), within the mapping TTL.
-
-    The cut-off is set first, in a write of its own; stale cut-offs are removed after it, in
-    chunks (`Table.drop_subject_cutoffs`), so however many there are, the revocation holds.
-    """
-    tenant = runtime.table.get_tenant(tenant_id)
-    if tenant is None:
-        return  # no mapping: predict already refuses every token of this tenant
+def set_user_roles(runtime: Runtime, username: str, roles: tuple[str, ...]) -> None:
+    """Give a user exactly `roles`; taking one away revokes its tokens (`model_runtime.accounts`)."""
     try:
-        runtime.table.set_subject_not_before(tenant_id, subject, not_before)
-    except ItemMissing:
-        return  # deleted meanwhile: predict refuses every token of this tenant
-    older_than = not_before - SUBJECT_CUTOFF_KEPT_SECONDS
-    stale = tuple(
-        name for name, cutoff in tenant.subjects_not_before.items() if cutoff < older_than and name != subject
-    )
-    runtime.table.drop_subject_cutoffs(tenant_id, stale, older_than)
+        accounts.set_user_roles(runtime, username, roles)
+    except accounts.AccountError as error:
+        raise _operator_error(error) from None
 
 
 def set_tenant_status(runtime: Runtime, tenant_id: str, *, active: bool, now: int | None = None) -> None:

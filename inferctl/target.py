@@ -87,6 +87,8 @@ def _from_stack(session: boto3.session.Session, stack_name: str) -> dict[str, st
     if missing:
         raise OnboardingError(f"stack {stack_name!r} has no output(s) {', '.join(missing)}")
     values: dict[str, str | int] = {name: outputs[output] for output, name in STACK_OUTPUTS.items()}
+    if outputs.get("ActivityTableName"):  # stacks deployed before the audit trail have none
+        values["activity_table_name"] = outputs["ActivityTableName"]
     for parameter in stack.get("Parameters", []):
         name = STACK_PARAMETERS.get(parameter["ParameterKey"])
         if name and parameter.get("ParameterValue"):

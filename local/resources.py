@@ -82,6 +82,7 @@ def create_resources_from_template(
         AttributeDefinitions=table["AttributeDefinitions"],
         BillingMode=table["BillingMode"],
         SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
+        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
     )
     dynamodb.update_time_to_live(
         TableName=table_name,
@@ -124,6 +125,7 @@ def _create_history_resources(
         KeySchema=table["KeySchema"],
         AttributeDefinitions=table["AttributeDefinitions"],
         BillingMode=table["BillingMode"],
+        SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
     )
     dynamodb.update_time_to_live(
         TableName=table_name,

@@ -270,7 +270,7 @@ class LocalStack:
             "TABLE_NAME": self.names.table_name,
             "MODEL_BUCKET": self.names.bucket,
             "SIGNING_KEY_ID": self.names.key_id,
-            "ACTIVITY_TABLE": self.names.activity_table,  # inferctl history / purge-history
+            "ACTIVITY_TABLE_NAME": self.names.activity_table,  # inferctl history, purge-history, audit
             STACK_VARIABLE: STACK_NAME,
         }
         # The timings key rotation waits on (inferctl requires them without --stack): the stack's own

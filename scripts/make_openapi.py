@@ -33,7 +33,7 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("TABLE_NAME", "openapi-generation")
 os.environ.setdefault("MODEL_BUCKET", "openapi-generation")
 os.environ.setdefault("SIGNING_KEY_ID", "openapi-generation")
-os.environ.setdefault("ACTIVITY_TABLE", "openapi-generation")
+os.environ.setdefault("ACTIVITY_TABLE_NAME", "openapi-generation")
 os.environ.setdefault("CURSOR_KEY_ID", "openapi-generation")
 
 # After the environment above (E402): the modules the document is generated from, importable
@@ -46,9 +46,12 @@ OAUTH_ERROR_CODES = frozenset(
 from model_runtime.credentials import USERNAME_PATTERN  # noqa: E402
 from model_runtime.http import SECURITY_HEADERS, Router, problem  # noqa: E402
 from model_runtime.passwords import MAX_PASSWORD_CHARS  # noqa: E402
+from model_runtime.roles import ROLES  # noqa: E402
 from model_runtime.settings import Settings, read_settings  # noqa: E402
+from model_runtime.table import AuditEntry  # noqa: E402
 from model_runtime.tokens import ALGORITHM  # noqa: E402
 
+from functions.admin import app as admin  # noqa: E402
 from functions.history import app as history  # noqa: E402
 from functions.login import app as login  # noqa: E402
 from functions.predict import app as predict  # noqa: E402
@@ -127,6 +130,9 @@ class Operation:
     max_body_bytes: int = 0  # the function's cap on the request body, when it has a body
     notes: dict[int, str] = field(default_factory=dict)
     parameters: list[dict[str, Any]] = field(default_factory=list)
+    ok_status: int = 200
+    path_parameters: tuple[str, ...] = ()
+    query: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> schema
 
 
 def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
@@ -223,6 +229,193 @@ def operations(settings: Settings) -> dict[tuple[str, str], Operation]:
             notes={404: "No such request in the caller's own history."},
             parameters=[{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         ),
+        **admin_operations(),
+    }
+
+
+# The tenant-admin API (functions/admin): every route needs the `admin` role of the caller's tenant.
+ADMIN_ERRORS = (400, 401, 403, 404, 409, 413, 415, 500, 503)
+ADMIN_NOTES = {
+    403: "The token lacks the tenant's `admin` role (one fixed body on every admin route), or "
+    "the token's tenant has no active model.",
+    404: "No such user or client in the caller's tenant (another tenant's is the same 404).",
+    409: "The username is taken, or the change would leave the tenant without an active admin.",
+}
+
+
+def _admin(operation_id: str, summary: str, description: str, ok: str, **extra: Any) -> Operation:
+    return Operation(
+        operation_id,
+        summary,
+        description + " Acts on the verified token's tenant only; audited (GET /api/v1/admin/audit).",
+        ok,
+        ADMIN_ERRORS,
+        authenticated=True,
+        notes=ADMIN_NOTES,
+        **extra,
+    )
+
+
+def admin_operations() -> dict[tuple[str, str], Operation]:
+    body = {"request": {JSON: ""}, "max_body_bytes": admin.MAX_ADMIN_BODY_BYTES}
+    user, client = ("username",), ("client_id",)
+    return {
+        ("get", "/api/v1/admin/users"): _admin(
+            "listUsers", "The tenant's users", "Never a password hash.", "UserList"
+        ),
+        ("post", "/api/v1/admin/users"): _admin(
+            "createUser",
+            "Create a user of the tenant",
+            "The password is given once, hashed (argon2id), never logged, audited or returned.",
+            "User",
+            ok_status=201,
+            **body | {"request": {JSON: "NewUser"}},
+        ),
+        ("post", "/api/v1/admin/users/{username}/disable"): _admin(
+            "disableUser",
+            "Disable a user",
+            "No new logins, and its tokens are refused within the mapping TTL. The tenant's last "
+            "active admin cannot be disabled (409).",
+            "User",
+            path_parameters=user,
+        ),
+        ("post", "/api/v1/admin/users/{username}/enable"): _admin(
+            "enableUser",
+            "Enable a user",
+            "Tokens from before the disable stay revoked.",
+            "User",
+            path_parameters=user,
+        ),
+        ("put", "/api/v1/admin/users/{username}/roles"): _admin(
+            "setUserRoles",
+            "Give a user exactly these roles",
+            "Taking a role away revokes the user's tokens. The last active admin keeps `admin` (409).",
+            "User",
+            path_parameters=user,
+            **body | {"request": {JSON: "Roles"}},
+        ),
+        ("get", "/api/v1/admin/clients"): _admin(
+            "listClients", "The tenant's machine clients", "Never a secret.", "ClientList"
+        ),
+        ("post", "/api/v1/admin/clients"): _admin(
+            "createClient",
+            "Create a machine client",
+            "The secret is in this answer only (256 bits; only its SHA-256 is kept). Roles are its "
+            "scopes: `user` (predict) by default, `admin` only when asked for.",
+            "NewClient",
+            ok_status=201,
+            **body | {"request": {JSON: "Roles"}},
+        ),
+        ("post", "/api/v1/admin/clients/{client_id}/revoke"): _admin(
+            "revokeClient",
+            "Revoke a machine client",
+            "No new tokens, and its tokens are refused within the mapping TTL.",
+            "RevokedClient",
+            path_parameters=client,
+        ),
+        ("get", "/api/v1/admin/audit"): _admin(
+            "readAudit",
+            "The tenant's audit trail, newest first",
+            "Every admin action, through this API or the operator's CLI: who, what, when, from where, "
+            "outcome. Never a password, secret or model bytes.",
+            "AuditPage",
+            query={
+                "limit": {"type": "string", "pattern": "^[0-9]+$", "description": "1 to 100 (default 50)"},
+                "cursor": {"type": "string", "description": "The previous page's next_cursor."},
+            },
+        ),
+    }
+
+
+def admin_schemas() -> dict[str, Any]:
+    roles = {"type": "array", "items": {"enum": list(ROLES)}, "minItems": 1, "uniqueItems": True}
+    status = {"type": "string", "enum": ["active", "disabled", "revoked"]}
+    user = {
+        "type": "object",
+        "required": ["username", "roles", "status", "created_at"],
+        "properties": {
+            "username": {"type": "string"},
+            "roles": roles,
+            "status": status,
+            "created_at": {"type": "integer"},
+        },
+        "additionalProperties": False,
+    }
+    client = {
+        "type": "object",
+        "required": ["client_id", "roles", "status", "created_at"],
+        "properties": {
+            "client_id": {"type": "string"},
+            "roles": roles,
+            "status": status,
+            "created_at": {"type": "integer"},
+        },
+        "additionalProperties": False,
+    }
+    entry_fields = tuple(AuditEntry("t", "k", "", "", "", "", "", "").to_json())  # the fields it writes
+    return {
+        "Roles": {"type": "object", "properties": {"roles": roles}, "additionalProperties": False},
+        "NewUser": {
+            "type": "object",
+            "required": ["username", "password"],
+            "properties": {
+                "username": {"type": "string", "pattern": f"^(?:{USERNAME_PATTERN.pattern})$"},
+                "password": {
+                    "type": "string",
+                    "minLength": 8,
+                    "maxLength": MAX_PASSWORD_CHARS,
+                    "writeOnly": True,
+                },
+                "roles": roles,
+            },
+            "additionalProperties": False,
+        },
+        "User": user,
+        "UserList": {
+            "type": "object",
+            "required": ["users"],
+            "properties": {"users": {"type": "array", "items": user}},
+            "additionalProperties": False,
+        },
+        "ClientList": {
+            "type": "object",
+            "required": ["clients"],
+            "properties": {"clients": {"type": "array", "items": client}},
+            "additionalProperties": False,
+        },
+        "NewClient": {
+            "type": "object",
+            "required": ["client_id", "client_secret", "roles"],
+            "properties": {
+                "client_id": {"type": "string"},
+                "client_secret": {"type": "string"},
+                "roles": roles,
+            },
+            "additionalProperties": False,
+        },
+        "RevokedClient": {
+            "type": "object",
+            "required": ["client_id", "status"],
+            "properties": {"client_id": {"type": "string"}, "status": {"const": "revoked"}},
+            "additionalProperties": False,
+        },
+        "AuditPage": {
+            "type": "object",
+            "required": ["entries", "next_cursor"],
+            "properties": {
+                "entries": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": list(entry_fields),
+                        "properties": {name: {"type": "string"} for name in entry_fields},
+                        "additionalProperties": False,
+                    },
+                },
+                "next_cursor": {"type": ["string", "null"]},
+            },
+            "additionalProperties": False,
+        },
     }
 
 
@@ -526,8 +719,8 @@ def error_response(status: int, problem_type: str, note: str, *, challenge: str 
 
 def path_item(operation: Operation, problem_type: str) -> dict[str, Any]:
     responses: dict[str, Any] = {
-        "200": {
-            "description": "OK",
+        str(operation.ok_status): {
+            "description": "Created" if operation.ok_status == 201 else "OK",
             "headers": security_header_refs(),
             "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{operation.ok}"}}},
         }
@@ -547,8 +740,13 @@ def path_item(operation: Operation, problem_type: str) -> dict[str, Any]:
         "security": [{BEARER: []}] if operation.authenticated else [],
         "responses": responses,
     }
-    if operation.parameters:
-        item["parameters"] = operation.parameters
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in operation.path_parameters
+    ] + [{"name": name, "in": "query", "schema": schema} for name, schema in operation.query.items()]
+    parameters += operation.parameters
+    if parameters:
+        item["parameters"] = parameters
     if operation.operation_id == "predict":
         responses["200"]["headers"] = {**responses["200"]["headers"], **REQUEST_ID_HEADER}
     if operation.request:
@@ -567,7 +765,7 @@ def build_document() -> dict[str, Any]:
     settings = code_defaults()
     problem_type, problem_fields = problem_shape()
     described = operations(settings)
-    routes = served_routes(login.app, predict.app, history.app)
+    routes = served_routes(login.app, predict.app, history.app, admin.app)
     served = {(method, path) for method, path, _ in routes}
     if served != set(described):
         raise SystemExit(
@@ -608,7 +806,7 @@ def build_document() -> dict[str, Any]:
                 }
             },
             "headers": header_components(),
-            "schemas": body_schemas(settings, problem_fields),
+            "schemas": body_schemas(settings, problem_fields) | admin_schemas(),
         },
     }
 

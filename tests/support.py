@@ -129,7 +129,12 @@ def child_environment(
     return env
 
 
-HANDLER_MODULES = ("functions.login.app", "functions.predict.app", "functions.authorizer.app")
+HANDLER_MODULES = (
+    "functions.login.app",
+    "functions.predict.app",
+    "functions.authorizer.app",
+    "functions.admin.app",
+)
 
 
 class _Patcher(Protocol):

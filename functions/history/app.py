@@ -21,6 +21,7 @@ from model_runtime.access import resolve_tenant
 from model_runtime.errors import BadRequest, NotFound, Unauthorized
 from model_runtime.history import DEFAULT_PAGE, MAX_PAGE, REQUEST_ID_PATTERN, HistoryRuntime, shown
 from model_runtime.http import Event, Response, Router, header, json_response
+from model_runtime.runtime import end_init
 from model_runtime.settings import require_settings
 from model_runtime.tokens import Claims, bearer_token
 
@@ -28,7 +29,7 @@ logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
 runtime = HistoryRuntime(
-    require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID", "ACTIVITY_TABLE", "CURSOR_KEY_ID")
+    require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID", "ACTIVITY_TABLE_NAME", "CURSOR_KEY_ID")
 )
 
 
@@ -95,3 +96,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if metrics.metric_set:
         metrics.flush_metrics()
     return result
+
+
+end_init()  # the last line of init (model_runtime/runtime.py)

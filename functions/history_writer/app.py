@@ -28,11 +28,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime.deadlines import DEPENDENCY_ERRORS, describe_failure
 from model_runtime.history import HistoryRuntime, part_key, record_from_line
+from model_runtime.runtime import end_init
 from model_runtime.settings import require_settings
 
 logger = Logger()
 metrics = Metrics()
-runtime = HistoryRuntime(require_settings(logger, "TABLE_NAME", "ACTIVITY_TABLE", "CAPTURE_BUCKET"))
+runtime = HistoryRuntime(require_settings(logger, "TABLE_NAME", "ACTIVITY_TABLE_NAME", "CAPTURE_BUCKET"))
 
 
 def log_events(event: dict[str, Any]) -> list[str]:
@@ -97,3 +98,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     if outcomes.get("failed") or outcomes.get("malformed"):
         raise HistoryNotWritten()
     return outcomes
+
+
+end_init()  # the last line of init (model_runtime/runtime.py)

@@ -46,6 +46,7 @@ from model_runtime.oauth import (
     verify_client_secret,
 )
 from model_runtime.passwords import verify_password
+from model_runtime.roles import stored_roles
 from model_runtime.runtime import Runtime, end_init
 from model_runtime.settings import require_settings
 from model_runtime.table import client_subject
@@ -103,7 +104,7 @@ def checked_password_token(credentials: Credentials, attempt: str, now: int) -> 
         raise InvalidCredentials()
 
     runtime.table.clear_attempts(username)
-    token = runtime.tokens.issue(user.username, user.tenant_id, now)
+    token = runtime.tokens.issue(user.username, user.tenant_id, now, stored_roles(user.roles))
     metrics.add_metric(name="LoginSuccess", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"username": username, "tenant_id": user.tenant_id})
     return token_response(token)
@@ -137,7 +138,7 @@ def checked_client_token(grant: ClientCredentialsGrant, subject: str, attempt: s
         raise InvalidClient()
 
     runtime.table.clear_attempts(subject)
-    token = runtime.tokens.issue(client.client_id, client.tenant_id, now)
+    token = runtime.tokens.issue(client.client_id, client.tenant_id, now, stored_roles(client.roles))
     metrics.add_metric(name="ClientTokenIssued", unit=MetricUnit.Count, value=1)
     logger.info("token issued", extra={"client_id": client.client_id, "tenant_id": client.tenant_id})
     return token_response(token)

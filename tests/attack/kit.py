@@ -337,6 +337,7 @@ class Provisioned:
     unmapped_tenant: str  # its user logs in, then the mapping item is deleted
     unmapped_user: Account
     lockable_user: Account  # a real user of tenant 1, to lock out with the right password
+    tenant_admin: Account  # an admin of tenant 1 (tests/attack/test_tenant_admin.py)
 
     @classmethod
     def new(cls) -> Provisioned:
@@ -351,6 +352,7 @@ class Provisioned:
             f"unmapped-{suffix}",
             account("unmapped"),
             account("lockable"),
+            account("admin"),
         )
 
     def commands(self) -> list[tuple[list[str], str]]:
@@ -369,6 +371,21 @@ class Provisioned:
             (
                 ["create-user", lockable.username, "--tenant", "tenant-a", "--password-stdin"],
                 lockable.password,
+            )
+        )
+        admin = self.tenant_admin
+        commands.append(
+            (
+                [
+                    "create-user",
+                    admin.username,
+                    "--tenant",
+                    "tenant-a",
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                admin.password,
             )
         )
         return commands

@@ -81,6 +81,7 @@ def test_issued_token_has_the_documented_header_and_claims(stack: Stack) -> None
         "aud": settings.token_audience,
         "sub": "alice",
         "tid": "tenant-a",
+        "roles": ["user"],
         "iat": now,
         "nbf": now,
         "exp": now + settings.token_ttl_seconds,

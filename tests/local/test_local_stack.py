@@ -304,6 +304,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
         "AuthorizerFunction",
         "HistoryWriterFunction",
         "HistoryFunction",
+        "AdminFunction",
     }
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url
@@ -312,7 +313,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
     assert environments["LoginFunction"]["POWERTOOLS_SERVICE_NAME"] == "login"
     assert environments["PredictFunction"]["MODEL_BUCKET"].startswith("local-models-")
     assert environments["PredictFunction"]["MAX_BODY_BYTES"] == "1048576"  # the template's default
-    assert environments["HistoryFunction"]["ACTIVITY_TABLE"] == "local-activity"
+    assert environments["HistoryFunction"]["ACTIVITY_TABLE_NAME"] == "local-activity"
     assert environments["HistoryFunction"]["CURSOR_KEY_ID"]
 
 
@@ -329,6 +330,7 @@ def inferctl(server: Served, *argv: str, stdin: str = "") -> subprocess.Complete
         TABLE_NAME=variables["TABLE_NAME"],
         MODEL_BUCKET=variables["MODEL_BUCKET"],
         SIGNING_KEY_ID=variables["SIGNING_KEY_ID"],
+        ACTIVITY_TABLE_NAME=variables["ACTIVITY_TABLE_NAME"],  # the audit trail of admin commands
         INFERENCE_STACK="local",  # what .local/env.sh exports: the stack's usage plans (tiers)
     )
     return subprocess.run(

@@ -29,7 +29,8 @@ SOURCE_DIRS = ("functions", "layers", "inferctl", "local", "bench", "scripts", "
 # Attribute names that are also words of the public API, the logs or the CLI, where they name
 # the same fact outside the table: the model card's `n_features`, `max_batch`, `sklearn_version`,
 # `task`, `accepts_missing` and `version`, the token request's `username` and `client_id`, the
-# log keys `tenant_id`, `username` and `client_id`, problem+json's `status`. They may appear
+# log keys `tenant_id`, `username` and `client_id`, problem+json's `status`, the token claim
+# `roles` and the tenant-admin API's `roles` and `created_at` (functions/admin). They may appear
 # elsewhere as those words; no module but `table` may build or read an item with them (see the
 # DynamoDB check). A history record's fields are also the words of predict's log line (its
 # record: model_runtime/tenant_metrics.py), of GET /api/v1/history and of the JWT (`sub`).
@@ -56,6 +57,8 @@ SHARED_WORDS = frozenset(
         "version",
         "task",
         "accepts_missing",
+        "roles",
+        "created_at",
     }
 )
 DYNAMODB_TYPES = frozenset({"S", "N", "L", "M", "BOOL", "SS", "NS"})

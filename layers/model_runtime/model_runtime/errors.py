@@ -171,3 +171,24 @@ class NoFiniteAnswer(ProblemError):
 
     def __init__(self) -> None:
         super().__init__("The model gave no finite answer for these rows.")
+
+
+# --- the tenant-admin API (functions/admin) -----------------------------------------------------
+
+
+class NotAdmin(ProblemError):
+    """A valid token of an active tenant without the `admin` role, on an admin route: one fixed
+    body for every admin route, whatever it would have done."""
+
+    status = 403
+    title = "Forbidden"
+    type_slug = "admin-role-required"
+
+    def __init__(self) -> None:
+        super().__init__("This route needs the tenant's admin role.")
+
+
+class Conflict(ProblemError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"

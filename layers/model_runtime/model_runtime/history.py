@@ -215,7 +215,7 @@ class HistoryRuntime(Runtime):
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
-        self.activity_table = os.environ.get("ACTIVITY_TABLE", "").strip()
+        self.activity_table = os.environ.get("ACTIVITY_TABLE_NAME", "").strip()
         self.cursor_key_id = os.environ.get("CURSOR_KEY_ID", "").strip()
         self.capture_bucket = os.environ.get("CAPTURE_BUCKET", "").strip()
 

@@ -26,7 +26,7 @@ import botocore.session
 from model_runtime.aws_data import fast_session
 from model_runtime.deadlines import CLIENT_CONFIG, Deadline
 from model_runtime.settings import Settings, read_settings
-from model_runtime.table import KeyRing, Table, Tenant
+from model_runtime.table import ActivityLog, KeyRing, Table, Tenant
 from model_runtime.tokens import Tokens
 from model_runtime.ttl_cache import TtlCache
 
@@ -118,6 +118,11 @@ class Runtime:
     @cached_property
     def table(self) -> Table:
         return Table(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def activity(self) -> ActivityLog:
+        """The ActivityTable: the audit trail of admin actions (`model_runtime.audit`)."""
+        return ActivityLog(self.dynamodb, self.settings.activity_table_name)
 
     @cached_property
     def tokens(self) -> Tokens:

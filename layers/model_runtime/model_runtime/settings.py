@@ -40,6 +40,8 @@ class Settings:
     stale_grace_seconds: int
     max_body_bytes: int
     model_cache_bytes: int
+    # ActivityTable (template.yaml): the tenant-admin audit trail (model_runtime/audit.py).
+    activity_table_name: str = ""
 
 
 def _int(name: str, default: int, minimum: int) -> int:
@@ -71,6 +73,7 @@ def read_settings() -> Settings:
         stale_grace_seconds=_int("STALE_GRACE_SECONDS", 300, minimum=0),
         max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1),
         model_cache_bytes=_int("MODEL_CACHE_BYTES", 256 * 1024 * 1024, minimum=0),
+        activity_table_name=os.environ.get("ACTIVITY_TABLE_NAME", "").strip(),
     )
 
 

@@ -13,8 +13,19 @@ One table, partition key `pk` (string), no sort key:
   expires_at (the table's TTL attribute).
 - `keyring`: the signing keys. active_key_id, verify_key_ids (list), version, rotated_at,
   updated_at.
+The ActivityTable (pk, sk) holds the audit trail of admin actions (`AuditEntry`, `ActivityLog`;
+the rules are `model_runtime.audit`): pk `audit#<tenant_id>`, sk `<ISO 8601 UTC, ms>Z#<16 hex>`.
+actor, via, origin, action, acted_on, result, expires_at (its TTL attribute).
+
 - `client#<client_id>`: a machine client (OAuth2 client credentials). client_id, tenant_id,
-  secret_sha256, status, created_at, revoked_at. Its attempt counter is `attempts#client:<id>`.
+  secret_sha256, roles (list; absent: `user`), status, created_at, revoked_at. Its attempt
+  counter is `attempts#client:<id>`.
+
+The global secondary index `by-tenant` (hash `tenant_id`, range `pk`) lists one tenant's users and
+clients for its admins (`Table.users_of`, `Table.clients_of`) without a scan; it projects only
+`TENANT_INDEX_ATTRIBUTES`, never a password hash, a secret digest or an API key, so the tenant-admin
+function, which may query it, can read none of them through it. `roles` hold the names of
+`model_runtime.roles` (a user's stored before roles meant anything may hold "predict": a `user`).
 
 `status` is `active` or `disabled` (a machine client's: `active` or `revoked`). `classes_json`
 keeps the model's labels with their JSON types (ints stay ints, strings stay strings).
@@ -57,6 +68,10 @@ USER_PREFIX: Final = "user#"
 TENANT_PREFIX: Final = "tenant#"
 ATTEMPTS_PREFIX: Final = "attempts#"
 CLIENT_PREFIX: Final = "client#"
+TENANT_INDEX: Final = "by-tenant"
+# What `TENANT_INDEX` projects besides its keys (template.yaml's InferenceTable says the same;
+# tests/unit/test_tenant_admin_model.py keeps the two equal).
+TENANT_INDEX_ATTRIBUTES: Final = ("username", "client_id", "roles", "status", "created_at")
 
 CLASSIFICATION: Final = "classification"
 REGRESSION: Final = "regression"
@@ -115,6 +130,13 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "capture_json",
         "capture_parts",
         "capture_bytes",
+        # the ActivityTable's audit items (`AuditEntry`)
+        "actor",
+        "via",
+        "origin",
+        "action",
+        "acted_on",
+        "result",
     }
 )
 
@@ -133,6 +155,10 @@ class ItemExists(Exception):
 
 class ItemMissing(Exception):
     """An update found no item to change (or, for the key ring, another version)."""
+
+
+class AdminGone(Exception):
+    """The admin a change relied on keeping the tenant administered is no longer one."""
 
 
 def user_pk(username: str) -> str:
@@ -442,6 +468,7 @@ class Client:
     secret_sha256: str  # empty when read by a listing, which never reads the digests
     status: str
     created_at: int = 0
+    roles: tuple[str, ...] = ("user",)  # its scopes (`model_runtime.roles`): `user` is "predict"
 
     @property
     def active(self) -> bool:
@@ -455,6 +482,7 @@ class Client:
             "secret_sha256": S(self.secret_sha256),
             "status": S(self.status),
             "created_at": N(self.created_at),
+            "roles": L(self.roles),
         }
 
     @classmethod
@@ -465,6 +493,7 @@ class Client:
             secret_sha256=_s(item, "secret_sha256"),
             status=_s(item, "status", DISABLED),
             created_at=_n(item, "created_at"),
+            roles=_strings(item, "roles") or ("user",),
         )
 
 
@@ -544,16 +573,22 @@ class Table:
         except self.client.exceptions.ConditionalCheckFailedException:
             raise ItemExists() from None
 
-    def _set(self, pk: str, fields: Item, *, remove: tuple[str, ...] = ()) -> None:
-        """SET `fields` on an item that must already exist (`ItemMissing` otherwise)."""
+    def _set(self, pk: str, fields: Item, *, tenant_id: str | None = None) -> None:
+        """SET `fields` on an item that must already exist, and with `tenant_id`, belong to that
+        tenant (`ItemMissing` otherwise): the check and the write are one conditional write."""
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        condition = "attribute_exists(pk)"
+        if tenant_id is not None:
+            names["#tenant"] = "tenant_id"
+            values[":tenant"] = S(tenant_id)
+            condition += " AND #tenant = :tenant"
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": S(pk)},
                 UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
-                ConditionExpression="attribute_exists(pk)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -662,14 +697,86 @@ class Table:
     def create_user(self, user: User) -> None:
         self._put_new(user.to_item())
 
-    def set_user_status(self, username: str, status: str) -> None:
-        self._set(user_pk(username), {"status": S(status)})
+    def set_user_status(
+        self, username: str, status: str, *, tenant_id: str | None = None, other_admin: str | None = None
+    ) -> None:
+        """Set a user's status; with `tenant_id`, only if the user is that tenant's (`ItemMissing`
+        otherwise, as for no user at all: a tenant admin cannot tell another tenant's user exists);
+        with `other_admin`, only while that user is still an active admin of the same tenant
+        (`AdminGone` otherwise), in one transaction."""
+        self._set_user(username, {"status": S(status)}, tenant_id, other_admin)
+
+    def set_user_roles(
+        self,
+        username: str,
+        roles: tuple[str, ...],
+        *,
+        tenant_id: str | None = None,
+        other_admin: str | None = None,
+    ) -> None:
+        """Set a user's roles; `tenant_id` and `other_admin` as for `set_user_status`."""
+        self._set_user(username, {"roles": L(roles)}, tenant_id, other_admin)
+
+    def _set_user(self, username: str, fields: Item, tenant_id: str | None, other_admin: str | None) -> None:
+        if other_admin is None:
+            self._set(user_pk(username), fields, tenant_id=tenant_id)
+            return
+        # Two admins demoting each other at once: each transaction checks the other's item, and
+        # DynamoDB serializes them, so the second sees the first's change and is cancelled.
+        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#tenant": "tenant_id"}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())} | {
+            ":tenant": S(tenant_id or "")
+        }
+        try:
+            self.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": S(user_pk(username))},
+                            "UpdateExpression": "SET "
+                            + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                            "ConditionExpression": "attribute_exists(pk) AND #tenant = :tenant",
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": values,
+                        }
+                    },
+                    {
+                        "ConditionCheck": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": S(user_pk(other_admin))},
+                            "ConditionExpression": (
+                                "#tenant = :tenant AND #status = :active AND contains(#roles, :admin)"
+                            ),
+                            "ExpressionAttributeNames": {
+                                "#tenant": "tenant_id",
+                                "#status": "status",
+                                "#roles": "roles",
+                            },
+                            "ExpressionAttributeValues": {
+                                ":tenant": S(tenant_id or ""),
+                                ":active": S(ACTIVE),
+                                ":admin": S("admin"),
+                            },
+                        }
+                    },
+                ]
+            )
+        except self.client.exceptions.TransactionCanceledException as error:
+            reasons = error.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if codes[:1] == ["ConditionalCheckFailed"]:
+                raise ItemMissing() from None
+            if codes[1:2] == ["ConditionalCheckFailed"]:
+                raise AdminGone() from None
+            raise
 
     def create_client(self, client: Client) -> None:
         self._put_new(client.to_item())  # 96 random bits: a clash is a bug
 
-    def revoke_client(self, client_id: str, now: int) -> None:
-        self._set(client_pk(client_id), {"status": S(REVOKED), "revoked_at": N(now)})
+    def revoke_client(self, client_id: str, now: int, *, tenant_id: str | None = None) -> None:
+        """Revoke a client; `tenant_id` as for `set_user_status`."""
+        self._set(client_pk(client_id), {"status": S(REVOKED), "revoked_at": N(now)}, tenant_id=tenant_id)
 
     def set_subject_not_before(self, tenant_id: str, subject: str, not_before: int) -> None:
         """Refuse `subject`'s tokens issued before `not_before` (one small write, whatever the map holds)."""
@@ -788,8 +895,32 @@ class Table:
         return [User.from_item(item) for item in self._scan(USER_PREFIX, attributes)]
 
     def clients(self) -> list[Client]:
-        attributes = ("client_id", "tenant_id", "status", "created_at")
+        attributes = ("client_id", "tenant_id", "status", "created_at", "roles")
         return [Client.from_item(item) for item in self._scan(CLIENT_PREFIX, attributes)]
+
+    # --- one tenant's users and clients, through `TENANT_INDEX` (the tenant-admin API) ----------
+
+    def _of_tenant(self, tenant_id: str, prefix: str) -> Iterator[Item]:
+        request: Item = {
+            "TableName": self.table_name,
+            "IndexName": TENANT_INDEX,
+            "KeyConditionExpression": "tenant_id = :tenant AND begins_with(pk, :prefix)",
+            "ExpressionAttributeValues": {":tenant": S(tenant_id), ":prefix": S(prefix)},
+        }
+        while True:
+            page = self.client.query(**request)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def users_of(self, tenant_id: str) -> list[User]:
+        """The tenant's users (no password hash: the index does not hold them), by username."""
+        return [User.from_item(item) for item in self._of_tenant(tenant_id, USER_PREFIX)]
+
+    def clients_of(self, tenant_id: str) -> list[Client]:
+        """The tenant's machine clients (no secret digest), by client id."""
+        return [Client.from_item(item) for item in self._of_tenant(tenant_id, CLIENT_PREFIX)]
 
 
 # --- the registration record beside each model version (S3, written by inferctl) ----------------
@@ -1049,3 +1180,110 @@ class HistoryStore:
                 Key={"pk": S(history_pk(record.tenant_id, record.subject)), "sk": S(record.sort_key)},
             )
         return erased
+
+
+# --- the ActivityTable's audit trail (rules: `model_runtime.audit`) ---------------------------------
+
+AUDIT_PREFIX: Final = "audit#"
+
+
+def audit_pk(tenant_id: str) -> str:
+    return f"{AUDIT_PREFIX}{tenant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One admin action: `actor` (a token's subject, or the operator's AWS principal) did `action`
+    to `acted_on` (a username, client id, version, or ""), `via` "api" or "cli", from `origin`
+    (the caller's IP address, or "inferctl"), with `result` ("ok" or the refusal's code)."""
+
+    tenant_id: str
+    sort_key: str  # `<ISO 8601 UTC time, ms>Z#<16 hex>`: newest last, two in one ms kept apart
+    actor: str
+    via: str
+    origin: str
+    action: str
+    acted_on: str
+    result: str
+
+    @property
+    def time(self) -> str:
+        return self.sort_key.partition("#")[0]
+
+    def to_item(self, expires_at: int) -> Item:
+        return {
+            "pk": S(audit_pk(self.tenant_id)),
+            "sk": S(self.sort_key),
+            "actor": S(self.actor),
+            "via": S(self.via),
+            "origin": S(self.origin),
+            "action": S(self.action),
+            "acted_on": S(self.acted_on),
+            "result": S(self.result),
+            "expires_at": N(expires_at),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> AuditEntry:
+        return cls(
+            tenant_id=_s(item, "pk").removeprefix(AUDIT_PREFIX),
+            sort_key=_s(item, "sk"),
+            actor=_s(item, "actor"),
+            via=_s(item, "via"),
+            origin=_s(item, "origin"),
+            action=_s(item, "action"),
+            acted_on=_s(item, "acted_on"),
+            result=_s(item, "result"),
+        )
+
+    def to_json(self, *, for_tenant: bool = False) -> dict[str, str]:
+        """What `inferctl audit --json` prints; `for_tenant`: what a tenant admin reads (GET
+        /api/v1/admin/audit), where an operator's AWS principal (account id, IAM names) reads as
+        "operator": the platform's identities are not the tenant's business."""
+        operator = for_tenant and self.via == "cli"
+        return {
+            "id": self.sort_key,
+            "time": self.time,
+            "actor": "operator" if operator else self.actor,
+            "via": self.via,
+            "source": self.origin,
+            "action": self.action,
+            "target": self.acted_on,
+            "outcome": self.result,
+        }
+
+
+class ActivityLog:
+    """Appends and reads audit entries in the ActivityTable, through one DynamoDB client."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def append(self, entry: AuditEntry, expires_at: int) -> None:
+        """A new item, never an overwrite: a retried write of the same entry is refused."""
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=entry.to_item(expires_at),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def newest(
+        self, tenant_id: str, limit: int, after: str | None = None
+    ) -> tuple[list[AuditEntry], str | None]:
+        """`tenant_id`'s entries, newest first, at most `limit`, older than sort key `after`; and the
+        sort key to pass as `after` for the next page (None: no more). The partition is always
+        `tenant_id`'s, whatever `after` holds."""
+        request: Item = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": S(audit_pk(tenant_id))},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if after:
+            request["ExclusiveStartKey"] = {"pk": S(audit_pk(tenant_id)), "sk": S(after)}
+        page = self.client.query(**request)
+        last = page.get("LastEvaluatedKey")
+        entries = [AuditEntry.from_item(item) for item in page.get("Items", [])]
+        return entries, (_s(last, "sk") if last else None)

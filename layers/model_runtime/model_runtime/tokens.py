@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import jwt
 
 from model_runtime.errors import Unauthorized
+from model_runtime.roles import USER, claim_roles
 from model_runtime.settings import Settings
 from model_runtime.table import KeyRing
 from model_runtime.ttl_cache import TtlCache
@@ -48,6 +49,8 @@ class Claims:
     tenant_id: str
     issued_at: int
     expires_at: int
+    # `model_runtime.roles`: what the subject may do in its tenant (predict accepts any of them).
+    roles: tuple[str, ...] = (USER,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,9 @@ class Tokens:
             _bounded_put(self._public_keys, key_id, key)
         return key
 
-    def issue(self, subject: str, tenant_id: str, now: int | None = None) -> IssuedToken:
+    def issue(
+        self, subject: str, tenant_id: str, now: int | None = None, roles: tuple[str, ...] = (USER,)
+    ) -> IssuedToken:
         settings = self.settings
         issued_at = int(time.time()) if now is None else now
         key_id = self._keyring().active_key_id
@@ -164,6 +169,7 @@ class Tokens:
             "aud": settings.token_audience,
             "sub": subject,
             "tid": tenant_id,
+            "roles": list(roles),
             "iat": issued_at,
             "nbf": issued_at,
             "exp": issued_at + settings.token_ttl_seconds,
@@ -257,4 +263,9 @@ def _verify_signature_and_claims(
     # (a misconfigured or compromised signer) is refused, not honoured until it expires.
     if claims["exp"] - claims["iat"] > settings.token_ttl_seconds + settings.token_leeway_seconds:
         raise Unauthorized()
-    return Claims(subject, tenant_id, int(claims["iat"]), int(claims["exp"]))
+    # RFC 9068 2.2.3.1's `roles` (docs/decisions/0014-roles-claim.md). A token without the claim
+    # was issued before roles existed: it is a `user`'s, and nothing more.
+    roles = claim_roles(claims["roles"]) if "roles" in claims else (USER,)
+    if roles is None:
+        raise Unauthorized()
+    return Claims(subject, tenant_id, int(claims["iat"]), int(claims["exp"]), roles)
