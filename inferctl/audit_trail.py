@@ -38,6 +38,9 @@ AUDITED_COMMANDS: Final = {
     "set-tier": "tenant.set-tier",
     "create-client": "client.create",
     "revoke-client": "client.revoke",
+    "set-capture": "tenant.set-capture",
+    "purge-history": "history.purge",
+    "delete-tenant": "tenant.delete",
 }
 SOURCE: Final = "inferctl"
 

@@ -89,7 +89,8 @@ def test_purging_a_tenant_leaves_nothing_behind(
     assert not versions.get("Versions") and not versions.get("DeleteMarkers")
     table = fresh_history_runtimes(monkeypatch).activity_table
     items = demo.runtime.dynamodb.scan(TableName=table)["Items"]
-    assert [item["tenant_id"]["S"] for item in items] == ["tenant-b"]
+    history = [item for item in items if item["pk"]["S"].startswith("history#")]
+    assert [item["tenant_id"]["S"] for item in history] == ["tenant-b"]
 
 
 def test_deleting_a_tenant_leaves_nothing_of_it_behind(
@@ -115,7 +116,11 @@ def test_deleting_a_tenant_leaves_nothing_of_it_behind(
     main = json.dumps(dynamodb.scan(TableName=demo.table_name)["Items"])
     assert "tenant-a" not in main and "alice" not in main and client_id not in main
     activity = fresh_history_runtimes(monkeypatch).activity_table
-    assert "tenant-a" not in json.dumps(dynamodb.scan(TableName=activity)["Items"])
+    items = dynamodb.scan(TableName=activity)["Items"]
+    assert "tenant-a" not in json.dumps([item for item in items if not item["pk"]["S"].startswith("audit#")])
+    # But the audit trail keeps who deleted it (append-only evidence; it expires by its TTL)
+    trail = [item for item in items if item["pk"]["S"] == "audit#tenant-a"]
+    assert "tenant.delete" in [item["action"]["S"] for item in trail]
     s3 = demo.runtime.s3
     for prefix in ("models/tenant-a/", "captures/tenant-a/"):
         versions = s3.list_object_versions(Bucket=demo.bucket, Prefix=prefix)

@@ -49,6 +49,7 @@ def gateway() -> Iterator[Gateway]:
         "PredictFunction": predict,
         "LoginFunction": predict,
         "HistoryFunction": predict,
+        "AdminFunction": predict,
         "HistoryWriterFunction": writer,
     }
     with build_gateway(str(TEMPLATE), handlers, port=0).start_in_thread() as running:
