@@ -39,7 +39,11 @@ DEMO_TENANTS: dict[str, tuple[str, str, str, str]] = {
     "R": ("rita", "rita-bench-demo", "tenant-r", "bench_ridge.pkl"),
     "F": ("fred", "fred-bench-demo", "tenant-f", "bench_forest100.pkl"),
     "H": ("hana", "hana-bench-demo", "tenant-h", "bench_hist_boosting100.pkl"),
+    # Model A again, for a tenant with data capture on (docs/history.md): predict then writes the
+    # rows and the answers into its history line, and must still meet model A's targets.
+    "K": ("kate", "kate-bench-demo", "tenant-k", "model_user_a.pkl"),
 }
+CAPTURING = frozenset({"K"})
 BENCH_MODELS_DIR = REPO_ROOT / "bench" / "results" / "models"
 
 # What the process looks like before the function's own environment is applied. Powertools'
@@ -67,7 +71,7 @@ def set_base_environment() -> None:
     for name, value in POWERTOOLS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     # The handlers check their required settings at import; `moto_stack` sets the real names.
-    for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID"):
+    for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID", "ACTIVITY_TABLE_NAME", "CURSOR_KEY_ID", "CAPTURE_BUCKET"):
         os.environ.setdefault(name, "set-by-moto-stack")
 
 
@@ -127,15 +131,19 @@ def runtime() -> PredictRuntime:
 def onboard_demo_tenants() -> dict[str, str]:
     """Alice (model A) and Bob (model B) as an operator onboards them (trusted pickles, served as
     ONNX); returns name -> the S3 key of the original pickle, for the load-per-request peer."""
-    from inferctl.onboarding import create_user, put_model  # noqa: PLC0415
+    from inferctl.onboarding import create_user, put_model, update_tenant  # noqa: PLC0415
+    from model_runtime.table import TenantChange  # noqa: PLC0415
 
     state = runtime()
     keys = {}
     for name, (username, password, tenant_id, model_file) in DEMO_TENANTS.items():
         data = model_file_path(model_file).read_bytes()
         put_model(state, tenant_id, data, 1000, new_tenant=True, filename=model_file, trust_pickle=True)
+        if name in CAPTURING:
+            update_tenant(state, tenant_id, TenantChange(capture=True))
         create_user(state, username, password, tenant_id)
-        assert state.table.get_tenant(tenant_id) is not None
+        tenant = state.table.get_tenant(tenant_id)
+        assert tenant is not None and tenant.capture == (name in CAPTURING)
         keys[name] = f"peers/{model_file}"
         state.s3.put_object(Bucket=state.settings.model_bucket, Key=keys[name], Body=data)
     return keys

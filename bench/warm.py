@@ -56,7 +56,7 @@ class Plan:
     load_per_request_iterations: dict[int, int]
     rejection_iterations: int
     warmup: int = 50
-    models: tuple[str, ...] = ("A", "B", "R", "F", "H")
+    models: tuple[str, ...] = ("A", "B", "R", "F", "H", "K")
     batches: tuple[int, ...] = (1, 100, 1000)
 
 
