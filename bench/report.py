@@ -221,6 +221,13 @@ def targets(results: Results) -> list[Target]:
                 ours_a1.p50_vs_singleton <= 1.0,
             )
         )
+        found.append(
+            Target(
+                "warm batch 1, model A: p99 < 1 ms",
+                f"{_ms(ours_a1.stats.p99_us):.2f} ms (cpu p99 {_ms(ours_a1.stats.cpu_p99_us):.2f} ms)",
+                ours_a1.stats.p99_us < 1000,
+            )
+        )
     # Model A with data capture on (tenant K): the same targets as model A's.
     for batch, bound in ((1, 1.0), (1000, 0.8)):
         row = warm.get(("K", batch, "ours"))
@@ -232,13 +239,6 @@ def targets(results: Results) -> list[Target]:
                     row.p50_vs_singleton <= bound,
                 )
             )
-        found.append(
-            Target(
-                "warm batch 1, model A: p99 < 1 ms",
-                f"{_ms(ours_a1.stats.p99_us):.2f} ms (cpu p99 {_ms(ours_a1.stats.cpu_p99_us):.2f} ms)",
-                ours_a1.stats.p99_us < 1000,
-            )
-        )
     unseen = warm.get(("A", 1, "ours_unseen_token"))
     if unseen is not None:
         found.append(

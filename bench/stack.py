@@ -71,7 +71,14 @@ def set_base_environment() -> None:
     for name, value in POWERTOOLS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     # The handlers check their required settings at import; `moto_stack` sets the real names.
-    for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID", "ACTIVITY_TABLE_NAME", "CURSOR_KEY_ID", "CAPTURE_BUCKET"):
+    for name in (
+        "TABLE_NAME",
+        "MODEL_BUCKET",
+        "SIGNING_KEY_ID",
+        "ACTIVITY_TABLE_NAME",
+        "CURSOR_KEY_ID",
+        "CAPTURE_BUCKET",
+    ):
         os.environ.setdefault(name, "set-by-moto-stack")
 
 
@@ -131,8 +138,9 @@ def runtime() -> PredictRuntime:
 def onboard_demo_tenants() -> dict[str, str]:
     """Alice (model A) and Bob (model B) as an operator onboards them (trusted pickles, served as
     ONNX); returns name -> the S3 key of the original pickle, for the load-per-request peer."""
-    from inferctl.onboarding import create_user, put_model, update_tenant  # noqa: PLC0415
     from model_runtime.table import TenantChange  # noqa: PLC0415
+
+    from inferctl.onboarding import create_user, put_model, update_tenant  # noqa: PLC0415
 
     state = runtime()
     keys = {}

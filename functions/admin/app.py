@@ -22,6 +22,10 @@ Passwords and client secrets are never logged, audited or echoed (a secret is re
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any

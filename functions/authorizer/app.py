@@ -23,6 +23,10 @@ This function must not import numpy or scikit-learn: its cold start is on every 
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics

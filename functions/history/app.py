@@ -13,6 +13,10 @@ so "someone else's" and "no such request" are the same 404.
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics

@@ -18,6 +18,10 @@ fail the batch once every other line is stored. A line that is not a history lin
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 import base64
 import gzip
 import json

@@ -13,6 +13,10 @@ This function must not import numpy or scikit-learn: its cold start stays small.
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 import time
 from typing import Any
 

@@ -11,6 +11,10 @@ must fit that model before the model is fetched, let alone run.
 
 from __future__ import annotations
 
+import gc
+
+gc.disable()  # no collection while init imports; `end_init` (last line) resumes it
+
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
