@@ -73,24 +73,7 @@ def create_resources_from_template(
     stands in for the stack name: it names the table and is the signing key's tag value.
     """
     resources = template_resources(template)
-    table = resources["InferenceTable"]["Properties"]
-    dynamodb = session.client("dynamodb")
-    table_name = f"{prefix}-inference"
-    dynamodb.create_table(
-        TableName=table_name,
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
-        SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
-        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
-    )
-    dynamodb.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={
-            "AttributeName": table["TimeToLiveSpecification"]["AttributeName"],
-            "Enabled": table["TimeToLiveSpecification"]["Enabled"],
-        },
-    )
+    table_name = _create_table(session, f"{prefix}-inference", resources["InferenceTable"]["Properties"])
 
     bucket_props = resources["ModelBucket"]["Properties"]
     s3 = session.client("s3")
@@ -113,27 +96,36 @@ def create_resources_from_template(
     return ResourceNames(table_name, bucket, key_id, activity_table, cursor_key_id)
 
 
-def _create_history_resources(
-    session: boto3.session.Session, prefix: str, resources: Mapping[str, Any]
-) -> tuple[str, str]:
-    """The activity table (history and audit items) and the history cursors' HMAC key."""
-    table = resources["ActivityTable"]["Properties"]
+def _create_table(session: boto3.session.Session, name: str, table: Mapping[str, Any]) -> str:
+    """A DynamoDB table named `name` from a template table's properties: its keys, indexes,
+    billing, encryption and TTL attribute."""
     dynamodb = session.client("dynamodb")
-    table_name = f"{prefix}-activity"
+    indexes = (
+        {"GlobalSecondaryIndexes": table["GlobalSecondaryIndexes"]}
+        if "GlobalSecondaryIndexes" in table
+        else {}
+    )
     dynamodb.create_table(
-        TableName=table_name,
+        TableName=name,
         KeySchema=table["KeySchema"],
         AttributeDefinitions=table["AttributeDefinitions"],
         BillingMode=table["BillingMode"],
         SSESpecification={"Enabled": table["SSESpecification"]["SSEEnabled"]},
+        **indexes,
     )
+    ttl = table["TimeToLiveSpecification"]
     dynamodb.update_time_to_live(
-        TableName=table_name,
-        TimeToLiveSpecification={
-            "AttributeName": table["TimeToLiveSpecification"]["AttributeName"],
-            "Enabled": table["TimeToLiveSpecification"]["Enabled"],
-        },
+        TableName=name,
+        TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": ttl["Enabled"]},
     )
+    return name
+
+
+def _create_history_resources(
+    session: boto3.session.Session, prefix: str, resources: Mapping[str, Any]
+) -> tuple[str, str]:
+    """The activity table (history and audit items) and the history cursors' HMAC key."""
+    table_name = _create_table(session, f"{prefix}-activity", resources["ActivityTable"]["Properties"])
     key = resources["HistoryCursorKey"]["Properties"]
     key_id = session.client("kms").create_key(
         KeySpec=key["KeySpec"], KeyUsage=key["KeyUsage"], Description=key["Description"]
