@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from model_runtime.deadlines import FROM_RECEIPT_VARIABLE
 from samcli.yamlhelper import yaml_dump, yaml_parse
 
 from local.serve import DEMO_TENANTS, REPO_ROOT
@@ -210,8 +209,6 @@ def point_containers_at(container_host: str, moto_url: str) -> None:
     endpoint = re.sub(r"^http://[^:/]+", f"http://{container_host}", moto_url)
     for variables in environments.values():
         variables["AWS_ENDPOINT_URL"] = endpoint
-        # sam local's requestTimeEpoch is its own start time, not the request's (deadlines.py)
-        variables[FROM_RECEIPT_VARIABLE] = "false"
     env_json.write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n")
 
 
@@ -353,34 +350,16 @@ def first_and_warm_requests(api: str, timings: Timings) -> None:
     token = ""
     for attempt in ("first", "warm", "warm"):
         with timings.measure(f"login, {attempt} request"):
-            status, body = call_once_more_if_first(attempt, f"{api}/api/v1/auth/token", "POST", credentials)
+            status, body = call(f"{api}/api/v1/auth/token", "POST", credentials)
         if status != 200:
             raise Failed(f"login answered {status}: {body[:300]!r}")
         token = json.loads(body)["access_token"]
     rows = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
     for attempt in ("first", "warm", "warm"):
         with timings.measure(f"predict, {attempt} request"):
-            status, body = call_once_more_if_first(attempt, f"{api}/api/v1/predict", "POST", rows, token)
+            status, body = call(f"{api}/api/v1/predict", "POST", rows, token)
         if status != 200:
             raise Failed(f"predict answered {status}: {body[:300]!r}")
-
-
-def call_once_more_if_first(
-    attempt: str, url: str, method: str, body: object, token: str | None = None
-) -> tuple[int, bytes]:
-    """`call`, and for a function's first request one retry after a 503.
-
-    A request's time is counted from API Gateway's receipt (model_runtime/deadlines.py), and sam
-    local builds the function's image and starts its container after that: a slow first build
-    leaves the function too little time, and it answers 503 with Retry-After, as it would on AWS
-    after such a wait. A client may retry once, as the contract says; a second 503 is a failure.
-    """
-    status, answer = call(url, method, body, token)
-    if status == 503 and attempt == "first":
-        log(f"{url}: the first request answered 503 (its container started late); retrying once")
-        time.sleep(1)
-        status, answer = call(url, method, body, token)
-    return status, answer
 
 
 # One `sam local invoke` per function: the event, and what its answer's body must hold.

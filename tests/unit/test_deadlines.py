@@ -75,21 +75,6 @@ def test_what_the_authorizer_spent_is_taken_from_the_functions_deadline() -> Non
     )
 
 
-def test_under_sam_local_the_receipt_time_is_not_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the variable local/sam_local.py writes for sam local's containers (SAM CLI fixes every
-    # event's requestTimeEpoch when it starts, so "4 s ago" is SAM's start, not the request's)
-    monkeypatch.setenv(deadlines.FROM_RECEIPT_VARIABLE, "false")
-    deadline = Deadline()
-    # When a request's deadline begins
-    deadline.begin(Remaining(10_000), received(4))
-    # Then it is the invocation's own; without the variable, the same event takes 4 s off it
-    assert deadline.remaining() == 10 - deadlines.ANSWER_RESERVE_SECONDS
-    monkeypatch.delenv(deadlines.FROM_RECEIPT_VARIABLE)
-    honest = Deadline()
-    honest.begin(Remaining(10_000), received(4))
-    assert honest.remaining() <= 10 - deadlines.ANSWER_RESERVE_SECONDS - 4
-
-
 @pytest.mark.parametrize(
     "event",
     [received(3600), received(15), received(-60), {"requestContext": {"requestTimeEpoch": "x"}}, {}],

@@ -66,12 +66,10 @@ def test_containers_are_pointed_at_the_name_they_reach_moto_by(
     (tmp_path / "env.json").write_text(json.dumps({"LoginFunction": variables, "PredictFunction": variables}))
     # When the containers' name for it is host.docker.internal
     sam_local.point_containers_at("host.docker.internal", "http://127.0.0.1:4566")
-    # Then every function's endpoint names it, with moto's port; the deadline ignores sam local's
-    # fixed receipt time (model_runtime/deadlines.py); nothing else changes
+    # Then every function's endpoint names it, with moto's port, and nothing else changes
     environments = json.loads((tmp_path / "env.json").read_text())
     for function in ("LoginFunction", "PredictFunction"):
         assert environments[function] == {
             "AWS_ENDPOINT_URL": "http://host.docker.internal:4566",
             "TABLE_NAME": "local-inference",
-            "DEADLINE_FROM_RECEIPT": "false",
         }

@@ -36,7 +36,6 @@ measured (timeit, 2026-12-06; 60 ns when it was one plain attribute store), agai
 from __future__ import annotations
 
 import math
-import os
 import random
 import threading
 import time
@@ -92,9 +91,6 @@ class RemainingTime(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-FROM_RECEIPT_VARIABLE = "DEADLINE_FROM_RECEIPT"
-
-
 class _Request(threading.local):
     """The current request's deadline, per thread: Lambda runs one request at a time in an
     execution environment, but the local stack runs concurrent requests in threads of one
@@ -117,10 +113,6 @@ class Deadline:
     ) -> None:
         self.reserve_seconds = reserve_seconds
         self.attempt_seconds = attempt_seconds
-        # Off only under `sam local start-api` (local/sam_local.py writes it): SAM CLI 1.170 sets
-        # every event's requestTimeEpoch once, when it starts, so the time since then is not
-        # this request's (it left login a second, or nothing, in the first ten after a start).
-        self.from_receipt = os.environ.get(FROM_RECEIPT_VARIABLE, "true").strip().lower() != "false"
         self._request = _Request()
         self._retryable = StandardRetryConditions(max_attempts=max_attempts)
         self._adapter = RetryEventAdapter()
@@ -132,7 +124,7 @@ class Deadline:
         request.context = context
         request.spent = 0.0
         received_ms = ((event or {}).get("requestContext") or {}).get("requestTimeEpoch")
-        if self.from_receipt and isinstance(received_ms, int) and context is not None:
+        if isinstance(received_ms, int) and context is not None:
             spent = time.time() - received_ms / 1000
             # A receipt time that leaves this invocation nothing is not this request's: a replayed
             # event, or `sam local start-api`'s, which SAM CLI 1.170 fixes once when it starts.
