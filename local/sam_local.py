@@ -64,6 +64,7 @@ HOST = "127.0.0.1"
 READY = re.compile(r"Serving no API \(moto at (http://[0-9.]+:\d+)\)")
 STACK_START_SECONDS = 120
 API_START_SECONDS = 180  # a bound for a slow machine, not a performance assertion
+FIXED_RECEIPT_SECONDS = 15.0  # past every function's Timeout (template.yaml: 10 s at most)
 STOP_SECONDS = 60
 PULL_SECONDS = 300
 TEST_SECONDS = 420
@@ -290,6 +291,7 @@ def start_api(image: str, port: int, *, quiet: bool) -> Iterator[str]:
         "--skip-pull-image",
     ]  # fmt: skip
     sam_log = STACK_DIR / "start-api.log"  # when quiet; otherwise its output is the terminal's
+    started = time.monotonic()
     with sam_log.open("wb") if quiet else nullcontext() as sink:
         process = subprocess.Popen(
             [str(arg) for arg in argv],
@@ -306,6 +308,12 @@ def start_api(image: str, port: int, *, quiet: bool) -> Iterator[str]:
                 where = f":\n{sam_log.read_text(errors='replace')}" if quiet else " (see above)"
                 raise Failed(f"sam local start-api did not start{where}")
             time.sleep(0.25)
+        # SAM CLI 1.170 sets every event's requestTimeEpoch once, when it starts. The functions
+        # take the time since a request's receipt off their deadline, and ignore a receipt time
+        # that would leave them nothing (model_runtime/deadlines.py); in between, a request in
+        # the first seconds after SAM's start lost that time and answered 503 (CI, twice). So
+        # the first request waits until SAM's start is further back than any function's timeout.
+        time.sleep(max(0.0, started + FIXED_RECEIPT_SECONDS - time.monotonic()))
         yield url
     finally:
         # SIGTERM: SAM stops its warm containers and exits.
