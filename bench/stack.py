@@ -60,6 +60,16 @@ POWERTOOLS_DEFAULTS = {
     "POWERTOOLS_METRICS_NAMESPACE": "InferenceApi",
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+# Every setting a function requires at init (`require_settings` in functions/*/app.py); none
+# is used before a request, so a placeholder lets a handler module import.
+FUNCTION_SETTINGS = (
+    "TABLE_NAME",
+    "MODEL_BUCKET",
+    "SIGNING_KEY_ID",
+    "ACTIVITY_TABLE_NAME",
+    "CURSOR_KEY_ID",
+    "CAPTURE_BUCKET",
+)
 _REMOVED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE")
 
 
@@ -71,14 +81,7 @@ def set_base_environment() -> None:
     for name, value in POWERTOOLS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     # The handlers check their required settings at import; `moto_stack` sets the real names.
-    for name in (
-        "TABLE_NAME",
-        "MODEL_BUCKET",
-        "SIGNING_KEY_ID",
-        "ACTIVITY_TABLE_NAME",
-        "CURSOR_KEY_ID",
-        "CAPTURE_BUCKET",
-    ):
+    for name in FUNCTION_SETTINGS:
         os.environ.setdefault(name, "set-by-moto-stack")
 
 

@@ -12,16 +12,6 @@ import pytest
 
 from tests.support import REPO_ROOT
 
-# Every setting a function requires at init (`require_settings`); none is used before a request.
-SETTINGS = (
-    "TABLE_NAME",
-    "MODEL_BUCKET",
-    "SIGNING_KEY_ID",
-    "ACTIVITY_TABLE_NAME",
-    "CURSOR_KEY_ID",
-    "CAPTURE_BUCKET",
-)
-
 
 @pytest.mark.parametrize("function", ["predict", "login", "authorizer", "admin", "history", "history_writer"])
 def test_a_functions_init_leaves_its_objects_frozen(function: str) -> None:
