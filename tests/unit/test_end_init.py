@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from bench.stack import FUNCTION_SETTINGS
 from tests.support import REPO_ROOT
 
 
@@ -17,9 +18,7 @@ from tests.support import REPO_ROOT
 def test_a_functions_init_leaves_its_objects_frozen(function: str) -> None:
     # Given a fresh interpreter, as Lambda starts one
     code = f"import gc, functions.{function}.app; print(gc.isenabled(), gc.get_freeze_count())"
-    environment = os.environ | {
-        name: "init-check" for name in ("TABLE_NAME", "MODEL_BUCKET", "SIGNING_KEY_ID")
-    }
+    environment = os.environ | dict.fromkeys(FUNCTION_SETTINGS, "init-check")
     # When it imports the function's module (Lambda's init)
     out = subprocess.run(
         [sys.executable, "-c", code],
