@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import REPO_ROOT, RESULTS_DIR
-from bench.report import Results, render, write_chart, write_json
+from bench.report import Results, render, write_chart, write_json, write_tenancy_chart
 
 
 def _progress(message: str) -> None:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bench import cold, memory, package, warm  # noqa: PLC0415
+    from bench import cold, memory, package, tenancy, warm  # noqa: PLC0415
 
     started = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick:
         _progress("cold starts (fresh processes, 5 rounds + 1 warm-up)")
         results.cold = cold.run_cold(repeats=5)
+    if results.cold is not None:
+        _progress("tenant isolation at scale: cache miss measured, then simulated")
+        results.tenancy = tenancy.run_tenancy(tenancy.inputs_from(results.warm, results.cold))
     _progress("memory: 50 tenants through a 10-model cache")
     results.memory = memory.run_memory()
     results.meta["load_average_end"] = os.getloadavg()
@@ -107,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     charted = write_chart(results, png_path)
     print(f"written: {json_path.relative_to(REPO_ROOT)}", end="")
     print(f", {png_path.relative_to(REPO_ROOT)}" if charted else " (no chart: pip install matplotlib)")
+    if results.tenancy is not None:
+        tenancy_png = RESULTS_DIR / f"tenancy-{stamp}.png"
+        if write_tenancy_chart(results.tenancy, tenancy_png):
+            print(f"written: {tenancy_png.relative_to(REPO_ROOT)}")
     return 0
 
 

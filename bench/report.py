@@ -13,6 +13,7 @@ from typing import Any
 from bench.cold import ColdReport, ColdStart
 from bench.memory import MemoryReport
 from bench.package import LAMBDA_LIMIT_MIB, TARGET_MIB, PackageReport
+from bench.tenancy import CACHE_MODELS, IDLE_RECLAIM_S, RATE_PER_S, ZIPF_S, Outcome, TenancyReport
 from bench.warm import BASELINE_REJECTION, HANDLERS, RejectionRow, WarmRow
 
 
@@ -24,6 +25,7 @@ class Results:
     cold: ColdReport | None = None
     memory: MemoryReport | None = None
     package: PackageReport | None = None
+    tenancy: TenancyReport | None = None
 
 
 # Features of each bench model (A: Iris, B: Wine; R, F, H: diabetes).
@@ -204,6 +206,31 @@ def package_section(package: PackageReport) -> str:
     return text
 
 
+def tenancy_section(tenancy: TenancyReport) -> str:
+    inputs = tenancy.inputs
+    rows = [
+        (
+            o.tenants,
+            o.mode,
+            o.cold_starts_per_million,
+            o.misses_per_million,
+            o.added_p50_ms,
+            o.added_p99_ms,
+            o.gb_s_per_million,
+            o.peak_environments,
+        )
+        for o in tenancy.outcomes
+    ]
+    headers = ("tenants", "mode", "cold/M", "misses/M", "+p50 ms", "+p99 ms", "GB-s/M", "peak envs")
+    return (
+        f"Tenant isolation at scale, simulated (bench/tenancy.py; {RATE_PER_S:g} req/s, Zipf s={ZIPF_S:g}, "
+        f"idle reclaim {IDLE_RECLAIM_S:g} s, {CACHE_MODELS}-model cache; {tenancy.seconds} s)\n"
+        f"from this run: cold start {inputs.cold_s:.3f} s, cache miss (fetch + session) "
+        f"{inputs.miss_s * 1000:.1f} ms, warm request {inputs.warm_s * 1000:.3f} ms\n"
+        "/M: per million requests; +p50/+p99: latency added to a warm request\n" + table(headers, rows)
+    )
+
+
 # Issue #18: targets with margin, so that noise cannot flip them (were 0.5x and 2x, met by a hair).
 COLD_START_BOUND = 0.4
 REJECTION_BOUNDS = {"wrong_shape_max": 1.5}
@@ -359,6 +386,8 @@ def render(results: Results) -> str:
         sections.append(memory_section(results.memory))
     if results.package is not None:
         sections.append(package_section(results.package))
+    if results.tenancy is not None:
+        sections.append(tenancy_section(results.tenancy))
     sections.append(targets_section(targets(results)))
     return "\n\n".join(sections)
 
@@ -439,3 +468,45 @@ def _cold_panel(axis: Any, cold: ColdReport) -> None:
     axis.set_ylabel("seconds (median)")
     axis.set_title("Cold start (moto setup excluded)")
     axis.legend(fontsize="small")
+
+
+def _fetches_per_million(outcome: Outcome) -> float:
+    return outcome.cold_starts_per_million + outcome.misses_per_million
+
+
+def write_tenancy_chart(tenancy: TenancyReport, path: Path) -> bool:
+    """A PNG of the simulation: cold starts and misses, added p99, GB-seconds, by tenant count."""
+    try:
+        import matplotlib  # noqa: PLC0415 - optional: only the chart needs it
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ImportError:
+        return False
+
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    panels = (
+        ("cold starts + cache misses per million", _fetches_per_million),
+        ("added p99 latency, ms", lambda o: o.added_p99_ms),
+        ("GB-seconds per million requests", lambda o: o.gb_s_per_million),
+    )
+    for axis, (title, value) in zip(axes, panels, strict=True):
+        for mode, marker in (("per-tenant", "o"), ("shared", "s")):
+            points = [o for o in tenancy.outcomes if o.mode == mode]
+            values = [max(value(o), 0.01) for o in points]  # a log axis: zero drawn at 0.01
+            axis.plot([o.tenants for o in points], values, marker=marker, label=mode)
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("tenants (Zipf traffic)")
+        axis.set_title(title)
+        axis.legend(fontsize="small")
+    inputs = tenancy.inputs
+    figure.suptitle(
+        f"Tenant isolation, simulated from measured cold start {inputs.cold_s:.2f} s, "
+        f"miss {inputs.miss_s * 1000:.1f} ms, warm {inputs.warm_s * 1000:.2f} ms"
+    )
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
