@@ -109,7 +109,7 @@ def interface_changes(
     try:
         return versions.interface_changes(runtime, tenant, new, allow=allow, action=action)
     except versions.VersionError as error:
-        raise OnboardingError(str(error)) from None
+        raise OnboardingError(str(error)) from error  # the cause tells functions/register which refusal
 
 
 def update_tenant(runtime: Runtime, tenant_id: str, change: TenantChange, now: int | None = None) -> None:
