@@ -141,9 +141,9 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "upload_tenant",
         "upload_format",
         "requested_by",
-        "allow_interface_change",
+        "interface_change_allowed",
         "model_version_sha256",
-        "reason",
+        "refusal_reason",
     }
 )
 
@@ -1300,8 +1300,8 @@ class ActivityLog:
 #
 # InferenceTable item `upload#<tenant_id>#<upload_id>`: upload_tenant, status (`pending`: the form
 # was handed out; `checking`: the registering function claimed the uploaded object; `registered`
-# with model_version_sha256; `refused` with reason), upload_format, requested_by, created_at,
-# updated_at, allow_interface_change, expires_at (the TTL: a month after it was asked for). The
+# with model_version_sha256; `refused` with refusal_reason), upload_format, requested_by, created_at,
+# updated_at, interface_change_allowed, expires_at (the TTL: a month after it was asked for). The
 # tenant is part of the key: a lookup with another tenant's id finds nothing. Not `tenant_id`:
 # the by-tenant index lists accounts, and an upload is none.
 
@@ -1338,9 +1338,9 @@ class Upload:
             "requested_by": S(self.requested_by),
             "created_at": N(self.created_at),
             "updated_at": N(self.updated_at),
-            "allow_interface_change": {"BOOL": self.allow_interface_change},
+            "interface_change_allowed": {"BOOL": self.allow_interface_change},
             "model_version_sha256": S(self.sha256),
-            "reason": S(self.reason),
+            "refusal_reason": S(self.reason),
             "expires_at": N(expires_at),
         }
 
@@ -1354,9 +1354,9 @@ class Upload:
             requested_by=_s(item, "requested_by"),
             created_at=_n(item, "created_at"),
             updated_at=_n(item, "updated_at"),
-            allow_interface_change=_b(item, "allow_interface_change"),
+            allow_interface_change=_b(item, "interface_change_allowed"),
             sha256=_s(item, "model_version_sha256"),
-            reason=_s(item, "reason"),
+            reason=_s(item, "refusal_reason"),
         )
 
 
@@ -1380,9 +1380,23 @@ class Uploads:
         ).get("Item")
         return None if item is None else Upload.from_item(item)
 
-    def move(self, tenant_id: str, upload_id: str, before: str, fields: Item) -> bool:
-        """Set `fields` if the upload exists, is `tenant_id`'s and its status is `before`; False
-        otherwise (a replayed form's second object, an upload already finished)."""
+    def claim(self, tenant_id: str, upload_id: str, now: int) -> bool:
+        """`pending` -> `checking`; False when there is no such upload of `tenant_id`, or it is
+        not pending (a replayed form's second object, an upload already finished)."""
+        return self._move(tenant_id, upload_id, PENDING, {"status": S(CHECKING), "updated_at": N(now)})
+
+    def finish(self, tenant_id: str, upload_id: str, *, sha256: str, reason: str, now: int) -> bool:
+        """`checking` -> `registered` (with the version's digest) or `refused` (with a reason)."""
+        fields = {
+            "status": S(REGISTERED if sha256 else REFUSED),
+            "model_version_sha256": S(sha256),
+            "refusal_reason": S(reason),
+            "updated_at": N(now),
+        }
+        return self._move(tenant_id, upload_id, CHECKING, fields)
+
+    def _move(self, tenant_id: str, upload_id: str, before: str, fields: Item) -> bool:
+        """Set `fields` if the upload exists, is `tenant_id`'s and its status is `before`."""
         names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#s": "status", "#t": "upload_tenant"}
         values = {f":v{i}": value for i, value in enumerate(fields.values())}
         values |= {":before": S(before), ":tenant": S(tenant_id)}

@@ -26,7 +26,10 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Final
 
-from model_runtime.table import CHECKING, PENDING, REFUSED, REGISTERED, Upload, Uploads
+from botocore.config import Config
+
+from model_runtime.runtime import new_client
+from model_runtime.table import PENDING, Upload, Uploads
 
 if TYPE_CHECKING:
     from model_runtime.runtime import Runtime
@@ -107,8 +110,12 @@ def start(
 
 
 def upload_form(runtime: Runtime, key: str) -> dict[str, Any]:
-    """A presigned POST for exactly `key`, of 1 to `max_bytes()` bytes, valid `form_seconds()`."""
-    form: dict[str, Any] = runtime.s3.generate_presigned_post(
+    """A presigned POST for exactly `key`, of 1 to `max_bytes()` bytes, valid `form_seconds()`.
+
+    Signed with SigV4 (`x-amz-algorithm`, ...): the Lambda role's credentials are temporary, and
+    S3 takes their session token in a form only with SigV4. Presigning is local: no AWS call."""
+    signer = new_client(runtime.botocore_session, "s3", Config(signature_version="s3v4"))
+    form: dict[str, Any] = signer.generate_presigned_post(
         Bucket=runtime.settings.model_bucket,
         Key=key,  # an exact key: botocore adds the {"key": key} condition
         Conditions=[["content-length-range", 1, max_bytes()]],
@@ -121,25 +128,11 @@ def claim(runtime: Runtime, tenant_id: str, upload_id: str) -> Upload | None:
     """The pending upload, now `checking`; None when there is none of that tenant, or it is no
     longer pending (the object is then a replay, and changes nothing)."""
     store = uploads(runtime)
-    claimed = store.move(tenant_id, upload_id, PENDING, {"status": {"S": CHECKING}, "updated_at": _now()})
-    return store.get(tenant_id, upload_id) if claimed else None
+    return store.get(tenant_id, upload_id) if store.claim(tenant_id, upload_id, int(time.time())) else None
 
 
 def finish(runtime: Runtime, upload: Upload, *, sha256: str = "", reason: str = "") -> None:
     """`registered` with the version's digest, or `refused` with a fixed reason."""
-    status = REGISTERED if sha256 else REFUSED
-    uploads(runtime).move(
-        upload.tenant_id,
-        upload.upload_id,
-        CHECKING,
-        {
-            "status": {"S": status},
-            "model_version_sha256": {"S": sha256},
-            "reason": {"S": reason},
-            "updated_at": _now(),
-        },
+    uploads(runtime).finish(
+        upload.tenant_id, upload.upload_id, sha256=sha256, reason=reason, now=int(time.time())
     )
-
-
-def _now() -> dict[str, str]:
-    return {"N": str(int(time.time()))}
