@@ -49,7 +49,14 @@ from flask import Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local.gateway import Gateway, Handler, build_gateway, handlers_from_template
+from local.gateway import (
+    FunctionConfig,
+    Gateway,
+    Handler,
+    LambdaContext,
+    build_gateway,
+    handlers_from_template,
+)
 from local.resources import (
     TEMPLATE,
     ResourceNames,
@@ -59,6 +66,7 @@ from local.resources import (
     load_template,
     write_env_file,
 )
+from local.upload_events import UploadPoller
 
 REPO_ROOT = TEMPLATE.parent
 STACK_NAME = "local"  # stands in for the CloudFormation stack name: table prefix and key tag
@@ -203,6 +211,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.gateway: Gateway | None = None
         self.names: ResourceNames | None = None
+        self.uploads: UploadPoller | None = None
 
     @property
     def endpoint(self) -> str:
@@ -241,6 +250,7 @@ class LocalStack:
                 self._write_env_files(environments)
             handlers = self._load_functions(environments)
             self._onboard_demo_tenants()
+            self._deliver_uploads(handlers)
             if not self.serve_api:
                 return self
             gateway = build_gateway(
@@ -326,8 +336,25 @@ class LocalStack:
                 stdin=demo.password,
             )
 
+    def _deliver_uploads(self, handlers: dict[str, Handler]) -> None:
+        """moto sends no S3 event: the poller invokes the registering function for each upload,
+        with the event the bucket's EventBridge rule would deliver (local/upload_events.py)."""
+        register = handlers.get("RegisterFunction")
+        if register is None or self.names is None:
+            return
+        config = FunctionConfig("RegisterFunction", memory_mb=2048, timeout_s=120)
+        self.uploads = UploadPoller(
+            boto3.session.Session().client("s3"),
+            self.names.bucket,
+            lambda event: register(event, LambdaContext.for_function(config)),
+        )
+        self.uploads.start()
+
     def stop(self) -> None:
-        """Stop the API, then moto. Idempotent; safe after a failed start."""
+        """Stop the upload poller and the API, then moto. Idempotent; safe after a failed start."""
+        if self.uploads is not None:
+            self.uploads.stop()
+            self.uploads = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None
