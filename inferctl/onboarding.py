@@ -22,6 +22,7 @@ import numpy.typing as npt
 from model_runtime import accounts, versions
 from model_runtime.accounts import SUBJECT_CUTOFF_KEPT_SECONDS, revoke_subject  # noqa: F401 - re-exported
 from model_runtime.interface import Interface
+from model_runtime.model_objects import model_key, record_key, sha256_hex
 from model_runtime.roles import USER
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
@@ -35,7 +36,7 @@ from model_runtime.table import (
     Tenant,
     TenantChange,
 )
-from model_runtime.versions import VersionRow, model_key, record_key, sha256_hex
+from model_runtime.versions import VersionRow
 from model_serving.models import ONNX, largest_cached_file
 
 from registry.registration import RegistrationError, register

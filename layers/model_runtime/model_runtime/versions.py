@@ -14,13 +14,13 @@ flags of the CLI).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from model_runtime.interface import Interface, differences
+from model_runtime.model_objects import model_key, record_key, sha256_hex
 from model_runtime.table import CLASSIFICATION, ItemMissing, ModelPin, ModelRecord, Tenant, TenantChange
 
 if TYPE_CHECKING:
@@ -54,20 +54,6 @@ class InterfaceChanged(VersionError):
     def __init__(self, message: str, changes: tuple[str, ...]) -> None:
         super().__init__(message)
         self.changes = changes
-
-
-def model_key(tenant_id: str, sha256: str, model_format: str = "onnx") -> str:
-    """Content-addressed S3 key: a model version is never overwritten in place."""
-    return f"models/{tenant_id}/{sha256}.{model_format}"
-
-
-def record_key(tenant_id: str, sha256: str) -> str:
-    """The registration record stored beside each model version."""
-    return f"models/{tenant_id}/{sha256}.json"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

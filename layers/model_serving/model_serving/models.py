@@ -34,9 +34,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from model_runtime.errors import BadRequest, ModelUnavailable
+from model_runtime.model_objects import model_key, sha256_hex  # noqa: F401 - re-exported (the CLI, tests)
 from model_runtime.runtime import Runtime
 from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
-from model_runtime.versions import model_key, sha256_hex  # noqa: F401 - re-exported (the CLI, tests)
 
 from model_serving.run_budget import run_session
 
