@@ -57,6 +57,7 @@ from local.gateway import (
     build_gateway,
     handlers_from_template,
 )
+from local.post_policy import PostPolicyCheck
 from local.resources import (
     TEMPLATE,
     ResourceNames,
@@ -130,7 +131,10 @@ class MotoServer:
     at construction (a busy port fails at once) and quiet."""
 
     def __init__(self, host: str = HOST, port: int = 0) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        # S3's checks of form POSTs (signature, expiry, key, size range), which moto skips: the
+        # tenant-admin upload forms are refused here as S3 would refuse them (local/post_policy.py).
+        secret = lambda: os.environ.get("AWS_SECRET_ACCESS_KEY", "")  # noqa: E731 - set by use_endpoint
+        app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), secret)
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=_QuietMotoHandler
         )

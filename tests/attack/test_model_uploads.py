@@ -4,8 +4,8 @@ versions and uploads (OWASP API1, API3 and API5:2023).
 
 The uploads go to the local stack's moto server with the form the API answered; moto sends no
 S3 event, so the stack's upload poller delivers the bucket's Object Created events
-(local/upload_events.py). moto evaluates no POST policy condition (docs/tenant-admin.md): the
-policy's key and size conditions are proven in tests/handler/test_tenant_admin_models.py.
+(local/upload_events.py), and moto checks no POST policy, so the stack checks forms as S3 does
+in front of it (local/post_policy.py).
 """
 
 from __future__ import annotations
@@ -111,6 +111,26 @@ def test_a_used_upload_form_replayed_after_registration_changes_nothing(api: Api
     after = versions(api, token)
     assert after == before
     assert next(v for v in after if v["current"])["version"] == registered["version"]
+
+
+def test_an_oversized_upload_is_refused_by_the_forms_policy_and_registers_nothing(
+    api: Api, operator: Operator
+) -> None:
+    tenant = operator.provisioned.upload_tenant
+    token = api.login(operator.provisioned.upload_admin)
+    before = versions(api, token)
+    # Given a form, and a file one byte over its size range
+    form = start_form(api, token)
+    oversized = b"\0" * (form["max_bytes"] + 1)
+    # When the file is POSTed with the form
+    response = requests.post(
+        form["url"], data=form["fields"], files={"file": ("m.onnx", oversized)}, timeout=60
+    )
+    # Then the bucket refuses it (S3's EntityTooLarge), nothing is stored, and the upload stays pending
+    assert response.status_code == 400 and "EntityTooLarge" in response.text
+    wait_no_uploaded_objects(operator, tenant)
+    assert upload_status(api, token, form["upload_id"])["status"] == "pending"
+    assert versions(api, token) == before
 
 
 def test_a_plain_user_cannot_escalate_its_role_onto_the_model_routes(

@@ -424,8 +424,8 @@ def test_an_object_under_another_tenants_prefix_claims_no_upload(admins: Stack) 
 def test_an_oversized_object_is_refused_without_reading_past_the_cap(
     admins: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # moto 5.2's POST handler evaluates no policy condition (docs/tenant-admin.md): here the
-    # registering function's own cap is the rule under test, the policy's is the test above.
+    # The policy refuses an oversized POST first (the test above; tests/local/test_post_policy.py
+    # against the local stack's moto): here the registering function's own cap is the rule.
     monkeypatch.setenv("UPLOAD_MAX_BYTES", "1000")
     reads: list[str] = []
     original = register_app.runtime.s3.get_object
