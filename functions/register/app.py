@@ -55,27 +55,35 @@ def uploaded_objects(event: dict[str, Any]) -> list[tuple[str, str, str | None]]
 
 
 def handle_object(bucket: str, key: str, version_id: str | None) -> str:
-    """Register one uploaded object; returns what became of it. The object is deleted in the end."""
+    """Register one uploaded object; returns what became of it. The object is deleted once its
+    fate is decided; a dependency failure before that (claiming it) raises, and EventBridge's
+    retry finds the object and the upload as they were."""
     if bucket != runtime.settings.model_bucket or not key.startswith(uploads.UPLOAD_PREFIX):
         return "ignored"  # not ours to delete
+    parsed = uploads.parse_key(key)
+    if parsed is None:
+        logger.warning("upload object with a malformed key", extra={"security_event": "upload_key"})
+        delete(bucket, key, version_id)
+        return "malformed-key"
+    upload = uploads.claim(runtime, *parsed)
+    if upload is None:
+        logger.warning(
+            "upload object for no pending upload",
+            extra={"security_event": "upload_replay", "tenant_id": parsed[0], "upload_id": parsed[1]},
+        )
+        delete(bucket, key, version_id)
+        return "replay"
     try:
-        parsed = uploads.parse_key(key)
-        if parsed is None:
-            logger.warning("upload object with a malformed key", extra={"security_event": "upload_key"})
-            return "malformed-key"
-        upload = uploads.claim(runtime, *parsed)
-        if upload is None:
-            logger.warning(
-                "upload object for no pending upload",
-                extra={"security_event": "upload_replay", "tenant_id": parsed[0], "upload_id": parsed[1]},
-            )
-            return "replay"
         return register_upload(upload, bucket, key)
     finally:
-        if version_id:  # the version itself: a plain delete would only add a delete marker
-            runtime.s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
-        else:
-            runtime.s3.delete_object(Bucket=bucket, Key=key)
+        delete(bucket, key, version_id)
+
+
+def delete(bucket: str, key: str, version_id: str | None) -> None:
+    if version_id:  # the version itself: a plain delete would only add a delete marker
+        runtime.s3.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+    else:
+        runtime.s3.delete_object(Bucket=bucket, Key=key)
 
 
 def register_upload(upload: Upload, bucket: str, key: str) -> str:

@@ -421,6 +421,32 @@ def test_an_object_under_another_tenants_prefix_claims_no_upload(admins: Stack) 
     assert uploaded_keys() == []
 
 
+def test_a_dependency_failure_while_claiming_leaves_the_upload_for_the_events_retry(
+    admins: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    token = ada()
+    form = start_upload(token)
+    assert post_form(form, variant(served_model("tenant-a"), "retried")).status_code == 204
+    original = uploads.claim
+
+    def throttled(*args: Any) -> Any:
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem")
+
+    # When DynamoDB fails while the registering function claims the upload
+    monkeypatch.setattr(uploads, "claim", throttled)
+    bucket = current_runtime().settings.model_bucket
+    with pytest.raises(ClientError):
+        deliver(bucket, form["fields"]["key"])
+    # Then the object and the pending upload are left for EventBridge's retry, which registers it
+    assert uploaded_keys() == [form["fields"]["key"]]
+    assert upload_status(token, form["upload_id"])["status"] == "pending"
+    monkeypatch.setattr(uploads, "claim", original)
+    assert deliver(bucket, form["fields"]["key"]) == {"registered": 1}
+    assert uploaded_keys() == []
+
+
 def test_an_oversized_object_is_refused_without_reading_past_the_cap(
     admins: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
