@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from model_runtime import accounts
+from model_runtime import accounts, versions
 from model_runtime.accounts import SUBJECT_CUTOFF_KEPT_SECONDS, revoke_subject  # noqa: F401 - re-exported
+from model_runtime.interface import Interface
+from model_runtime.model_objects import model_key, record_key, sha256_hex
 from model_runtime.roles import USER
 from model_runtime.runtime import Runtime
 from model_runtime.table import (
@@ -31,13 +33,12 @@ from model_runtime.table import (
     ItemExists,
     ItemMissing,
     ModelPin,
-    ModelRecord,
     Tenant,
     TenantChange,
 )
-from model_serving.models import ONNX, largest_cached_file, model_key, sha256_hex
+from model_runtime.versions import VersionRow
+from model_serving.models import ONNX, largest_cached_file
 
-from registry.interface import Interface, differences
 from registry.registration import RegistrationError, register
 
 DEFAULT_MAX_BATCH = 1000
@@ -83,11 +84,6 @@ class ModelFacts:
         )
 
 
-def record_key(tenant_id: str, sha256: str) -> str:
-    """The registration record stored beside each model version (`list-versions`, `rollback`)."""
-    return f"models/{tenant_id}/{sha256}.json"
-
-
 def validate_tenant_id(tenant_id: str) -> None:
     if not (1 <= len(tenant_id) <= 64 and set(tenant_id) <= TENANT_ID_CHARS and tenant_id[0] != "-"):
         raise OnboardingError("tenant ids are 1-64 lower-case letters, digits and '-'")
@@ -101,47 +97,20 @@ def validate_max_batch(max_batch: int) -> None:
 def existing_tenant(runtime: Runtime, tenant_id: str) -> Tenant:
     """The tenant's mapping (a consistent read), or `OnboardingError` naming it."""
     validate_tenant_id(tenant_id)
-    tenant = runtime.table.get_tenant(tenant_id, consistent=True)
-    if tenant is None:
-        raise OnboardingError(f"unknown tenant {tenant_id!r}")
-    return tenant
-
-
-def _record(runtime: Runtime, tenant_id: str, sha256: str) -> ModelRecord | None:
-    """A version's registration record, or None (a version registered before records existed)."""
-    s3 = runtime.s3
     try:
-        body = s3.get_object(Bucket=runtime.settings.model_bucket, Key=record_key(tenant_id, sha256))["Body"]
-    except s3.exceptions.NoSuchKey:
-        return None
-    try:
-        return ModelRecord.from_json(json.loads(body.read()))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise OnboardingError(_malformed(record_key(tenant_id, sha256))) from None
-
-
-def _malformed(key: str) -> str:
-    return (
-        f"the version record {key} is malformed: restore it from the bucket's "
-        "versions, or delete it if that version is never to be rolled back to"
-    )
+        return versions.existing_tenant(runtime, tenant_id)
+    except versions.VersionError as error:
+        raise OnboardingError(str(error)) from None
 
 
 def interface_changes(
     runtime: Runtime, tenant: Tenant, new: Interface, *, allow: bool, action: str
 ) -> tuple[str, ...]:
-    """What `new` changes in `tenant`'s interface; refused (`OnboardingError`, one line saying
-    what changed) unless `allow`. `action` names the command for the message ("publish it")."""
-    record = _record(runtime, tenant.tenant_id, tenant.model_sha256)
-    active = Interface.of_tenant(tenant) if record is None else Interface.of_record(record)
-    changes = differences(new, active)
-    if changes and not allow:
-        raise OnboardingError(
-            f"this version changes tenant {tenant.tenant_id!r}'s interface ({'; '.join(changes)}), "
-            f"which breaks every client of the tenant: {action} with --allow-interface-change "
-            "once they are ready for it"
-        )
-    return changes
+    """What `new` changes in `tenant`'s interface; refused unless `allow` (`model_runtime.versions`)."""
+    try:
+        return versions.interface_changes(runtime, tenant, new, allow=allow, action=action)
+    except versions.VersionError as error:
+        raise OnboardingError(str(error)) from error  # the cause tells functions/register which refusal
 
 
 def update_tenant(runtime: Runtime, tenant_id: str, change: TenantChange, now: int | None = None) -> None:
@@ -381,135 +350,24 @@ def list_users(runtime: Runtime, tenant_id: str | None = None) -> list[UserRow]:
     )
 
 
-# --- model versions ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRow:
-    sha256: str
-    model_format: str
-    source_format: str
-    registered_at: int
-    probe: str
-    current: bool
-    n_features: int
-    classes: list[Any]
-    sklearn_version: str
-    task: str = CLASSIFICATION
-    feature_names: tuple[str, ...] | None = None
-    accepts_missing: bool = False
-    has_probabilities: bool = False
-    # Published with --allow-interface-change: its interface differed from the one then served.
-    interface_changed: bool = False
-    registered_at_ns: int = 0  # 0: registered before records held it
-
-    @property
-    def order(self) -> tuple[int, int, str]:
-        """Registration order: by the second, then within it by the nanosecond (a version whose
-        record predates `registered_at_ns` comes first in its second), then by digest."""
-        return (self.registered_at, self.registered_at_ns, self.sha256)
+# --- model versions: model_runtime/versions.py (the tenant-admin API calls it too) ------------
 
 
 def list_versions(runtime: Runtime, tenant_id: str) -> list[VersionRow]:
-    """Every registered version of a tenant's model, oldest first, from the records in the bucket."""
-    current = existing_tenant(runtime, tenant_id).model_sha256
-    s3 = runtime.s3
-    bucket = runtime.settings.model_bucket
-    rows = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"models/{tenant_id}/"):
-        for entry in page.get("Contents", []):
-            if not entry["Key"].endswith(".json"):
-                continue
-            try:
-                record = ModelRecord.from_json(
-                    json.loads(s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read())
-                )
-            except (ValueError, KeyError, TypeError, AttributeError):
-                raise OnboardingError(_malformed(entry["Key"])) from None
-            rows.append(
-                VersionRow(
-                    sha256=record.sha256,
-                    model_format=record.model_format,
-                    source_format=record.source_format,
-                    registered_at=record.registered_at,
-                    probe=record.describe_probe(),
-                    current=record.sha256 == current,
-                    n_features=record.n_features,
-                    classes=list(record.classes),
-                    sklearn_version=record.sklearn_version,
-                    task=record.task,
-                    feature_names=record.feature_names,
-                    accepts_missing=record.accepts_missing,
-                    has_probabilities=record.has_probabilities,
-                    interface_changed=record.interface_changed,
-                    registered_at_ns=record.registered_at_ns,
-                )
-            )
-    return sorted(rows, key=lambda row: row.order)
-
-
-def _interface(row: VersionRow) -> Interface:
-    classes = tuple(row.classes) if row.task == CLASSIFICATION else ()
-    return Interface(row.task, row.n_features, classes, row.feature_names, row.has_probabilities)
-
-
-@dataclass(frozen=True, slots=True)
-class Rollback:
-    version: VersionRow
-    interface_changes: tuple[str, ...]  # what it changed in the tenant's interface; empty: nothing
+    """Every registered version of a tenant's model, oldest first (`model_runtime.versions`)."""
+    validate_tenant_id(tenant_id)
+    try:
+        return versions.list_versions(runtime, tenant_id)
+    except versions.VersionError as error:
+        raise OnboardingError(str(error)) from None
 
 
 def rollback(
     runtime: Runtime, tenant_id: str, to: str | None = None, *, allow_interface_change: bool = False
-) -> Rollback:
-    """Point the tenant's mapping at a previously registered version: `to` (a digest or a unique
-    prefix of at least 12 hex digits), else the version registered before the current one.
-
-    The object is fetched and hashed first: a version whose bytes are gone or changed is refused,
-    and so is one whose interface differs from the active one's, unless `allow_interface_change`.
-    """
-    tenant = existing_tenant(runtime, tenant_id)
-    versions = list_versions(runtime, tenant_id)
-    current = next((v for v in versions if v.current), None)
-    if to is None:
-        if current is None:
-            raise OnboardingError("the current model has no registration record: name a version with --to")
-        earlier = [v for v in versions if v.order < current.order]
-        if not earlier:
-            raise OnboardingError(f"tenant {tenant_id!r} has no version before the current one")
-        target = earlier[-1]
-    else:
-        if len(to) < 12:
-            raise OnboardingError("name a version by at least 12 hex digits of its digest")
-        matches = [v for v in versions if v.sha256.startswith(to.lower())]
-        if len(matches) != 1:
-            raise OnboardingError(f"{len(matches)} versions of tenant {tenant_id!r} match {to!r}")
-        target = matches[0]
-    if target.current:
-        raise OnboardingError(f"version {target.sha256[:12]} is already current")
-    changes = interface_changes(
-        runtime, tenant, _interface(target), allow=allow_interface_change, action="roll back"
-    )
-    key = model_key(tenant_id, target.sha256, target.model_format)
-    s3 = runtime.s3
+) -> versions.Rollback:
+    """Point the tenant's mapping at a previously registered version (`model_runtime.versions`)."""
+    validate_tenant_id(tenant_id)
     try:
-        data = s3.get_object(Bucket=runtime.settings.model_bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
-        raise OnboardingError(f"version {target.sha256[:12]}'s model object is missing") from None
-    if sha256_hex(data) != target.sha256:
-        raise OnboardingError(f"version {target.sha256[:12]}'s model object does not match its digest")
-    facts = ModelFacts(
-        sha256=target.sha256,
-        n_features=target.n_features,
-        classes=target.classes,
-        sklearn_version=target.sklearn_version,
-        model_format=target.model_format,
-        source_format=target.source_format,
-        task=target.task,
-        feature_names=target.feature_names,
-        accepts_missing=target.accepts_missing,
-    )
-    now = int(time.time())
-    change = TenantChange(pin=facts.pin(key), interface_changed_at=now if changes else None)
-    update_tenant(runtime, tenant_id, change, now)
-    return Rollback(target, changes)
+        return versions.rollback(runtime, tenant_id, to, allow_interface_change=allow_interface_change)
+    except versions.VersionError as error:
+        raise OnboardingError(str(error)) from None

@@ -49,7 +49,15 @@ from flask import Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from local.gateway import Gateway, Handler, build_gateway, handlers_from_template
+from local.gateway import (
+    FunctionConfig,
+    Gateway,
+    Handler,
+    LambdaContext,
+    build_gateway,
+    handlers_from_template,
+)
+from local.post_policy import PostPolicyCheck
 from local.resources import (
     TEMPLATE,
     ResourceNames,
@@ -59,6 +67,7 @@ from local.resources import (
     load_template,
     write_env_file,
 )
+from local.upload_events import UploadPoller
 
 REPO_ROOT = TEMPLATE.parent
 STACK_NAME = "local"  # stands in for the CloudFormation stack name: table prefix and key tag
@@ -122,7 +131,10 @@ class MotoServer:
     at construction (a busy port fails at once) and quiet."""
 
     def __init__(self, host: str = HOST, port: int = 0) -> None:
-        app = DomainDispatcherApplication(create_backend_app)
+        # S3's checks of form POSTs (signature, expiry, key, size range), which moto skips: the
+        # tenant-admin upload forms are refused here as S3 would refuse them (local/post_policy.py).
+        secret = lambda: os.environ.get("AWS_SECRET_ACCESS_KEY", "")  # noqa: E731 - set by use_endpoint
+        app = PostPolicyCheck(DomainDispatcherApplication(create_backend_app), secret)
         self._server: BaseWSGIServer = make_server(
             host, port, app, threaded=True, request_handler=_QuietMotoHandler
         )
@@ -203,6 +215,7 @@ class LocalStack:
         self.moto: MotoServer | None = None
         self.gateway: Gateway | None = None
         self.names: ResourceNames | None = None
+        self.uploads: UploadPoller | None = None
 
     @property
     def endpoint(self) -> str:
@@ -241,6 +254,7 @@ class LocalStack:
                 self._write_env_files(environments)
             handlers = self._load_functions(environments)
             self._onboard_demo_tenants()
+            self._deliver_uploads(handlers)
             if not self.serve_api:
                 return self
             gateway = build_gateway(
@@ -326,8 +340,25 @@ class LocalStack:
                 stdin=demo.password,
             )
 
+    def _deliver_uploads(self, handlers: dict[str, Handler]) -> None:
+        """moto sends no S3 event: the poller invokes the registering function for each upload,
+        with the event the bucket's EventBridge rule would deliver (local/upload_events.py)."""
+        register = handlers.get("RegisterFunction")
+        if register is None or self.names is None:
+            return
+        config = FunctionConfig("RegisterFunction", memory_mb=2048, timeout_s=120)
+        self.uploads = UploadPoller(
+            boto3.session.Session().client("s3"),
+            self.names.bucket,
+            lambda event: register(event, LambdaContext.for_function(config)),
+        )
+        self.uploads.start()
+
     def stop(self) -> None:
-        """Stop the API, then moto. Idempotent; safe after a failed start."""
+        """Stop the upload poller and the API, then moto. Idempotent; safe after a failed start."""
+        if self.uploads is not None:
+            self.uploads.stop()
+            self.uploads = None
         if self.gateway is not None:
             self.gateway.stop()
             self.gateway = None

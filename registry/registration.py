@@ -35,7 +35,6 @@ from model_serving.models import ONNX, SKOPS, OnnxModel, onnx_outputs, onnx_sess
 from model_serving.sklearn_models import UnsafeModel, check_consistency, load_audited, load_skops
 
 from registry import families
-from registry.native import LIGHTGBM, XGBOOST, NativeModelError, load_native, native_format
 from registry.onnx_graph import GraphRefused, check_graph
 from registry.proof import Disagreement, disagreeing_rows, generated_rows, missing_value_rows
 from registry.run_probe import TooSlow, refuse_slow_graph
@@ -115,6 +114,8 @@ def source_format(filename: str, data: bytes) -> str:
         return ONNX
     if suffix == ".skops":
         return SKOPS
+    from registry.native import native_format  # noqa: PLC0415 - see _load_native
+
     native = native_format(filename, data)
     if native is not None:
         return native
@@ -149,11 +150,8 @@ def register(
         return replace(
             registration, feature_names=_feature_names(feature_names, None, registration.n_features)
         )
-    if kind in (XGBOOST, LIGHTGBM):
-        try:
-            estimator = load_native(kind, data)
-        except NativeModelError as error:
-            raise RegistrationError(str(error)) from None
+    if kind not in (PICKLE, SKOPS):
+        estimator = _load_native(kind, data)
     else:
         estimator = _load_pickle(data) if kind == PICKLE else _load_skops(data)
     registration = _register_estimator(estimator, kind, sample)
@@ -188,6 +186,17 @@ def _feature_names(given: tuple[str, ...] | None, fitted: Any, n_features: int) 
 
 
 # --- scikit-learn estimators ------------------------------------------------------------------
+
+
+def _load_native(kind: str, data: bytes) -> Any:
+    # Imported here: registry.native imports scikit-learn, which an ONNX registration never needs
+    # (functions/register registers ONNX uploads without it: decision 0016).
+    from registry.native import NativeModelError, load_native  # noqa: PLC0415
+
+    try:
+        return load_native(kind, data)
+    except NativeModelError as error:
+        raise RegistrationError(str(error)) from None
 
 
 def _load_pickle(data: bytes) -> Any:

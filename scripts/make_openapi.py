@@ -38,7 +38,7 @@ os.environ.setdefault("CURSOR_KEY_ID", "openapi-generation")
 
 # After the environment above (E402): the modules the document is generated from, importable
 # because `make venv` installs the project.
-from model_runtime import errors  # noqa: E402
+from model_runtime import errors, uploads  # noqa: E402
 
 OAUTH_ERROR_CODES = frozenset(
     {"invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type"}
@@ -244,6 +244,7 @@ ADMIN_NOTES = {
 
 
 def _admin(operation_id: str, summary: str, description: str, ok: str, **extra: Any) -> Operation:
+    extra.setdefault("notes", ADMIN_NOTES)
     return Operation(
         operation_id,
         summary,
@@ -251,7 +252,6 @@ def _admin(operation_id: str, summary: str, description: str, ok: str, **extra: 
         ok,
         ADMIN_ERRORS,
         authenticated=True,
-        notes=ADMIN_NOTES,
         **extra,
     )
 
@@ -324,6 +324,144 @@ def admin_operations() -> dict[tuple[str, str], Operation]:
                 "cursor": {"type": "string", "description": "The previous page's next_cursor."},
             },
         ),
+        **model_operations(body),
+    }
+
+
+MODEL_NOTES = {
+    **ADMIN_NOTES,
+    404: "No such model version or upload in the caller's tenant (another tenant's is the same 404).",
+    409: "The version is already active, changes the tenant's interface without "
+    '`{"allow_interface_change": true}`, or its stored model is damaged.',
+}
+
+
+def model_operations(body: dict[str, Any]) -> dict[tuple[str, str], Operation]:
+    """The model routes (docs/tenant-admin.md, Models): versions, rollback, ONNX uploads."""
+    version, upload = ("version",), ("upload_id",)
+    return {
+        ("get", "/api/v1/admin/models/versions"): _admin(
+            "listModelVersions",
+            "The tenant's model versions, oldest first",
+            "What `inferctl list-versions` shows: format, interface, registration time, probe; "
+            "`current` marks the one served.",
+            "ModelVersionList",
+            notes=MODEL_NOTES,
+        ),
+        ("get", "/api/v1/admin/models/versions/{version}"): _admin(
+            "getModelVersion",
+            "One model version",
+            "Named by 12 to 64 hex digits of its SHA-256 digest (the `model_version` clients see).",
+            "ModelVersion",
+            path_parameters=version,
+            notes=MODEL_NOTES,
+        ),
+        ("post", "/api/v1/admin/models/versions/{version}/activate"): _admin(
+            "activateModelVersion",
+            "Serve this version (a rollback)",
+            "Its bytes are hashed first; a version that changes the tenant's interface needs "
+            '`{"allow_interface_change": true}`. Served within the mapping TTL.',
+            "ModelVersion",
+            path_parameters=version,
+            notes=MODEL_NOTES,
+            **body | {"request": {JSON: "Activation"}},
+        ),
+        ("post", "/api/v1/admin/models/uploads"): _admin(
+            "startModelUpload",
+            "A form to upload a new ONNX model version",
+            "Answers a presigned S3 POST (`url`, `fields`: send them as multipart form fields, the "
+            "file last as `file`) for one key of this upload, of at most `max_bytes`, valid "
+            "`expires_in` seconds. The registering function then checks the file and publishes it; "
+            "poll GET /api/v1/admin/models/uploads/{upload_id}. Pickles and joblib files are "
+            "refused (400), and so are the formats only the operator registers (skops, XGBoost, "
+            "LightGBM: convert them to ONNX first).",
+            "UploadForm",
+            ok_status=201,
+            notes=MODEL_NOTES,
+            **body | {"request": {JSON: "NewUpload"}},
+        ),
+        ("get", "/api/v1/admin/models/uploads/{upload_id}"): _admin(
+            "getModelUpload",
+            "An upload's status",
+            "`pending` (no file yet), `checking`, `registered` (with `version`, now served) or "
+            "`refused` (with a fixed `reason`).",
+            "Upload",
+            path_parameters=upload,
+            notes=MODEL_NOTES,
+        ),
+    }
+
+
+def model_schemas() -> dict[str, Any]:
+    version = {
+        "type": "object",
+        "required": ["version", "sha256", "current", "format", "task", "n_features", "classes"],
+        "properties": {
+            "version": {"type": "string", "description": "The first 12 hex digits of sha256."},
+            "sha256": {"type": "string"},
+            "current": {"type": "boolean"},
+            "format": {"enum": ["onnx", "skops"]},
+            "source_format": {"type": "string"},
+            "task": {"enum": ["classification", "regression"]},
+            "n_features": {"type": "integer"},
+            "classes": {"type": "array"},
+            "feature_names": {"type": ["array", "null"], "items": {"type": "string"}},
+            "accepts_missing": {"type": "boolean"},
+            "has_probabilities": {"type": "boolean"},
+            "interface_changed": {"type": "boolean"},
+            "registered_at": {"type": "integer"},
+            "probe": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    flag = {"type": "boolean", "default": False}
+    return {
+        "ModelVersion": version,
+        "ModelVersionList": {
+            "type": "object",
+            "required": ["versions"],
+            "properties": {"versions": {"type": "array", "items": version}},
+            "additionalProperties": False,
+        },
+        "Activation": {
+            "type": "object",
+            "properties": {"allow_interface_change": flag},
+            "additionalProperties": False,
+        },
+        "NewUpload": {
+            "type": "object",
+            "required": ["format"],
+            "properties": {
+                "format": {"enum": sorted(uploads.ACCEPTED_FORMATS)},
+                "allow_interface_change": flag,
+            },
+            "additionalProperties": False,
+        },
+        "UploadForm": {
+            "type": "object",
+            "required": ["upload_id", "status", "url", "fields", "max_bytes", "expires_in"],
+            "properties": {
+                "upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "status": {"const": "pending"},
+                "url": {"type": "string", "format": "uri"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "max_bytes": {"type": "integer"},
+                "expires_in": {"type": "integer"},
+            },
+            "additionalProperties": False,
+        },
+        "Upload": {
+            "type": "object",
+            "required": ["upload_id", "status", "format"],
+            "properties": {
+                "upload_id": {"type": "string"},
+                "status": {"enum": ["pending", "checking", "registered", "refused"]},
+                "format": {"type": "string"},
+                "version": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+            "additionalProperties": False,
+        },
     }
 
 
@@ -353,7 +491,7 @@ def admin_schemas() -> dict[str, Any]:
         "additionalProperties": False,
     }
     entry_fields = tuple(AuditEntry("t", "k", "", "", "", "", "", "").to_json())  # the fields it writes
-    return {
+    return model_schemas() | {
         "Roles": {"type": "object", "properties": {"roles": roles}, "additionalProperties": False},
         "NewUser": {
             "type": "object",

@@ -9,6 +9,12 @@ GET  /api/v1/admin/clients                        the tenant's machine clients (
 POST /api/v1/admin/clients                        {"roles"?} -> 201 with the secret, shown once
 POST /api/v1/admin/clients/{client_id}/revoke
 GET  /api/v1/admin/audit?limit=&cursor=           the tenant's audit trail, newest first
+GET  /api/v1/admin/models/versions                the tenant's model versions (`inferctl list-versions`)
+GET  /api/v1/admin/models/versions/{version}      one of them (12 to 64 hex digits of its digest)
+POST /api/v1/admin/models/versions/{version}/activate  {"allow_interface_change"?} (a rollback)
+POST /api/v1/admin/models/uploads                 {"format": "onnx", "allow_interface_change"?} -> 201
+                                                  with a presigned S3 POST (model_runtime/uploads.py)
+GET  /api/v1/admin/models/uploads/{upload_id}     pending, checking, registered or refused
 
 Every route reads like the same request path, and `admin_route` makes it so for each of them:
 1. the bearer token is verified (401 otherwise), and its tenant must be the authorizer's;
@@ -34,7 +40,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime import accounts, audit
+from model_runtime import accounts, audit, uploads, versions
 from model_runtime.access import resolve_tenant
 from model_runtime.errors import (
     BadRequest,
@@ -69,7 +75,9 @@ logger = Logger()
 metrics = Metrics()
 app = Router(logger, metrics)
 # This container's state, built at init; a missing setting fails the init, naming the variable.
-runtime = Runtime(require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID", "ACTIVITY_TABLE_NAME"))
+runtime = Runtime(
+    require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID", "ACTIVITY_TABLE_NAME", "MODEL_BUCKET")
+)
 
 
 @dataclass
@@ -129,6 +137,25 @@ _REFUSALS: Mapping[type[accounts.AccountError], tuple[Callable[[], ProblemError]
 }
 
 
+# A version refusal for the client: fixed bodies (the errors' own messages name the CLI's flags).
+_VERSION_REFUSALS: Mapping[type[versions.VersionError], tuple[Callable[[], ProblemError], str]] = {
+    versions.UnknownTenant: (lambda: NotFound("No such model version in this tenant."), audit.NOT_FOUND),
+    versions.NoSuchVersion: (lambda: NotFound("No such model version in this tenant."), audit.NOT_FOUND),
+    versions.AlreadyCurrent: (lambda: Conflict("That version is already the active one."), audit.CONFLICT),
+    versions.InterfaceChanged: (
+        lambda: Conflict(
+            "That version changes the tenant's interface (task, features, classes or probabilities): "
+            'send {"allow_interface_change": true} once every client is ready for it.'
+        ),
+        audit.CONFLICT,
+    ),
+    versions.DamagedVersion: (
+        lambda: Conflict("That version's stored model is damaged: ask the operator."),
+        audit.CONFLICT,
+    ),
+}
+
+
 def admin_route(method: str, resource: str, name: str) -> Callable[[AdminHandler], AdminHandler]:
     """Register an admin route: every one of them passes `admin_caller` first and is audited as
     `name`. The only way routes are added here (tests/handler/test_tenant_admin.py checks each)."""
@@ -149,6 +176,10 @@ def admin_route(method: str, resource: str, name: str) -> Callable[[AdminHandler
                 refusal, outcome = _REFUSALS[type(error)]
                 _audit(action, name, outcome)
                 raise refusal() from None
+            except versions.VersionError as error:
+                refusal, outcome = _VERSION_REFUSALS[type(error)]
+                _audit(action, name, outcome)
+                raise refusal() from None
             except ProblemError as error:
                 _audit(action, name, audit.INVALID if error.status < 500 else audit.FAILED)
                 raise
@@ -166,7 +197,13 @@ def admin_route(method: str, resource: str, name: str) -> Callable[[AdminHandler
 
 def _path_target(event: Event) -> str:
     parameters = event.get("pathParameters") or {}
-    return str(parameters.get("username") or parameters.get("client_id") or "")
+    return str(
+        parameters.get("username")
+        or parameters.get("client_id")
+        or parameters.get("version")
+        or parameters.get("upload_id")
+        or ""
+    )
 
 
 def _audit(action: Action, name: str, outcome: str) -> None:
@@ -336,6 +373,137 @@ def read_audit(event: Event, action: Action) -> Response:
     return json_response(
         200, {"entries": [entry.to_json(for_tenant=True) for entry in entries], "next_cursor": next_cursor}
     )
+
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def version_json(version: versions.VersionRow) -> dict[str, Any]:
+    """What `inferctl list-versions` shows, for the tenant: no key, bucket or path."""
+    return {
+        "version": version.sha256[:12],
+        "sha256": version.sha256,
+        "current": version.current,
+        "format": version.model_format,
+        "source_format": version.source_format,
+        "task": version.task,
+        "n_features": version.n_features,
+        "classes": version.classes,
+        "feature_names": None if version.feature_names is None else list(version.feature_names),
+        "accepts_missing": version.accepts_missing,
+        "has_probabilities": version.has_probabilities,
+        "interface_changed": version.interface_changed,
+        "registered_at": version.registered_at,
+        "probe": version.probe,
+    }
+
+
+def version_parameter(event: Event) -> str:
+    version = path_parameter(event, "version")
+    if not versions.is_digest_prefix(version):
+        raise BadRequest("Name a version by 12 to 64 lower-case hex digits of its digest.")
+    return version
+
+
+def interface_flag(document: Mapping[str, Any]) -> bool:
+    flag = document.get("allow_interface_change", False)
+    if not isinstance(flag, bool):
+        raise BadRequest("'allow_interface_change' must be true or false.")
+    return flag
+
+
+@admin_route("GET", "/api/v1/admin/models/versions", "model.list")
+def list_model_versions(_: Event, action: Action) -> Response:
+    rows = versions.list_versions(runtime, action.tenant_id)
+    return json_response(200, {"versions": [version_json(row) for row in rows]})
+
+
+@admin_route("GET", "/api/v1/admin/models/versions/{version}", "model.get")
+def get_model_version(event: Event, action: Action) -> Response:
+    rows = versions.list_versions(runtime, action.tenant_id)
+    return json_response(
+        200, version_json(versions.find_version(rows, action.tenant_id, version_parameter(event)))
+    )
+
+
+@admin_route("POST", "/api/v1/admin/models/versions/{version}/activate", "model.activate")
+def activate_model_version(event: Event, action: Action) -> Response:
+    version = version_parameter(event)
+    document = json_body(event, frozenset({"allow_interface_change"}))
+    done = versions.rollback(
+        runtime, action.tenant_id, version, allow_interface_change=interface_flag(document)
+    )
+    action.target = done.version.sha256[:12]
+    return json_response(
+        200,
+        {**version_json(done.version), "current": True, "interface_changed": bool(done.interface_changes)},
+    )
+
+
+PICKLE_REFUSED = (
+    "Pickles (and joblib files) are never accepted over the API: loading one runs any code it "
+    "holds. Export the model to ONNX (skl2onnx or onnxmltools) and upload the .onnx file."
+)
+
+
+@admin_route("POST", "/api/v1/admin/models/uploads", "model.upload")
+def start_model_upload(event: Event, action: Action) -> Response:
+    document = json_body(event, frozenset({"format", "allow_interface_change"}), frozenset({"format"}))
+    model_format = document["format"]
+    if not isinstance(model_format, str):
+        raise BadRequest("'format' must be \"onnx\".")
+    if model_format.lower() in uploads.PICKLE_FORMATS:
+        raise BadRequest(PICKLE_REFUSED)
+    if model_format in uploads.OPERATOR_ONLY_FORMATS:
+        raise BadRequest(
+            "Only ONNX models are registered over the API: convert this model to ONNX on your "
+            "machine (skl2onnx for scikit-learn, onnxmltools for XGBoost and LightGBM) and upload "
+            "the .onnx file, or ask the operator to register it."
+        )
+    if model_format not in uploads.ACCEPTED_FORMATS:
+        raise BadRequest("'format' must be \"onnx\".")
+    upload, form = uploads.start(
+        runtime,
+        action.tenant_id,
+        action.subject,
+        model_format,
+        allow_interface_change=interface_flag(document),
+    )
+    action.target = upload.upload_id
+    return json_response(
+        201,
+        {
+            "upload_id": upload.upload_id,
+            "status": upload.status,
+            "url": form["url"],
+            "fields": form["fields"],
+            "max_bytes": uploads.max_bytes(),
+            "expires_in": uploads.form_seconds(),
+        },
+    )
+
+
+@admin_route("GET", "/api/v1/admin/models/uploads/{upload_id}", "model.upload-status")
+def model_upload_status(event: Event, action: Action) -> Response:
+    upload_id = path_parameter(event, "upload_id")
+    # The tenant is part of the item's key: another tenant's upload id finds nothing here.
+    found = (
+        uploads.uploads(runtime).get(action.tenant_id, upload_id)
+        if uploads.valid_upload_id(upload_id)
+        else None
+    )
+    if found is None:
+        raise NotFound("No such upload in this tenant.")
+    answer: dict[str, Any] = {
+        "upload_id": found.upload_id,
+        "status": found.status,
+        "format": found.model_format,
+    }
+    if found.sha256:
+        answer["version"] = found.sha256[:12]
+    if found.reason:
+        answer["reason"] = found.reason
+    return json_response(200, answer)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -110,6 +110,7 @@ class Api:
         content_type: str | None = "application/json",
         allow_5xx: bool = False,
         check_headers: bool = True,
+        names_bucket: bool = False,
     ) -> Reply:
         """One request on a fresh connection; the reply is checked (see the module docstring)."""
         url = urlsplit(self.base_url)
@@ -137,13 +138,16 @@ class Api:
             reply = Reply(response.status, response.headers, response.read(), time.perf_counter() - started)
         finally:
             connection.close()
-        self.check(reply, allow_5xx=allow_5xx, check_headers=check_headers)
+        self.check(reply, allow_5xx=allow_5xx, check_headers=check_headers, names_bucket=names_bucket)
         return reply
 
-    def check(self, reply: Reply, *, allow_5xx: bool = False, check_headers: bool = True) -> None:
+    def check(
+        self, reply: Reply, *, allow_5xx: bool = False, check_headers: bool = True, names_bucket: bool = False
+    ) -> None:
+        """`names_bucket`: an upload form, whose URL is the model bucket's (where the client posts)."""
         assert allow_5xx or reply.status < 500, f"server error {reply.status}: {reply.body[:300]!r}"
         text = reply.body.decode("utf-8", "replace")
-        for marker in (*LEAK_MARKERS, *self.secrets):
+        for marker in (*LEAK_MARKERS, *(() if names_bucket else self.secrets)):
             assert marker not in text, f"reply {reply.status} leaks {marker!r}: {text[:300]!r}"
         assert reply.header("Set-Cookie") is None, "the API is stateless: it sets no cookie"
         from_function = not from_local_gateway(reply)
@@ -338,6 +342,8 @@ class Provisioned:
     unmapped_user: Account
     lockable_user: Account  # a real user of tenant 1, to lock out with the right password
     tenant_admin: Account  # an admin of tenant 1 (tests/attack/test_tenant_admin.py)
+    upload_tenant: str  # a tenant whose admin uploads models (tests/attack/test_model_uploads.py)
+    upload_admin: Account
 
     @classmethod
     def new(cls) -> Provisioned:
@@ -353,6 +359,8 @@ class Provisioned:
             account("unmapped"),
             account("lockable"),
             account("admin"),
+            f"uploads-{suffix}",
+            account("uploader"),
         )
 
     def commands(self) -> list[tuple[list[str], str]]:
@@ -371,6 +379,26 @@ class Provisioned:
             (
                 ["create-user", lockable.username, "--tenant", "tenant-a", "--password-stdin"],
                 lockable.password,
+            )
+        )
+        # Tenant 2's model, not tenant 1's: its versions' digests are then none of tenant 1's.
+        upload_model = "models/model_user_b.pkl"
+        commands.append(
+            (["create-tenant", self.upload_tenant, "--model", upload_model, "--trust-pickle"], "")
+        )
+        uploader = self.upload_admin
+        commands.append(
+            (
+                [
+                    "create-user",
+                    uploader.username,
+                    "--tenant",
+                    self.upload_tenant,
+                    "--role",
+                    "admin",
+                    "--password-stdin",
+                ],
+                uploader.password,
             )
         )
         admin = self.tenant_admin

@@ -305,6 +305,7 @@ def test_env_file_points_sam_local_at_the_same_moto_server(server: Served) -> No
         "HistoryWriterFunction",
         "HistoryFunction",
         "AdminFunction",
+        "RegisterFunction",
     }
     for variables in environments.values():
         assert variables["AWS_ENDPOINT_URL"] == server.moto_url

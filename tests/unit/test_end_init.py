@@ -14,7 +14,9 @@ from bench.stack import FUNCTION_SETTINGS
 from tests.support import REPO_ROOT
 
 
-@pytest.mark.parametrize("function", ["predict", "login", "authorizer", "admin", "history", "history_writer"])
+@pytest.mark.parametrize(
+    "function", ["predict", "login", "authorizer", "admin", "history", "history_writer", "register"]
+)
 def test_a_functions_init_leaves_its_objects_frozen(function: str) -> None:
     # Given a fresh interpreter, as Lambda starts one
     code = f"import gc, functions.{function}.app; print(gc.isenabled(), gc.get_freeze_count())"

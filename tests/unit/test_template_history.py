@@ -83,5 +83,6 @@ def test_the_history_function_only_queries_history_items_and_checks_cursors(
 
 
 def test_captured_objects_expire_by_the_longest_retention(resources: dict[str, Any]) -> None:
-    (rule,) = resources["ModelBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    rules = resources["ModelBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (rule,) = [rule for rule in rules if rule["Id"] == "ExpireCaptures"]
     assert rule["Prefix"] == "captures/" and rule["ExpirationInDays"] == 400

@@ -56,6 +56,7 @@ def test_the_admin_function_imports_from_its_code_uri_and_the_core_layer_alone()
         TABLE_NAME="t",
         SIGNING_KEY_ID="k",
         ACTIVITY_TABLE_NAME="a",
+        MODEL_BUCKET="b",
         AWS_DEFAULT_REGION="us-east-1",
     )
     done = subprocess.run(

@@ -22,6 +22,7 @@ from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Self
 
 import botocore.session
+from botocore.config import Config
 
 from model_runtime.aws_data import fast_session
 from model_runtime.deadlines import CLIENT_CONFIG, Deadline
@@ -51,9 +52,12 @@ def end_init() -> None:
     gc.enable()
 
 
-def new_client(session: botocore.session.Session, service: str) -> Any:
-    """Every AWS client of the functions and the CLI is made here, with `CLIENT_CONFIG`."""
-    return session.create_client(service, config=CLIENT_CONFIG)
+def new_client(session: botocore.session.Session, service: str, config: Config | None = None) -> Any:
+    """Every AWS client of the functions and the CLI is made here, with `CLIENT_CONFIG` (and
+    `config` on top of it)."""
+    return session.create_client(
+        service, config=CLIENT_CONFIG if config is None else CLIENT_CONFIG.merge(config)
+    )
 
 
 class Runtime:

@@ -137,6 +137,13 @@ ATTRIBUTE_NAMES: Final = frozenset(
         "action",
         "acted_on",
         "result",
+        # a tenant admin's model upload (`Upload`)
+        "upload_tenant",
+        "upload_format",
+        "requested_by",
+        "interface_change_allowed",
+        "model_version_sha256",
+        "refusal_reason",
     }
 )
 
@@ -1287,3 +1294,121 @@ class ActivityLog:
         last = page.get("LastEvaluatedKey")
         entries = [AuditEntry.from_item(item) for item in page.get("Items", [])]
         return entries, (_s(last, "sk") if last else None)
+
+
+# --- a tenant admin's model upload (functions/admin, functions/register) -------------------------
+#
+# InferenceTable item `upload#<tenant_id>#<upload_id>`: upload_tenant, status (`pending`: the form
+# was handed out; `checking`: the registering function claimed the uploaded object; `registered`
+# with model_version_sha256; `refused` with refusal_reason), upload_format, requested_by, created_at,
+# updated_at, interface_change_allowed, expires_at (the TTL: a month after it was asked for). The
+# tenant is part of the key: a lookup with another tenant's id finds nothing. Not `tenant_id`:
+# the by-tenant index lists accounts, and an upload is none.
+
+UPLOAD_PREFIX: Final = "upload#"
+PENDING: Final = "pending"
+CHECKING: Final = "checking"
+REGISTERED: Final = "registered"
+REFUSED: Final = "refused"
+
+
+def upload_pk(tenant_id: str, upload_id: str) -> str:
+    return f"{UPLOAD_PREFIX}{tenant_id}#{upload_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    tenant_id: str
+    upload_id: str
+    status: str
+    model_format: str
+    requested_by: str
+    created_at: int
+    updated_at: int
+    allow_interface_change: bool = False
+    sha256: str = ""
+    reason: str = ""
+
+    def to_item(self, expires_at: int) -> Item:
+        return {
+            "pk": S(upload_pk(self.tenant_id, self.upload_id)),
+            "upload_tenant": S(self.tenant_id),
+            "status": S(self.status),
+            "upload_format": S(self.model_format),
+            "requested_by": S(self.requested_by),
+            "created_at": N(self.created_at),
+            "updated_at": N(self.updated_at),
+            "interface_change_allowed": {"BOOL": self.allow_interface_change},
+            "model_version_sha256": S(self.sha256),
+            "refusal_reason": S(self.reason),
+            "expires_at": N(expires_at),
+        }
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> Upload:
+        return cls(
+            tenant_id=_s(item, "upload_tenant"),
+            upload_id=_s(item, "pk").rsplit("#", 1)[-1],
+            status=_s(item, "status"),
+            model_format=_s(item, "upload_format"),
+            requested_by=_s(item, "requested_by"),
+            created_at=_n(item, "created_at"),
+            updated_at=_n(item, "updated_at"),
+            allow_interface_change=_b(item, "interface_change_allowed"),
+            sha256=_s(item, "model_version_sha256"),
+            reason=_s(item, "refusal_reason"),
+        )
+
+
+class Uploads:
+    """The upload items of the InferenceTable: created pending, claimed once, finished once."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table_name = table_name
+
+    def put_new(self, upload: Upload, expires_at: int) -> None:
+        self.client.put_item(
+            TableName=self.table_name,
+            Item=upload.to_item(expires_at),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get(self, tenant_id: str, upload_id: str) -> Upload | None:
+        item = self.client.get_item(
+            TableName=self.table_name, Key={"pk": S(upload_pk(tenant_id, upload_id))}, ConsistentRead=True
+        ).get("Item")
+        return None if item is None else Upload.from_item(item)
+
+    def claim(self, tenant_id: str, upload_id: str, now: int) -> bool:
+        """`pending` -> `checking`; False when there is no such upload of `tenant_id`, or it is
+        not pending (a replayed form's second object, an upload already finished)."""
+        return self._move(tenant_id, upload_id, PENDING, {"status": S(CHECKING), "updated_at": N(now)})
+
+    def finish(self, tenant_id: str, upload_id: str, *, sha256: str, reason: str, now: int) -> bool:
+        """`checking` -> `registered` (with the version's digest) or `refused` (with a reason)."""
+        fields = {
+            "status": S(REGISTERED if sha256 else REFUSED),
+            "model_version_sha256": S(sha256),
+            "refusal_reason": S(reason),
+            "updated_at": N(now),
+        }
+        return self._move(tenant_id, upload_id, CHECKING, fields)
+
+    def _move(self, tenant_id: str, upload_id: str, before: str, fields: Item) -> bool:
+        """Set `fields` if the upload exists, is `tenant_id`'s and its status is `before`."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)} | {"#s": "status", "#t": "upload_tenant"}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        values |= {":before": S(before), ":tenant": S(tenant_id)}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": S(upload_pk(tenant_id, upload_id))},
+                UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+                ConditionExpression="attribute_exists(pk) AND #s = :before AND #t = :tenant",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

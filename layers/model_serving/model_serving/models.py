@@ -18,7 +18,6 @@ authorizer never import numpy or ONNX Runtime).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import tempfile
 import time
@@ -35,6 +34,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from model_runtime.errors import BadRequest, ModelUnavailable
+from model_runtime.model_objects import model_key, sha256_hex  # noqa: F401 - re-exported (the CLI, tests)
 from model_runtime.runtime import Runtime
 from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
 
@@ -49,15 +49,6 @@ metrics = Metrics()
 ONNX = "onnx"
 SKOPS = "skops"
 SERVED_FORMATS = (ONNX, SKOPS)
-
-
-def model_key(tenant_id: str, sha256: str, model_format: str = ONNX) -> str:
-    """Content-addressed S3 key: a model version is never overwritten in place."""
-    return f"models/{tenant_id}/{sha256}.{model_format}"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class ServedModel(Protocol):
