@@ -567,11 +567,15 @@ class Traffic:
 
 
 def function_timeout(template: Mapping[str, Any]) -> float:
-    """The longest a function may run (Globals, or the longest of the functions' own): an answer
-    later than this is late whatever took the time."""
+    """The longest a function behind the API may run (Globals, or the longest of those functions'
+    own): an answer later than this is late whatever took the time. A function only events other
+    than the API's invoke (RegisterFunction: EventBridge) answers no client."""
     timeouts = [float(template.get("Globals", {}).get("Function", {}).get("Timeout", 3))]
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
+        events = (properties.get("Events") or {}).values()
+        if events and all(event.get("Type") != "Api" for event in events):
+            continue
         if resource.get("Type") == "AWS::Serverless::Function" and "Timeout" in properties:
             timeouts.append(float(properties["Timeout"]))
     return max(timeouts)

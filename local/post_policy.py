@@ -1,7 +1,7 @@
 """S3's checks of a browser-based upload (POST Object with a policy), in front of moto's server.
 
 moto 5.2 stores whatever a form POST sends: it checks neither the signature, nor the expiry, nor
-any condition of the policy (`moto/s3/responses.py`, `_bucket_response_post`). On AWS those
+any condition of the policy (moto's `s3.responses` module, `_bucket_response_post`). On AWS those
 checks are what keep a tenant admin's upload to one key, a size range and a few minutes
 (docs/tenant-admin.md). So the local stack's moto server sits behind `PostPolicyCheck`, which
 refuses a POST as S3 documents it does ("Authenticating Requests in Browser-Based Uploads Using
