@@ -39,7 +39,10 @@ def test_predict_cannot_list_the_model_bucket(template: dict[str, Any]) -> None:
     assert not {a for a in function_actions(template, "PredictFunction") if a.startswith("s3:")}
     role = template["Resources"]["TenantDataRole"]["Properties"]
     s3_actions = {
-        s["Action"] for p in role["Policies"] for s in p["PolicyDocument"]["Statement"] if s["Action"].startswith("s3:")
+        s["Action"]
+        for p in role["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Action"].startswith("s3:")
     }
     assert s3_actions == {"s3:GetObject"}
     decision = REPO_ROOT / "docs" / "decisions" / "0007-access-denied-is-a-missing-model.md"

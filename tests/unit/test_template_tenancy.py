@@ -111,7 +111,9 @@ def test_authorizer_can_only_read_mappings_and_public_keys(resources: dict[str, 
     function = resources["AuthorizerFunction"]["Properties"]
     assert function["CodeUri"] == "functions/authorizer/"
     statements = [s for policy in function["Policies"] for s in policy["Statement"]]
-    assert {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])} == {
+    assert {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    } == {
         "dynamodb:GetItem",
         "kms:GetPublicKey",
         "sts:AssumeRole",  # the tenant-data role, for the caller's tenant (test_template_isolation.py)
