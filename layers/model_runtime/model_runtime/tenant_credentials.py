@@ -73,10 +73,15 @@ class TenantCredentials:
         return cls(*values)  # type: ignore[arg-type] # all three are non-empty strings
 
 
+# How long a session may be handed out, at least, before it has too little left.
+HANDOUT_SECONDS: Final = 600
+
+
 def session_seconds(needed_validity: float) -> int:
-    """How long a session is asked for: the validity it must keep when handed out, plus as much
-    again (at least 600 s) during which it may be handed out; never under STS's minimum."""
-    return max(MIN_SESSION_SECONDS, int(needed_validity + max(needed_validity, 600)))
+    """How long a session is asked for: the validity it must keep when handed out, plus the time
+    during which it may be handed out; never under STS's minimum. The template's defaults
+    (authorizer TTL 60 s, predict 10 s): 900 s, handed out for 800 s."""
+    return max(MIN_SESSION_SECONDS, int(needed_validity + HANDOUT_SECONDS))
 
 
 class CredentialVendor:
