@@ -284,6 +284,8 @@ def write_sam_local_template() -> Path:
             (event.get("Properties") or {}).pop("Auth", None)
         if name == "PredictFunction":
             properties["Environment"]["Variables"].update(SAM_LOCAL_PREDICT_ENVIRONMENT)
+            # SAM CLI 1.170 takes any TenancyConfig mapping, an unresolved !If included, as on
+            properties.pop("TenancyConfig", None)
     SAM_LOCAL_TEMPLATE.write_text(yaml_dump(template))
     env_json = STACK_DIR / "env.json"
     if env_json.exists():
