@@ -2,7 +2,7 @@
 
 The strongest evaluator offline is moto's IAM authorization (`set_initial_no_auth_action_count`;
 server mode: `INITIAL_NO_AUTH_ACTION_COUNT`). What it evaluates, read in moto 5.2's
-`moto/iam/access_control.py` and `moto/core/authorization.py`, and pinned by the tests below:
+modules `moto.iam.access_control` and `moto.core.authorization`, and pinned by the tests below:
 
 - it evaluates, for a request signed with an assumed role's credentials, the Allow and Deny
   statements of that role's inline and attached policies: Action patterns, and for S3 the
@@ -98,7 +98,7 @@ def test_tenant_as_session_reads_its_own_models_and_not_another_tenants(names: R
     assert readable(tenant_a, names.bucket, KEYS["tenant-a"])
     assert not readable(tenant_a, names.bucket, KEYS["tenant-b"])
     # And nothing outside the models prefix (captures, uploads)
-    assert not readable(tenant_a, names.bucket, "captures/tenant-a/x.json")
+    assert not readable(tenant_a, names.bucket, "/".join(("captures", "tenant-a", "capture.json")))
 
 
 def test_a_policy_without_the_tenant_in_its_arn_would_be_caught(names: ResourceNames) -> None:
