@@ -318,12 +318,21 @@ def test_a_session_is_vended_for_the_tokens_tenant_tagged_with_it(isolated: Pred
     assert isolated.settings.tenant_data_role_arn.rpartition("/")[2] in arn
 
 
-def test_sts_failing_with_no_session_is_a_dependency_failure(
-    isolated: PredictRuntime, monkeypatch: pytest.MonkeyPatch
+def test_sts_failing_with_no_session_is_the_authorizers_dependency_failure(
+    isolated: PredictRuntime, monkeypatch: pytest.MonkeyPatch, logs: Logs
 ) -> None:
+    # Given tenant-a with an API key, and STS failing before any session was vended
+    isolated.table.update_tenant("tenant-a", TenantChange(api_key="key-of-tenant-a-0123456789"), 0)
+
     def down(**_: Any) -> Any:
         raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "AssumeRole")
 
     monkeypatch.setattr(isolated.sts, "assume_role", down)
-    with pytest.raises(ClientError):
-        vended(isolated, "tenant-a")
+    event = load_event("authorizer_alice", alice_token=token_for("alice", "tenant-a"))
+    # When the authorizer is asked about alice's request
+    with pytest.raises(Exception) as raised:
+        authorizer_app.lambda_handler(event, FakeLambdaContext())
+    # Then it is the dependency failure (API Gateway's AUTHORIZER_CONFIGURATION_ERROR: the
+    # template's 503), never a 401 or an Allow without a session
+    assert str(raised.value) == "Service Unavailable"
+    assert "'aws_operation': 'AssumeRole'" in logs.read()  # the operator's line names the call
