@@ -23,16 +23,33 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from model_runtime.deadlines import CLIENT_CONFIG
 from model_runtime.table import Table
 from model_runtime.ttl_cache import TtlCache
 
 if TYPE_CHECKING:
+    import botocore.session
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
 
-    from model_runtime.runtime import Runtime
+    from model_runtime.deadlines import Deadline
+    from model_runtime.settings import Settings
+
+
+class Container(Protocol):
+    """What the vendor and the clients need of a container's state (`runtime.Runtime`, which
+    imports this module: a protocol, not an import)."""
+
+    settings: Settings
+    deadline: Deadline
+
+    @property
+    def sts(self) -> STSClient: ...
+
+    @property
+    def botocore_session(self) -> botocore.session.Session: ...
 
 # The authorizer context's keys (API Gateway passes string values through unchanged).
 ACCESS_KEY_ID: Final = "tenant_access_key_id"
@@ -95,7 +112,7 @@ class CredentialVendor:
     `CLOCK_MARGIN_SECONDS`.
     """
 
-    def __init__(self, runtime: Runtime, role_arn: str, needed_validity: float) -> None:
+    def __init__(self, runtime: Container, role_arn: str, needed_validity: float) -> None:
         self._runtime = runtime
         self._role_arn = role_arn
         self.duration = session_seconds(needed_validity)
@@ -140,7 +157,7 @@ class TenantDataClients:
     seen before creates no client (about 15 ms each). In per-tenant mode an environment sees one
     tenant, so one or two sessions (a refresh) at a time."""
 
-    def __init__(self, runtime: Runtime, max_entries: int = 8) -> None:
+    def __init__(self, runtime: Container, max_entries: int = 8) -> None:
         self._runtime = runtime
         self._max_entries = max_entries
         self._clients: OrderedDict[str, TenantData] = OrderedDict()
