@@ -39,7 +39,7 @@ from model_runtime.errors import BadRequest, Forbidden, ModelUnavailable
 from model_runtime.runtime import Runtime
 from model_runtime.settings import AUTHORIZER, PER_TENANT, Settings
 from model_runtime.table import CLASSIFICATION, REGRESSION, Table, Tenant
-from model_runtime.tenant_credentials import TenantData, TenantDataClients
+from model_runtime.tenant_credentials import ForeignSession, TenantData, TenantDataClients
 
 from model_serving.run_budget import run_session
 
@@ -382,7 +382,10 @@ class PredictRuntime(Runtime):
             _refuse_invocation("tenant_environment_mismatch", "invocation is not for the token's tenant")
         if self.vended_credentials:
             vouched = authorizer.get("tenant_id") == tenant_id
-            data = self.tenant_clients.for_context(authorizer) if vouched else None
+            try:
+                data = self.tenant_clients.for_context(authorizer, tenant_id) if vouched else None
+            except ForeignSession:
+                _refuse_invocation("tenant_credentials_foreign", "credentials vended for another tenant")
             if data is None:
                 _refuse_invocation(
                     "tenant_credentials_missing", "no credentials vended for the token's tenant"
