@@ -2,7 +2,8 @@
 
 The strongest evaluator offline is moto's IAM authorization (`set_initial_no_auth_action_count`;
 server mode: `INITIAL_NO_AUTH_ACTION_COUNT`). What it evaluates, read in moto 5.2's
-modules `moto.iam.access_control` and `moto.core.authorization`, and pinned by the tests below:
+modules `moto.iam.access_control` and `moto.core.authorization` (the tests below pin the
+S3 evaluation, the unsubstituted variable and DynamoDB's Resource `*`):
 
 - it evaluates, for a request signed with an assumed role's credentials, the Allow and Deny
   statements of that role's inline and attached policies: Action patterns, and for S3 the
