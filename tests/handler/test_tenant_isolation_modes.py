@@ -24,6 +24,7 @@ from model_serving.models import PredictRuntime
 from functions.authorizer import app as authorizer_app
 from functions.predict import app as predict_app
 from functions.predict.app import lambda_handler
+from local.sam_local import SAM_LOCAL_PREDICT_ENVIRONMENT
 from tests.support import FakeLambdaContext, Stack, assert_problem, load_event, token_for, use_runtime
 
 
@@ -271,6 +272,23 @@ def test_shared_mode_serves_invocations_without_a_tenant_id_still_with_vended_cr
         ]
         == 403
     )
+
+
+def test_under_sam_local_predict_serves_without_an_authorizer_with_its_own_credentials(
+    demo: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given predict configured as `make sam-local` runs it (no authorizer there: nothing vends a
+    # session nor names the invocation's tenant)
+    for name, value in SAM_LOCAL_PREDICT_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    runtime = use_runtime(monkeypatch=monkeypatch)
+    # When alice's request comes with no authorizer context and no tenant id
+    event = load_event("predict_alice", alice_token=token_for("alice", "tenant-a"))
+    response = lambda_handler(event, TenantContext())
+    # Then her own model answers, read with predict's own credentials (on AWS its role reads no
+    # tenant data, so this setting would fail closed there)
+    assert response["statusCode"] == 200, response["body"]
+    assert len(runtime.tenant_clients) == 0
 
 
 # --- credentials never in a log or an answer -------------------------------------------------------
