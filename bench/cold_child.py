@@ -52,6 +52,7 @@ class Context:
     memory_limit_in_mb = 1024
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-cold"
     aws_request_id = "00000000-0000-4000-8000-000000000000"
+    tenant_id = "tenant-a"  # Lambda's, in tenant isolation mode (the template's default)
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
@@ -119,13 +120,26 @@ def setup(kind: str) -> dict[str, Any]:
         "type": "REQUEST",
         "methodArn": "arn:aws:execute-api:us-east-1:123456789012:1234567890/live/POST/api/v1/predict",
     }
+    # What the authorizer hands predict: the tenant and its tenant-data session (template.yaml)
+    vended = session.client("sts").assume_role(
+        RoleArn=names.tenant_data_role_arn,
+        RoleSessionName="tenant-tenant-a",
+        Tags=[{"Key": "tenant_id", "Value": "tenant-a"}],
+    )["Credentials"]
+    served_event = predict_event(token, json.dumps({"instances": [row]}))
+    served_event["requestContext"]["authorizer"] = {
+        "tenant_id": "tenant-a",
+        "tenant_access_key_id": vended["AccessKeyId"],
+        "tenant_secret_access_key": vended["SecretAccessKey"],
+        "tenant_session_token": vended["SessionToken"],
+    }
     return {
         "authorizer_event": authorizer_event,
         "token": token,
         "public_key_der": public_key_der,
         "audience": os.environ["TOKEN_AUDIENCE"],
         "issuer": os.environ["TOKEN_ISSUER"],
-        "predict_event": predict_event(token, json.dumps({"instances": [row]})),
+        "predict_event": served_event,
         "login_event": login_event("alice", os.environ["BENCH_PASSWORD"]),
         "row": row,
         "model_path": str(MODELS_DIR / model_file),

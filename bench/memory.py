@@ -111,6 +111,7 @@ def _peak_rss() -> int:
 
 def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
     from bench.stack import (  # noqa: PLC0415
+        authorized,
         instances_body,
         moto_stack,
         predict_event,
@@ -134,7 +135,7 @@ def child(tenants: int, model_bytes: int, cache_models: int) -> dict[str, Any]:
         for i in range(tenants):
             tenant_id = f"tenant-{i:03d}"
             put_model(runtime(), tenant_id, data, 1000, new_tenant=True, filename="forest.onnx")
-            events.append(predict_event(token_for(f"user{i}", tenant_id), body))
+            events.append(authorized(predict_event(token_for(f"user{i}", tenant_id), body), tenant_id))
         with quiet_stdout():
             for _ in range(5):
                 assert lambda_handler(events[0], context)["statusCode"] == 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -485,7 +485,7 @@ def write_tenancy_chart(tenancy: TenancyReport, path: Path) -> bool:
         return False
 
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    panels = (
+    panels: tuple[tuple[str, Callable[[Outcome], float]], ...] = (
         ("cold starts + cache misses per million", _fetches_per_million),
         ("added p99 latency, ms", lambda o: o.added_p99_ms),
         ("GB-seconds per million requests", lambda o: o.gb_s_per_million),

@@ -24,6 +24,7 @@ import numpy as np
 from bench import peers
 from bench.stack import (
     DEMO_TENANTS,
+    authorized,
     clear_mapping_caches,
     instances_body,
     model_path,
@@ -116,7 +117,7 @@ def run_warm(plan: Plan) -> list[WarmRow]:
                 token = token_for(username, tenant_id)
                 rows = sample_rows(model_file, batch)
                 array = np.asarray(rows, dtype=np.float64)
-                event = predict_event(token, instances_body(rows))
+                event = authorized(predict_event(token, instances_body(rows)), tenant_id)
                 expected = model.predict(array).tolist()
                 calls: dict[str, Callable[[], Any]] = {
                     "bare": partial(model.predict, array),
@@ -229,7 +230,9 @@ def run_rejections(plan: Plan) -> list[RejectionRow]:
         username, _, tenant_id, _ = DEMO_TENANTS["A"]
         token = token_for(username, tenant_id)
         bodies = rejection_bodies(runtime().settings.max_body_bytes, 1000)
-        events = {case: predict_event(token, body) for case, (_, _, body) in bodies.items()}
+        events = {
+            case: authorized(predict_event(token, body), tenant_id) for case, (_, _, body) in bodies.items()
+        }
         with quiet_stdout():
             for case, (_, status, _) in bodies.items():
                 response = lambda_handler(events[case], context)
@@ -275,7 +278,10 @@ def profile_warm(calls: int = 5000, top: int = 15) -> str:
     with moto_stack():
         onboard_demo_tenants()
         username, _, tenant_id, model_file = DEMO_TENANTS["A"]
-        event = predict_event(token_for(username, tenant_id), instances_body(sample_rows(model_file, 1)))
+        event = authorized(
+            predict_event(token_for(username, tenant_id), instances_body(sample_rows(model_file, 1))),
+            tenant_id,
+        )
         profiler = cProfile.Profile()
         with quiet_stdout():
             for _ in range(50):
@@ -315,7 +321,7 @@ def breakdown_warm(iterations: int = 2000) -> list[Step]:
         onboard_demo_tenants()
         username, _, tenant_id, model_file = DEMO_TENANTS["A"]
         token = token_for(username, tenant_id)
-        event = predict_event(token, instances_body(sample_rows(model_file, 1)))
+        event = authorized(predict_event(token, instances_body(sample_rows(model_file, 1))), tenant_id)
         peers.init_singleton(model_path("A"))
         with quiet_stdout():
             lambda_handler(event, context)

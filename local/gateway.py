@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -75,6 +76,7 @@ __all__ = [
     "InProcessRunner",
     "LambdaContext",
     "LazyHandler",
+    "PerTenantHandler",
     "build_gateway",
     "gateway_responses_from_template",
     "handlers_from_template",
@@ -200,6 +202,11 @@ class InProcessRunner:
         if handler is None:
             raise FunctionNotFound(f"Unable to find a Function with name '{function_identifier}'")
         config = self._configs.get(function_identifier, FunctionConfig(function_identifier))
+        payload = json.loads(event) if isinstance(event, (str, bytes)) else dict(event)
+        # SAM passes the client's own X-Amz-Tenant-Id header here; API Gateway never makes a client
+        # header an invocation header: the template maps the invocation's tenant id from the
+        # authorizer's context alone (`TENANT_ID_SOURCE`), and only for a tenant-isolated function.
+        tenant_id = invocation_tenant_id(payload) if config.multi_tenant else None
         # Same checks as LocalLambdaRunner.get_function (SAM answers 400 either way).
         if config.multi_tenant and not tenant_id:
             raise TenantIdValidationError(
@@ -212,7 +219,9 @@ class InProcessRunner:
                 "Remove the tenant ID from your request and try again."
             )
 
-        payload = json.loads(event) if isinstance(event, (str, bytes)) else dict(event)
+        if isinstance(handler, PerTenantHandler):
+            assert tenant_id is not None  # checked above: a tenant-isolated function needs one
+            handler = handler.for_tenant(tenant_id)
         _stamp_receipt(payload)
         context = LambdaContext.for_function(config, tenant_id)
         lock = self._locks.get(function_identifier)
@@ -298,6 +307,54 @@ class LazyHandler:
         return self.load()(event, context)
 
 
+# Where the template maps a tenant-isolated invocation's tenant id from (predict's integration
+# request, `integration.request.header.X-Amz-Tenant-Id`): the authorizer's verified tenant.
+TENANT_ID_SOURCE = "context.authorizer.tenant_id"
+
+
+def invocation_tenant_id(event: Mapping[str, Any]) -> str | None:
+    """The tenant id API Gateway gives the invocation: `TENANT_ID_SOURCE`, read from the event."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    value = authorizer.get(TENANT_ID_SOURCE.rpartition(".")[2]) if isinstance(authorizer, Mapping) else None
+    return value if isinstance(value, str) and value else None
+
+
+class PerTenantHandler:
+    """A tenant-isolated function: one execution environment per tenant id, never shared, as Lambda
+    runs a function with `TenancyConfig: PER_TENANT`. A tenant's first invocation imports the
+    handler's module afresh under a name of its own (`<module>[<tenant id>]`), so its module state
+    (predict's `runtime`: settings, clients, mapping and model caches) is that tenant's alone;
+    `environment` is set while it is imported (Powertools reads its settings then)."""
+
+    def __init__(self, handler: LazyHandler, environment: Mapping[str, str] | None = None) -> None:
+        self.handler = handler
+        self.environment = dict(environment or {})
+        self.environments: dict[str, Handler] = {}  # by tenant id
+        self._lock = threading.Lock()
+
+    def for_tenant(self, tenant_id: str) -> Handler:
+        with self._lock:
+            found = self.environments.get(tenant_id)
+            if found is None:
+                module = f"{self.handler.module}[{tenant_id}]"
+                found = LazyHandler(module, self.handler.attr, self.handler.path)
+                previous = {name: os.environ.get(name) for name in self.environment}
+                os.environ.update(self.environment)
+                try:
+                    found.load()
+                finally:
+                    for name, value in previous.items():
+                        if value is None:
+                            os.environ.pop(name, None)
+                        else:
+                            os.environ[name] = value
+                self.environments[tenant_id] = found
+            return found
+
+    def __call__(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        return self.for_tenant(str(context.tenant_id))(event, context)
+
+
 def _stacks(template_path: str, parameter_overrides: Mapping[str, str] | None = None) -> list[Stack]:
     # samtranslator's validator emits dozens of DeprecationWarnings per template load
     with warnings.catch_warnings():
@@ -354,16 +411,45 @@ def _lazy_handlers(functions: list[Function], template_path: str) -> dict[str, L
     return handlers
 
 
-def _configs(functions: list[Function]) -> dict[str, FunctionConfig]:
+def _configs(functions: list[Function], stacks: list[Stack] | None = None) -> dict[str, FunctionConfig]:
     return {
         f.name: FunctionConfig(
             function_name=f.functionname or f.name,
             memory_mb=int(f.memory or 128),
             timeout_s=float(f.timeout or 3),
-            multi_tenant=isinstance(f.tenancy_config, dict),
+            multi_tenant=_tenant_isolated(f.tenancy_config, stacks or []),
         )
         for f in functions
     }
+
+
+def _tenant_isolated(tenancy: Any, stacks: list[Stack]) -> bool:
+    """Whether a function's TenancyConfig, as CloudFormation resolves it, is PER_TENANT. SAM's
+    providers leave a `!If` in it unresolved; its condition is resolved here, as long as it is a
+    `!Equals` of a parameter and a literal (the template's `PerTenant`)."""
+    if isinstance(tenancy, Mapping) and set(tenancy) == {"Fn::If"}:
+        condition, when_true, when_false = tenancy["Fn::If"]
+        tenancy = when_true if _condition(condition, stacks) else when_false
+    return isinstance(tenancy, Mapping) and tenancy.get("TenantIsolationMode") == "PER_TENANT"
+
+
+def _operand(operand: Any, stack: Stack, condition: str) -> Any:
+    """A literal, or a parameter's value (the override given, else its Default)."""
+    parameters = stack.template_dict.get("Parameters") or {}
+    if isinstance(operand, Mapping) and set(operand) == {"Ref"} and operand["Ref"] in parameters:
+        return (stack.parameters or {}).get(operand["Ref"], parameters[operand["Ref"]].get("Default"))
+    if isinstance(operand, Mapping):
+        raise ValueError(f"condition {condition}: cannot resolve {dict(operand)!r} locally")
+    return operand
+
+
+def _condition(name: str, stacks: list[Stack]) -> bool:
+    for stack in stacks:
+        spec = (stack.template_dict.get("Conditions") or {}).get(name)
+        if spec is not None:
+            left, right = spec["Fn::Equals"]
+            return bool(_operand(left, stack, name) == _operand(right, stack, name))
+    raise ValueError(f"no condition {name} in the template")
 
 
 # --- API Gateway's own answers, from the template's GatewayResponses ----------------------------
@@ -660,11 +746,15 @@ def build_gateway(
     port: int = 3000,
     *,
     parameter_overrides: Mapping[str, str] | None = None,
+    environments: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Gateway:
     """Discover `template_path`'s API routes with SAM's providers and bind SAM's local API Gateway.
 
     `handlers` maps each function's logical id (or its FunctionName) to a callable; by default,
     `handlers_from_template(template_path)`. `port=0` picks a free port (see `Gateway.port`).
+    A tenant-isolated function's `LazyHandler` runs one environment per tenant (`PerTenantHandler`),
+    its module imported with `environments[logical id]` set; a plain callable (a test's stand-in)
+    serves every tenant.
     The socket is bound here; call `start()` or `start_in_thread()` to serve.
     """
     stacks = _stacks(template_path, parameter_overrides)
@@ -686,10 +776,14 @@ def build_gateway(
     if missing:
         raise ValueError(f"no handler for function(s) {missing} that serve routes in {template_path}")
 
+    configs = _configs(functions, stacks)
+    for name, handler in by_logical_id.items():
+        if configs[name].multi_tenant and isinstance(handler, LazyHandler):
+            by_logical_id[name] = PerTenantHandler(handler, (environments or {}).get(name))
     # Concurrent, not serialized: the handlers keep each request's deadline per thread
     # (model_runtime/deadlines.py) and share their warm caches, whose refresh of a key is made by
     # one request while the others get its last known good value (docs/fault-drill.md).
-    runner = InProcessRunner(by_logical_id, _configs(functions), serialize=False)
+    runner = InProcessRunner(by_logical_id, configs, serialize=False)
     # stderr=None: the runner then logs to whatever sys.stderr is at call time (pytest-friendly).
     # The runner is duck-typed: samcli only calls is_debugging() and invoke() on it.
     service = LocalApigwService(api=api, lambda_runner=runner, host=host, port=port, stderr=None)
@@ -697,7 +791,6 @@ def build_gateway(
     # predict's history lines to the history writer, as the template's subscription filter does
     subscribed = [s for s in subscriptions_from_template(template_path) if s.destination in by_logical_id]
     if subscribed:
-        configs = _configs(functions)
         context = lambda name: LambdaContext.for_function(configs.get(name, FunctionConfig(name)))  # noqa: E731
         runner.subscriptions = LogSubscriptions(subscribed, invoker(by_logical_id, context))
         gateway.subscriptions = runner.subscriptions

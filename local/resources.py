@@ -10,6 +10,7 @@ it to its in-process handlers and writes it as an env-vars file for `sam local s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import uuid
 from collections.abc import Mapping
@@ -22,6 +23,9 @@ import boto3
 from samcli.yamlhelper import yaml_parse
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+# moto's account and the region the local stack and the tests use.
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
 
 
 # The tag the functions' IAM policies match to find the operator's signing keys.
@@ -32,6 +36,7 @@ class ResourceNames:
     key_id: str
     activity_table: str = ""
     cursor_key_id: str = ""
+    tenant_data_role_arn: str = ""
 
     def physical_ids(self) -> dict[str, str]:
         """What `!Ref` of each stateful resource's logical id returns."""
@@ -93,7 +98,67 @@ def create_resources_from_template(
         Tags=[{"TagKey": tag["Key"], "TagValue": prefix} for tag in key["Tags"]],
     )["KeyMetadata"]["KeyId"]
     activity_table, cursor_key_id = _create_history_resources(session, prefix, resources)
-    return ResourceNames(table_name, bucket, key_id, activity_table, cursor_key_id)
+    names = ResourceNames(table_name, bucket, key_id, activity_table, cursor_key_id)
+    role_arn = _create_tenant_data_role(session, prefix, resources["TenantDataRole"]["Properties"], names)
+    return dataclasses.replace(names, tenant_data_role_arn=role_arn)
+
+
+def tenant_data_policy(names: ResourceNames, template: Path = TEMPLATE) -> dict[str, Any]:
+    """The TenantDataRole's policy with this stack's table and bucket ARNs; its IAM policy
+    variables (`${aws:PrincipalTag/tenant_id}`) stay as IAM evaluates them, per session."""
+    (policy,) = template_resources(template)["TenantDataRole"]["Properties"]["Policies"]
+    arns = {
+        "InferenceTable.Arn": f"arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT}:table/{names.table_name}",
+        "ModelBucket.Arn": f"arn:aws:s3:::{names.bucket}",
+    }
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolved(item) for item in value]
+        if not isinstance(value, Mapping):
+            return value
+        if set(value) == {"Fn::GetAtt"}:
+            return arns[".".join(value["Fn::GetAtt"])]
+        if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text: str = value["Fn::Sub"]
+            for name, arn in arns.items():
+                text = text.replace("${" + name + "}", arn)
+            return text.replace("${!", "${")  # Sub's escape for a literal ${...}
+        return {key: resolved(item) for key, item in value.items()}
+
+    document: dict[str, Any] = resolved(policy["PolicyDocument"])
+    return document
+
+
+def _create_tenant_data_role(
+    session: boto3.session.Session, prefix: str, role: Mapping[str, Any], names: ResourceNames
+) -> str:
+    """The role the authorizer assumes per tenant, with the template's policy. Its trust policy
+    names the authorizer's role, which exists only in CloudFormation: here the account stands in."""
+    iam = session.client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{LOCAL_ACCOUNT}:root"},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+    name = f"{prefix}-tenant-data-{uuid.uuid4().hex[:8]}"
+    arn: str = iam.create_role(
+        RoleName=name,
+        Path=f"/{prefix}/tenant-data/",
+        AssumeRolePolicyDocument=json.dumps(trust),
+        MaxSessionDuration=int(role["MaxSessionDuration"]),
+    )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName=name,
+        PolicyName=role["Policies"][0]["PolicyName"],
+        PolicyDocument=json.dumps(tenant_data_policy(names)),
+    )
+    return arn
 
 
 def _create_table(session: boto3.session.Session, name: str, table: Mapping[str, Any]) -> str:
@@ -215,6 +280,8 @@ def function_environments(
     refs |= names.physical_ids() | {"AWS::StackName": stack_name, "AWS::Region": region}
 
     def resolve(variable: str, value: Any) -> str:
+        if isinstance(value, Mapping) and value.get("Fn::GetAtt") == ["TenantDataRole", "Arn"]:
+            return names.tenant_data_role_arn
         if isinstance(value, Mapping):
             ref = value.get("Ref") if len(value) == 1 else None
             if not isinstance(ref, str) or ref not in refs:

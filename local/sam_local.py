@@ -256,6 +256,13 @@ def answers(url: str) -> bool:
         return False
 
 
+# What stands in for the authorizer's part in tenant isolation under `sam local`, where no
+# authorizer runs: predict in shared mode (SAM CLI would take a tenant-isolated invocation's tenant
+# id from the client's own X-Amz-Tenant-Id header, which API Gateway never does), reading tenant
+# data with its own credentials (the stack's moto credentials; on AWS its role reads none).
+SAM_LOCAL_PREDICT_ENVIRONMENT = {"TENANT_ISOLATION": "shared", "TENANT_DATA_CREDENTIALS": "function"}
+
+
 def write_sam_local_template() -> Path:
     """The built template without the API's Lambda authorizer, for `sam local` only.
 
@@ -264,15 +271,27 @@ def write_sam_local_template() -> Path:
     token itself (defence in depth), so without the authorizer a bad token still gets predict's
     own 401; usage plans, which the authorizer feeds, are not enforced locally anyway. The
     in-process stack (`make serve`) keeps the authorizer: local/gateway.py maps its refusals.
+    Without the authorizer no credentials are vended and no tenant id is mapped: predict runs as
+    `SAM_LOCAL_PREDICT_ENVIRONMENT` says, in the template and in env.json (which overrides it).
     """
     template = yaml_parse(BUILT_TEMPLATE.read_text())
-    for resource in template["Resources"].values():
+    template["Parameters"]["TenantIsolation"]["Default"] = SAM_LOCAL_PREDICT_ENVIRONMENT["TENANT_ISOLATION"]
+    for name, resource in template["Resources"].items():
         properties = resource.get("Properties") or {}
         if resource.get("Type") == "AWS::Serverless::Api":
             properties.pop("Auth", None)
         for event in (properties.get("Events") or {}).values():
             (event.get("Properties") or {}).pop("Auth", None)
+        if name == "PredictFunction":
+            properties["Environment"]["Variables"].update(SAM_LOCAL_PREDICT_ENVIRONMENT)
+            # SAM CLI 1.170 takes any TenancyConfig mapping, an unresolved !If included, as on
+            properties.pop("TenancyConfig", None)
     SAM_LOCAL_TEMPLATE.write_text(yaml_dump(template))
+    env_json = STACK_DIR / "env.json"
+    if env_json.exists():
+        environments = json.loads(env_json.read_text())
+        environments.get("PredictFunction", {}).update(SAM_LOCAL_PREDICT_ENVIRONMENT)
+        env_json.write_text(json.dumps(environments, indent=2, sort_keys=True) + "\n")
     return SAM_LOCAL_TEMPLATE
 
 
@@ -389,7 +408,7 @@ def invoke_each_function(image: str, timings: Timings) -> None:
         argv: list[str | Path] = [
             SAM, "local", "invoke", function,
             "--event", STACK_DIR / "events" / event,
-            "--template", BUILT_TEMPLATE,
+            "--template", write_sam_local_template(),
             "--env-vars", STACK_DIR / "env.json",
             "--invoke-image", image,
             "--skip-pull-image",

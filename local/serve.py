@@ -252,7 +252,7 @@ class LocalStack:
             )
             if self.env_file is not None:
                 self._write_env_files(environments)
-            handlers = self._load_functions(environments)
+            handlers, loaded_with = self._load_functions(environments)
             self._onboard_demo_tenants()
             self._deliver_uploads(handlers)
             if not self.serve_api:
@@ -263,6 +263,7 @@ class LocalStack:
                 host=HOST,
                 port=self.port,
                 parameter_overrides=self.parameter_overrides,
+                environments=loaded_with,
             )
             serve_openapi(gateway)
             self.gateway = gateway.start_in_thread()
@@ -296,8 +297,12 @@ class LocalStack:
             "# the local stack's moto server (make serve)\n" + "\n".join(lines) + "\n"
         )
 
-    def _load_functions(self, environments: dict[str, dict[str, str]]) -> dict[str, Handler]:
-        """Import each function's handler with its own environment, as its container would.
+    def _load_functions(
+        self, environments: dict[str, dict[str, str]]
+    ) -> tuple[dict[str, Handler], dict[str, dict[str, str]]]:
+        """Import each function's handler with its own environment, as its container would; returns
+        the handlers and the environment each was imported with (a tenant-isolated function's
+        module is imported again with it for each tenant: local/gateway.py `PerTenantHandler`).
 
         They share one process, so `os.environ` ends up holding every function's variables: the
         template gives them no conflicting values except POWERTOOLS_SERVICE_NAME, which Powertools
@@ -305,14 +310,16 @@ class LocalStack:
         also means the first request does not wait for scikit-learn.
         """
         handlers = handlers_from_template(str(self.template))
+        loaded_with: dict[str, dict[str, str]] = {}
         for function, handler in handlers.items():
             # AWS_* (endpoint, credentials, region) belong to the stack: use_endpoint set them.
             template_env = {
                 k: v for k, v in environments.get(function, {}).items() if not k.startswith("AWS_")
             }
-            os.environ.update(template_env | self.function_env)
+            loaded_with[function] = template_env | self.function_env
+            os.environ.update(loaded_with[function])
             handler.load()
-        return dict(handlers)
+        return dict(handlers), loaded_with
 
     def _onboard_demo_tenants(self) -> None:
         # Imported here, not at the top: only the demo onboarding needs the CLI (and scikit-learn).

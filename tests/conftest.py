@@ -26,6 +26,7 @@ os.environ.setdefault("SIGNING_KEY_ID", "set-by-the-stack-fixture")
 os.environ.setdefault("ACTIVITY_TABLE_NAME", "set-by-the-stack-fixture")
 os.environ.setdefault("CURSOR_KEY_ID", "set-by-the-stack-fixture")
 os.environ.setdefault("CAPTURE_BUCKET", "set-by-the-stack-fixture")
+os.environ.setdefault("TENANT_DATA_ROLE_ARN", "set-by-the-stack-fixture")
 
 import argon2
 import moto.kms.utils
@@ -146,6 +147,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("ACTIVITY_TABLE_NAME", names.activity_table)
         monkeypatch.setenv("CURSOR_KEY_ID", names.cursor_key_id)
         monkeypatch.setenv("CAPTURE_BUCKET", names.bucket)
+        monkeypatch.setenv("TENANT_DATA_ROLE_ARN", names.tenant_data_role_arn)
         use_runtime(monkeypatch=monkeypatch)
         yield Stack(names.table_name, names.bucket, names.key_id)
 

@@ -14,7 +14,10 @@ usage plan before any function runs, while clients send only their bearer token.
   "Unauthorized", which API Gateway answers with its AUTHORIZER_CONFIGURATION_ERROR gateway
   response: template.yaml makes it the 503 with Retry-After that predict gives for the same fault.
 - Otherwise an Allow policy for the tenant routes of this stage, the tenant id in the context
-  (predict checks it against the token it verifies again), and the tenant's API key.
+  (predict checks it against the token it verifies again; in per-tenant mode API Gateway also
+  names the invocation's tenant from it), credentials that reach that tenant's data alone
+  (model_runtime/tenant_credentials.py; never logged), and the tenant's API key. STS failing is
+  a dependency failure like DynamoDB's: the 503 above, after the last session still valid.
 
 API Gateway caches the answer per Authorization header for at most `MappingTtlSeconds`
 (template.yaml), so a revocation or a tier change reaches the gateway as soon as the functions.
@@ -38,12 +41,13 @@ from model_runtime.errors import Forbidden, Unauthorized
 from model_runtime.http import header
 from model_runtime.runtime import Runtime, end_init
 from model_runtime.settings import require_settings
+from model_runtime.tenant_credentials import TenantCredentials
 from model_runtime.tokens import Claims, bearer_token
 
 logger = Logger()
 metrics = Metrics()
 # This container's state, built at init; a missing setting fails the init, naming the variable.
-runtime = Runtime(require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID"))
+runtime = Runtime(require_settings(logger, "TABLE_NAME", "SIGNING_KEY_ID", "TENANT_DATA_ROLE_ARN"))
 
 # The routes this authorizer guards, as the tail of an execute-api ARN (see `allowed_resource`).
 TENANT_ROUTES = "*/api/v1/*"
@@ -92,6 +96,11 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     try:
         claims: Claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
         tenant = resolve_tenant(runtime, claims)
+        credentials: TenantCredentials | None = (
+            runtime.tenant_credentials.for_tenant(tenant.tenant_id)
+            if tenant.api_key
+            else None  # no key: denied
+        )
     except Unauthorized:
         metrics.add_metric(name="AuthorizerUnauthorized", unit=MetricUnit.Count, value=1)
         raise Unauthenticated() from None
@@ -102,7 +111,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
         logger.warning("dependency failed", extra=describe_failure(error))
         metrics.add_metric(name="AuthorizerDependencyFailure", unit=MetricUnit.Count, value=1)
         raise AuthorizerUnavailable() from None
-    if not tenant.api_key:
+    if not tenant.api_key or credentials is None:
         # Without a key API Gateway cannot meter the tenant: refused, never served unmetered.
         logger.warning("tenant has no API key", extra={"tenant_id": tenant.tenant_id})
         metrics.add_metric(name="AuthorizerTenantWithoutKey", unit=MetricUnit.Count, value=1)
@@ -110,7 +119,7 @@ def authorize(event: dict[str, Any]) -> dict[str, Any]:
     metrics.add_metric(name="AuthorizerAllowed", unit=MetricUnit.Count, value=1)
     return {
         **policy(claims.subject, "Allow", resource),
-        "context": {"tenant_id": tenant.tenant_id},
+        "context": {"tenant_id": tenant.tenant_id, **credentials.to_context()},
         "usageIdentifierKey": tenant.api_key,
     }
 

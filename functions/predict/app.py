@@ -59,6 +59,9 @@ def caller_tenant(event: Event) -> Tenant:
     if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
         logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
         raise Unauthorized()
+    # Before any mapping or model is read: this invocation runs for the token's tenant, and its
+    # data is read with the credentials vended for that tenant alone (model_serving/models.py).
+    runtime.admit(claims.tenant_id, authorizer)
     tenant = resolve_tenant(runtime, claims)
     logger.append_keys(tenant_id=tenant.tenant_id)
     return tenant
@@ -136,6 +139,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         cold_start = False
         metrics.provider.add_cold_start_metric(context)  # ColdStart, by function_name and service
     runtime.deadline.begin(context, event)  # every AWS call of this request fits in its time left
+    runtime.begin(getattr(context, "tenant_id", None))  # Lambda's tenant id (tenant isolation mode)
     # API Gateway's id of the request (its access log's requestId); Lambda's own when invoked directly
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     tenant_metrics.start(request_id)

@@ -86,9 +86,8 @@ def test_tenant_in_the_path_is_not_a_route(
     assert b"predictions" not in reply.body and b"n_features" not in reply.body
 
 
-# {tid}, {user} and {version} are tenant 2's. Not X-Amz-Tenant-Id: SAM's local gateway takes it as
-# Lambda's tenant-isolation id and answers 400 itself for a function without TenancyConfig, where
-# API Gateway passes it on like any other header.
+# {tid}, {user} and {version} are tenant 2's. X-Amz-Tenant-Id, the header Lambda's tenant isolation
+# reads, has a test of its own (below): `sam local start-api` answers it with its own 400.
 SPOOFING_HEADERS: dict[str, dict[str, str]] = {
     "x-tenant-id": {"X-Tenant-Id": "{tid}"},
     "x-model-id": {"X-Model-Id": "{version}"},
@@ -178,3 +177,34 @@ def test_disabled_and_unmapped_tenants_get_the_same_403(api: Api, orphans: dict[
     statuses = {reply.status for pair in replies.values() for reply in pair}
     assert statuses == {403}
     assert len(bodies) == 1, bodies
+
+
+@pytest.mark.parametrize("route", [("POST", PREDICT), ("GET", MODEL)])
+def test_a_clients_own_x_amz_tenant_id_header_changes_nothing(
+    api: Api, caller_a: Caller, caller_b: Caller, route: tuple[str, str]
+) -> None:
+    # Given alice's token and the header Lambda's tenant isolation reads, naming bob's tenant
+    method, path = route
+    body = {"instances": caller_a.rows()} if method == "POST" else None
+    claimed = {"X-Amz-Tenant-Id": caller_b.claims["tid"]}
+    reply = api.request(
+        method, path, body, token=caller_a.token, headers=claimed, check_headers=not RUNNING_STACK_URL
+    )
+    if RUNNING_STACK_URL:
+        # `sam local start-api` (no TenancyConfig there) answers a client's X-Amz-Tenant-Id with
+        # its own 400 before any function runs: nothing of either tenant is reached
+        assert reply.status == 400 and b"predictions" not in reply.body and b"n_features" not in reply.body
+        return
+    # Then alice is answered by her own model, or card: API Gateway names the invocation's tenant
+    # from the authorizer's verified tenant alone (template.yaml), and predict checks it is the
+    # token's before it reads any mapping or model (decision 0017)
+    if method == "POST":
+        assert_answered_by_own_model(reply, caller_a)
+    else:
+        assert reply.status == 200 and reply.json() == caller_a.card
+    # And bob, claiming alice's tenant, is answered by his
+    reply = api.request(
+        "POST", PREDICT, {"instances": caller_b.rows()}, token=caller_b.token,
+        headers={"X-Amz-Tenant-Id": caller_a.claims["tid"]},
+    )  # fmt: skip
+    assert_answered_by_own_model(reply, caller_b)

@@ -17,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+from model_runtime.tenant_credentials import TenantCredentials
 
 from functions.authorizer import app as authorizer_app
 from functions.predict import app as predict_app
@@ -104,7 +105,8 @@ def test_valid_token_is_allowed_with_the_tenants_key_and_id(keyed: dict[str, str
     (statement,) = result["policyDocument"]["Statement"]
     assert statement == {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": ALLOWED}
     # And it names the tenant for predict, and the key that meters it on its usage plan
-    assert result["context"] == {"tenant_id": "tenant-a"}
+    assert result["context"]["tenant_id"] == "tenant-a"  # and its data's credentials: see below
+    assert set(result["context"]) == {"tenant_id", *TenantCredentials("", "", "").to_context()}
     assert result["usageIdentifierKey"] == tenant.api_key
     key = next(
         k for k in apigateway().get_api_keys(includeValues=True)["items"] if k["value"] == tenant.api_key
@@ -114,7 +116,8 @@ def test_valid_token_is_allowed_with_the_tenants_key_and_id(keyed: dict[str, str
 
 def test_a_machine_clients_token_is_allowed_for_its_tenant(keyed: dict[str, str]) -> None:
     result = authorize(token_for("mc_0123456789abcdef01234567", "tenant-a"))
-    assert result["context"] == {"tenant_id": "tenant-a"}
+    assert result["context"]["tenant_id"] == "tenant-a"  # and its data's credentials: see below
+    assert set(result["context"]) == {"tenant_id", *TenantCredentials("", "", "").to_context()}
     assert result["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
 

@@ -26,7 +26,11 @@ DELIVERED: list[list[str]] = []
 
 def authorizer(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:
     statement = {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
-    return {"principalId": "x", "policyDocument": {"Version": "2012-10-17", "Statement": [statement]}}
+    return {
+        "principalId": "x",
+        "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+        "context": {"tenant_id": "tenant-a"},  # predict's invocation tenant (tenant isolation mode)
+    }
 
 
 def predict(event: dict[str, Any], _: LambdaContext) -> dict[str, Any]:

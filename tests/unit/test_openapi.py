@@ -41,6 +41,11 @@ def template_routes() -> set[tuple[str, str]]:
         for event in (resource.get("Properties", {}).get("Events") or {}).values():
             if event["Type"] == "Api":
                 routes.add((event["Properties"]["Method"].lower(), event["Properties"]["Path"]))
+        # routes written in an API's definition body (predict's: template.yaml says why)
+        for path, methods in (
+            ((resource.get("Properties") or {}).get("DefinitionBody") or {}).get("paths", {}).items()
+        ):
+            routes.update((method, path) for method in methods)
     return routes
 
 

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from samcli.yamlhelper import yaml_parse
 
 from local import sam_local
 from local.events import write_events
@@ -73,3 +74,32 @@ def test_containers_are_pointed_at_the_name_they_reach_moto_by(
             "AWS_ENDPOINT_URL": "http://host.docker.internal:4566",
             "TABLE_NAME": "local-inference",
         }
+
+
+def test_without_the_authorizer_sam_local_runs_predict_shared_with_its_own_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the template as built and the env.json the local stack wrote from it (per-tenant,
+    # tenant data read only with the credentials the authorizer vends)
+    monkeypatch.setattr(sam_local, "BUILT_TEMPLATE", REPO_ROOT / "template.yaml")
+    monkeypatch.setattr(sam_local, "SAM_LOCAL_TEMPLATE", tmp_path / "template.sam-local.yaml")
+    monkeypatch.setattr(sam_local, "STACK_DIR", tmp_path)
+    written = {"TENANT_ISOLATION": "per-tenant", "TENANT_DATA_CREDENTIALS": "authorizer", "TABLE_NAME": "t"}
+    (tmp_path / "env.json").write_text(
+        json.dumps({"PredictFunction": written, "LoginFunction": {"TABLE_NAME": "t"}})
+    )
+    # When the sam local template is written (the authorizer removed: SAM CLI cannot run it)
+    template = yaml_parse(sam_local.write_sam_local_template().read_text())
+    # Then no authorizer runs, so nothing maps a tenant id nor vends credentials: predict is
+    # deployed shared (no TenancyConfig: SAM CLI would take the client's X-Amz-Tenant-Id) and
+    # reads with its own credentials (locally the stack's moto credentials; on AWS its role reads
+    # no tenant data, so this setting there fails closed)
+    assert "Auth" not in template["Resources"]["Api"]["Properties"]
+    assert template["Parameters"]["TenantIsolation"]["Default"] == "shared"
+    assert "TenancyConfig" not in template["Resources"]["PredictFunction"]["Properties"]
+    predict = template["Resources"]["PredictFunction"]["Properties"]["Environment"]["Variables"]
+    assert predict["TENANT_ISOLATION"] == "shared" and predict["TENANT_DATA_CREDENTIALS"] == "function"
+    # And env.json, which overrides the template's values, says the same (and nothing else changes)
+    environments = json.loads((tmp_path / "env.json").read_text())
+    assert environments["PredictFunction"] == written | sam_local.SAM_LOCAL_PREDICT_ENVIRONMENT
+    assert environments["LoginFunction"] == {"TABLE_NAME": "t"}

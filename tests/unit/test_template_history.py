@@ -22,7 +22,7 @@ def resources() -> dict[str, Any]:
 
 
 def test_predict_gains_nothing_from_history(resources: dict[str, Any]) -> None:
-    assert actions(resources["PredictFunction"]) == {"dynamodb:GetItem", "s3:GetObject", "kms:GetPublicKey"}
+    assert actions(resources["PredictFunction"]) == {"dynamodb:GetItem", "kms:GetPublicKey"}
 
 
 def test_the_writer_may_only_put_history_items_and_capture_objects(resources: dict[str, Any]) -> None:

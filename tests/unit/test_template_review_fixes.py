@@ -35,7 +35,15 @@ def test_predict_cannot_list_the_model_bucket(template: dict[str, Any]) -> None:
     # Decision 0007: predict reads the pinned key and nothing else in S3, so S3 answers a missing
     # model with AccessDenied (which predict treats as missing, tests/handler/test_missing_model_on_aws.py)
     # and a compromised environment cannot enumerate other tenants' model keys.
-    s3_actions = {a for a in function_actions(template, "PredictFunction") if a.startswith("s3:")}
+    # Predict reads models with the tenant-data role's session (decision 0017): that role's S3 grant.
+    assert not {a for a in function_actions(template, "PredictFunction") if a.startswith("s3:")}
+    role = template["Resources"]["TenantDataRole"]["Properties"]
+    s3_actions = {
+        s["Action"]
+        for p in role["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if s["Action"].startswith("s3:")
+    }
     assert s3_actions == {"s3:GetObject"}
     decision = REPO_ROOT / "docs" / "decisions" / "0007-access-denied-is-a-missing-model.md"
     assert "s3:ListBucket" in decision.read_text()

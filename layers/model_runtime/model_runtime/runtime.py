@@ -28,6 +28,7 @@ from model_runtime.aws_data import fast_session
 from model_runtime.deadlines import CLIENT_CONFIG, Deadline
 from model_runtime.settings import Settings, read_settings
 from model_runtime.table import ActivityLog, KeyRing, Table, Tenant
+from model_runtime.tenant_credentials import CLOCK_MARGIN_SECONDS, CredentialVendor
 from model_runtime.tokens import Tokens
 from model_runtime.ttl_cache import TtlCache
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
 
 
 def end_init() -> None:
@@ -70,7 +72,7 @@ class Runtime:
         ttl, grace = settings.mapping_ttl_seconds, settings.stale_grace_seconds
         # Lambdas, not bound methods: the table (and its client) is created on first use.
         self.tenants: TtlCache[Tenant | None] = TtlCache(
-            lambda tenant_id: self.table.get_tenant(tenant_id),  # noqa: PLW0108
+            lambda tenant_id: self.tenant_table().get_tenant(tenant_id),
             ttl,
             grace=grace,
             name="tenant",
@@ -124,8 +126,25 @@ class Runtime:
         return self.client("kms")  # type: ignore[no-any-return]
 
     @cached_property
+    def sts(self) -> STSClient:
+        return self.client("sts")  # type: ignore[no-any-return]
+
+    @cached_property
     def table(self) -> Table:
         return Table(self.dynamodb, self.settings.table_name)
+
+    @cached_property
+    def tenant_credentials(self) -> CredentialVendor:
+        """The authorizer's sessions of the tenant-data role, one per tenant. API Gateway reuses
+        an answer (and its credentials) for the authorizer cache TTL, then predict runs."""
+        settings = self.settings
+        needed = settings.mapping_ttl_seconds + settings.predict_timeout_seconds + CLOCK_MARGIN_SECONDS
+        return CredentialVendor(self, settings.tenant_data_role_arn, needed)
+
+    def tenant_table(self) -> Table:
+        """The table as the current request may read its tenant's mapping: predict reads it with
+        the credentials vended for that tenant (`model_serving.models.PredictRuntime`)."""
+        return self.table
 
     @cached_property
     def activity(self) -> ActivityLog:

@@ -15,6 +15,11 @@ import os
 from dataclasses import dataclass
 from typing import Protocol
 
+PER_TENANT = "per-tenant"
+SHARED = "shared"
+AUTHORIZER = "authorizer"
+FUNCTION = "function"
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed. Names the variable; never repeats its value."""
@@ -42,6 +47,12 @@ class Settings:
     model_cache_bytes: int
     # ActivityTable (template.yaml): the tenant-admin audit trail (model_runtime/audit.py).
     activity_table_name: str = ""
+    # Tenant isolation (docs/decisions/0017-tenant-isolation.md). The template sets all four; unset,
+    # predict runs as in a test or `sam local`: shared environments, its own credentials.
+    tenant_isolation: str = SHARED  # PER_TENANT: an invocation must name the token's tenant
+    tenant_data_credentials: str = FUNCTION  # AUTHORIZER: tenant data only with vended credentials
+    tenant_data_role_arn: str = ""  # the authorizer assumes it for the caller's tenant
+    predict_timeout_seconds: int = 10  # vended credentials outlive the cached answer plus this
 
 
 def _int(name: str, default: int, minimum: int) -> int:
@@ -54,6 +65,13 @@ def _int(name: str, default: int, minimum: int) -> int:
         raise SettingsError(name, "must be a whole number") from None
     if value < minimum:
         raise SettingsError(name, f"must be at least {minimum}")
+    return value
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = os.environ.get(name, "").strip() or default
+    if value not in allowed:
+        raise SettingsError(name, f"must be one of {', '.join(allowed)}")
     return value
 
 
@@ -74,6 +92,10 @@ def read_settings() -> Settings:
         max_body_bytes=_int("MAX_BODY_BYTES", 1024 * 1024, minimum=1),
         model_cache_bytes=_int("MODEL_CACHE_BYTES", 256 * 1024 * 1024, minimum=0),
         activity_table_name=os.environ.get("ACTIVITY_TABLE_NAME", "").strip(),
+        tenant_isolation=_choice("TENANT_ISOLATION", SHARED, (PER_TENANT, SHARED)),
+        tenant_data_credentials=_choice("TENANT_DATA_CREDENTIALS", FUNCTION, (AUTHORIZER, FUNCTION)),
+        tenant_data_role_arn=os.environ.get("TENANT_DATA_ROLE_ARN", "").strip(),
+        predict_timeout_seconds=_int("PREDICT_TIMEOUT_SECONDS", 10, minimum=1),
     )
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hmac
 import tempfile
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -33,14 +34,17 @@ import onnxruntime as ort
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
-from model_runtime.errors import BadRequest, ModelUnavailable
+from model_runtime.errors import BadRequest, Forbidden, ModelUnavailable
 from model_runtime.model_objects import model_key, sha256_hex  # noqa: F401 - re-exported (the CLI, tests)
 from model_runtime.runtime import Runtime
-from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
+from model_runtime.settings import AUTHORIZER, PER_TENANT, Settings
+from model_runtime.table import CLASSIFICATION, REGRESSION, Table, Tenant
+from model_runtime.tenant_credentials import ForeignSession, TenantData, TenantDataClients
 
 from model_serving.run_budget import run_session
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_s3 import S3Client
 
 logger = Logger(child=True)
@@ -317,14 +321,78 @@ def largest_cached_file(cache_bytes: int) -> int:
     return cache_bytes // ModelCache.MEMORY_PER_FILE_BYTE
 
 
+class _Invocation(threading.local):
+    """The current invocation's tenant (Lambda's, in tenant isolation mode) and the clients its
+    tenant's data is read with, per thread like the deadline (model_runtime/deadlines.py)."""
+
+    tenant_id: str | None = None
+    data: TenantData | None = None
+
+
 class PredictRuntime(Runtime):
-    """Predict's container state: the shared `Runtime` and this container's model cache."""
+    """Predict's container state: the shared `Runtime`, this container's model cache, and the
+    tenant isolation checks (docs/decisions/0017-tenant-isolation.md)."""
+
+    def __init__(self, settings: Settings, *, session: boto3.session.Session | None = None) -> None:
+        super().__init__(settings, session=session)
+        self.per_tenant = settings.tenant_isolation == PER_TENANT
+        self.vended_credentials = settings.tenant_data_credentials == AUTHORIZER
+        self.environment_tenant: str | None = None  # per-tenant: the one tenant this environment serves
+        self._invocation = _Invocation()
 
     @cached_property
     def models(self) -> ModelCache:
         settings = self.settings
         return ModelCache(
             settings.model_cache_bytes,
-            lambda tenant: fetch_model_object(self.s3, settings.model_bucket, tenant),
+            lambda tenant: fetch_model_object(self.tenant_s3(), settings.model_bucket, tenant),
             refusal_ttl=settings.mapping_ttl_seconds,
         )
+
+    @cached_property
+    def tenant_clients(self) -> TenantDataClients:
+        return TenantDataClients(self)
+
+    def begin(self, tenant_id: str | None) -> None:
+        """A new invocation, for the tenant Lambda names (`context.tenant_id`; None in shared mode)."""
+        invocation = self._invocation
+        invocation.tenant_id = tenant_id
+        invocation.data = None
+
+    def admit(self, tenant_id: str, authorizer: Mapping[str, Any]) -> None:
+        """Before any mapping or model of `tenant_id` (the verified token's) is read: the invocation
+        must run for that tenant (per-tenant: in an environment that only ever served it), and
+        tenant data is read with the credentials the authorizer vended for it. Refused: 403."""
+        invocation = self._invocation
+        invoked_as = invocation.tenant_id
+        if self.per_tenant:
+            if invoked_as != tenant_id or self.environment_tenant not in (None, tenant_id):
+                _refuse_invocation("tenant_environment_mismatch", "invocation is not for the token's tenant")
+            self.environment_tenant = tenant_id
+        elif invoked_as is not None and invoked_as != tenant_id:
+            _refuse_invocation("tenant_environment_mismatch", "invocation is not for the token's tenant")
+        if self.vended_credentials:
+            vouched = authorizer.get("tenant_id") == tenant_id
+            try:
+                data = self.tenant_clients.for_context(authorizer, tenant_id) if vouched else None
+            except ForeignSession:
+                _refuse_invocation("tenant_credentials_foreign", "credentials vended for another tenant")
+            if data is None:
+                _refuse_invocation(
+                    "tenant_credentials_missing", "no credentials vended for the token's tenant"
+                )
+            invocation.data = data
+
+    def tenant_table(self) -> Table:
+        data = self._invocation.data
+        return self.table if data is None else data.table
+
+    def tenant_s3(self) -> S3Client:
+        data = self._invocation.data
+        return self.s3 if data is None else data.s3
+
+
+def _refuse_invocation(event: str, message: str) -> NoReturn:
+    logger.warning(message, extra={"security_event": event})
+    metrics.add_metric(name="TenantIsolationRefused", unit=MetricUnit.Count, value=1)
+    raise Forbidden()
