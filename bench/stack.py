@@ -122,6 +122,8 @@ def moto_stack(
             names, stack_name=STACK_NAME, region=REGION, parameter_overrides=overrides
         )[function]
         os.environ.update(environment)
+        # `authorized` vends sessions as the authorizer would, with the authorizer's setting
+        os.environ["TENANT_DATA_ROLE_ARN"] = names.tenant_data_role_arn
         fresh_runtime()
         yield Stack(names.table_name, names.bucket, names.key_id)
     fresh_runtime()

@@ -9,6 +9,7 @@ deployment without knowing its tenant names.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -208,3 +209,38 @@ def test_a_clients_own_x_amz_tenant_id_header_changes_nothing(
         headers={"X-Amz-Tenant-Id": caller_a.claims["tid"]},
     )  # fmt: skip
     assert_answered_by_own_model(reply, caller_b)
+
+
+# Where proxies and frameworks hand a function its caller's context (aws-serverless-express's
+# x-apigateway-context/-event, an ALB's OIDC data, Lambda's request context): a client that sends
+# them names an authorizer context of its own choosing.
+SMUGGLED_CONTEXT_HEADERS = (
+    "X-Apigateway-Context",
+    "X-Apigateway-Event",
+    "X-Amzn-Oidc-Data",
+    "X-Amzn-RequestContext",
+)
+
+
+def test_an_authorizer_context_a_client_sends_naming_another_tenant_changes_nothing(
+    api: Api, caller_a: Caller, caller_b: Caller
+) -> None:
+    # Given alice's token, and an authorizer context naming bob's tenant in every header a proxy
+    # might read one from, and in the query
+    other = caller_b.claims["tid"]
+    context = json.dumps({"authorizer": {"tenant_id": other, "principalId": "bob"}, "tenant_id": other})
+    headers = dict.fromkeys(SMUGGLED_CONTEXT_HEADERS, context)
+    query = f"?requestContext.authorizer.tenant_id={other}&authorizer.tenant_id={other}"
+    # When alice predicts and reads her model card with them
+    replies = [
+        predict(api, caller_a, {"instances": caller_a.rows()}, headers=headers),
+        api.request("POST", PREDICT + query, {"instances": caller_a.rows()}, token=caller_a.token),
+        api.request("GET", MODEL, None, token=caller_a.token, headers=headers),
+    ]
+    # Then only the context API Gateway writes counts: alice's own model answers, her card shows
+    for reply in replies[:2]:
+        assert_answered_by_own_model(reply, caller_a)
+    assert replies[2].status == 200 and replies[2].json() == caller_a.card
+    # And inside the body, the context is an unknown field: refused outright
+    smuggled_body = {"instances": caller_a.rows(), "requestContext": {"authorizer": {"tenant_id": other}}}
+    assert predict(api, caller_a, smuggled_body).status == 400
