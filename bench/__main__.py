@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     _progress("rejection cost")
     results.rejections = warm.run_rejections(plan)
     if not args.quick:
-        _progress("cold starts (fresh processes, 5 rounds + 1 warm-up)")
-        results.cold = cold.run_cold(repeats=5)
+        _progress("cold starts (fresh processes, 7 rounds + 1 warm-up)")
+        results.cold = cold.run_cold(repeats=7)
     if results.cold is not None:
         _progress("tenant isolation at scale: cache miss measured, then simulated")
         results.tenancy = tenancy.run_tenancy(tenancy.inputs_from(results.warm, results.cold))
