@@ -4,6 +4,7 @@ edits `sys.path`, and pyproject.toml, requirements-dev.in, the lock and the laye
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -43,10 +44,12 @@ def declared() -> list[Requirement]:
 
 
 def python_sources() -> list[Path]:
+    """Every .py file of the repository, without walking into the venvs and build outputs (an
+    rglob filtered afterwards walked them all: 16 s of the suite)."""
     sources = []
-    for path in REPO_ROOT.rglob("*.py"):
-        if not SKIPPED_DIRS.intersection(path.relative_to(REPO_ROOT).parts):
-            sources.append(path)
+    for directory, subdirectories, files in os.walk(REPO_ROOT):
+        subdirectories[:] = [name for name in subdirectories if name not in SKIPPED_DIRS]
+        sources += [Path(directory) / name for name in files if name.endswith(".py")]
     return sources
 
 
