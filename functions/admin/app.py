@@ -41,21 +41,19 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from model_runtime import accounts, audit, uploads, versions
-from model_runtime.access import resolve_tenant
+from model_runtime.access import resolve_tenant, verified_caller
 from model_runtime.errors import (
     BadRequest,
     Conflict,
     NotAdmin,
     NotFound,
     ProblemError,
-    Unauthorized,
     UnsupportedMediaType,
 )
 from model_runtime.http import (
     Event,
     Response,
     Router,
-    header,
     json_response,
     media_type,
     raw_body,
@@ -66,7 +64,6 @@ from model_runtime.runtime import Runtime, end_init
 from model_runtime.settings import require_settings
 from model_runtime.strict_json import parse_json
 from model_runtime.table import Client, User
-from model_runtime.tokens import bearer_token
 
 MAX_ADMIN_BODY_BYTES = 16 * 1024  # a username, a password and two roles fit many times over
 ADMIN_PREFIX = "/api/v1/admin/"
@@ -96,11 +93,7 @@ AdminHandler = Callable[[Event, Action], Response]
 
 def admin_caller(event: Event) -> Action:
     """Steps 1-3: the verified caller, its tenant from the token only, and its `admin` role."""
-    claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
-    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
-        logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
-        raise Unauthorized()
+    claims = verified_caller(runtime, event)
     tenant = resolve_tenant(runtime, claims)
     identity = (event.get("requestContext") or {}).get("identity") or {}
     action = Action(tenant.tenant_id, claims.subject, str(identity.get("sourceIp") or ""))

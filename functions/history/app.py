@@ -21,13 +21,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime.access import resolve_tenant
-from model_runtime.errors import BadRequest, NotFound, Unauthorized
+from model_runtime.access import resolve_tenant, verified_caller
+from model_runtime.errors import BadRequest, NotFound
 from model_runtime.history import DEFAULT_PAGE, MAX_PAGE, REQUEST_ID_PATTERN, HistoryRuntime, shown
-from model_runtime.http import Event, Response, Router, header, json_response
+from model_runtime.http import Event, Response, Router, json_response
 from model_runtime.runtime import end_init
 from model_runtime.settings import require_settings
-from model_runtime.tokens import Claims, bearer_token
+from model_runtime.tokens import Claims
 
 logger = Logger()
 metrics = Metrics()
@@ -39,11 +39,7 @@ runtime = HistoryRuntime(
 
 def caller(event: Event) -> Claims:
     """The verified token's claims, of a tenant that is active and is the authorizer's."""
-    claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
-    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
-        logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
-        raise Unauthorized()
+    claims = verified_caller(runtime, event)
     resolve_tenant(runtime, claims)  # revoked, disabled or unmapped: refused as predict refuses
     return claims
 

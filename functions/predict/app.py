@@ -20,8 +20,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from model_runtime.access import resolve_tenant
-from model_runtime.errors import BadRequest, Unauthorized, UnsupportedMediaType
+from model_runtime.access import resolve_tenant, verified_caller
+from model_runtime.errors import BadRequest, UnsupportedMediaType
 from model_runtime.http import (
     Event,
     Response,
@@ -36,7 +36,6 @@ from model_runtime.runtime import end_init
 from model_runtime.settings import require_settings
 from model_runtime.table import CLASSIFICATION, REGRESSION, Tenant
 from model_runtime.tenant_metrics import tenant_metrics
-from model_runtime.tokens import bearer_token
 from model_serving.answers import answer
 from model_serving.models import PredictRuntime
 from model_serving.payload import validate_request
@@ -51,14 +50,9 @@ runtime = PredictRuntime(require_settings(logger, "TABLE_NAME", "MODEL_BUCKET", 
 
 def caller_tenant(event: Event) -> Tenant:
     """Steps 2 and 3: verify the bearer token, then map its tenant claim, and only that."""
-    claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
+    claims = verified_caller(runtime, event)  # the token, and the authorizer's tenant is the token's
     tenant_metrics.tenant(claims.tenant_id, claims.subject)  # verified: refusals counted per tenant too
-    # Behind the API's REQUEST authorizer (functions/authorizer), the gateway metered this request
-    # as the tenant the authorizer named: it must be the verified token's tenant.
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
-    if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
-        logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
-        raise Unauthorized()
     # Before any mapping or model is read: this invocation runs for the token's tenant, and its
     # data is read with the credentials vended for that tenant alone (model_serving/models.py).
     runtime.admit(claims.tenant_id, authorizer)

@@ -1,4 +1,5 @@
-"""The access rules on top of the table: which tenant a token reaches, and when a login is locked.
+"""The access rules on top of the table: who calls, which tenant a token reaches, and when a login
+is locked.
 
 Storage is `model_runtime.table`; this module decides. Both take the container's `Runtime`.
 """
@@ -6,14 +7,16 @@ Storage is `model_runtime.table`; this module decides. Both take the container's
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from model_runtime.deadlines import DEPENDENCY_ERRORS, DeadlineExceeded, describe_failure
 from model_runtime.errors import Forbidden, Unauthorized
+from model_runtime.http import header
+from model_runtime.tokens import bearer_token
 
 if TYPE_CHECKING:
     from model_runtime.runtime import Runtime
@@ -21,6 +24,21 @@ if TYPE_CHECKING:
     from model_runtime.tokens import Claims
 
 logger = Logger(child=True)
+
+
+def verified_caller(runtime: Runtime, event: Mapping[str, Any]) -> Claims:
+    """The bearer token's verified claims: the first check of every tenant route.
+
+    Behind the API's REQUEST authorizer (functions/authorizer) the gateway metered the request as
+    the tenant the authorizer named; a token of another tenant is refused (401) with a security
+    log line. Without an authorizer (a direct invoke, `sam local`) there is no context to compare.
+    """
+    claims = runtime.tokens.verify(bearer_token(header(event, "Authorization")))
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if "tenant_id" in authorizer and authorizer["tenant_id"] != claims.tenant_id:
+        logger.warning("authorizer tenant is not the token's", extra={"security_event": "tenant_mismatch"})
+        raise Unauthorized()
+    return claims
 
 
 def resolve_tenant(runtime: Runtime, claims: Claims) -> Tenant:
